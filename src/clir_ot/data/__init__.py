@@ -1,0 +1,1 @@
+"""Data: MIRACL (topics, qrels, corpora), bitext, lexicons, code-switching and language exclusion."""

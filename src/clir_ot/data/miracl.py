@@ -1,0 +1,263 @@
+"""MIRACL through ``ir_datasets``, with an offline mirror that fills its cache.
+
+The real loader is ``ir_datasets.load(f"miracl/{lang}/{split}")``. Where there is no network,
+:func:`prepare` copies files from a local mirror into the ``ir_datasets`` cache so that the same
+loader runs offline. Mirror layout (the one of ``../shared/data/miracl`` and of the embedded copy)::
+
+    topics-qrels/topics.miracl-v1.0-<lang>-<split>.tsv
+    topics-qrels/qrels.miracl-v1.0-<lang>-<split>.tsv
+    miracl-corpus-v1.0-<lang>.docs.jsonl.gz            # one-shard corpora (sw, bn, yo)
+    miracl-corpus-v1.0-<lang>-<i>.docs.jsonl.gz         # shard i of multi-shard corpora
+
+Cache paths come from ``ir_datasets``' own download registry (``etc/downloads.json``), which also
+encodes the Yoruba quirk: its only shard lives at ``miracl/v1.0/yo/docs/docs-1.jsonl.gz``.
+Documents are ``title + " " + text`` (``MiraclDoc.default_text``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
+
+from ..artifacts import copy_atomic
+from ..errors import ClirOtError, DataUnavailableError
+from ..languages import check_language
+from ..offline import is_offline
+from ..resources import embedded_miracl_mirror
+
+KINDS = ("topics", "qrels", "corpus")
+
+
+class Query(NamedTuple):
+    query_id: str
+    text: str
+
+
+class Qrel(NamedTuple):
+    query_id: str
+    doc_id: str
+    relevance: int
+
+
+class Doc(NamedTuple):
+    doc_id: str
+    text: str  # title + " " + text
+
+
+@cache
+def ir_datasets_home() -> Path:
+    """The ``ir_datasets`` cache root (``$IR_DATASETS_HOME``, default ``~/.ir_datasets``).
+
+    ``ir_datasets`` fixes its dataset paths when it is first imported; so is this value.
+    """
+    import ir_datasets
+
+    return Path(ir_datasets.util.home_path())
+
+
+@cache
+def _registry() -> dict[str, dict]:
+    path = resources.files("ir_datasets").joinpath("etc", "downloads.json")
+    return json.loads(path.read_text(encoding="utf-8"))["miracl"]
+
+
+def has_split(lang: str, split: str) -> bool:
+    return f"v1.0/{lang}/{split}/topics" in _registry()
+
+
+def _check(lang: str, split: str) -> str:
+    lang = check_language(lang)
+    if not has_split(lang, split):
+        splits = sorted({k.split("/")[2] for k in _registry() if k.startswith(f"v1.0/{lang}/")
+                         and k.endswith("/topics")})
+        raise ClirOtError(f"MIRACL has no {split!r} split for {lang!r}; available: {', '.join(splits)}")
+    return lang
+
+
+def cache_files(lang: str, split: str) -> dict[str, list[tuple[Path, str | None]]]:
+    """Cache paths (with expected md5) that ``ir_datasets`` reads for topics, qrels and corpus."""
+    lang = _check(lang, split)
+    reg, home = _registry(), ir_datasets_home() / "miracl"
+    shards = sorted((k for k in reg if k.startswith(f"v1.0/{lang}/corpus/")), key=lambda k: int(k.rsplit("/", 1)[1]))
+    out: dict[str, list[tuple[Path, str | None]]] = {
+        "topics": [(home / reg[f"v1.0/{lang}/{split}/topics"]["cache_path"],
+                    reg[f"v1.0/{lang}/{split}/topics"].get("expected_md5"))],
+        "qrels": [(home / reg[f"v1.0/{lang}/{split}/qrels"]["cache_path"],
+                   reg[f"v1.0/{lang}/{split}/qrels"].get("expected_md5"))] if f"v1.0/{lang}/{split}/qrels" in reg
+        else [],
+        "corpus": [(home / reg[k]["cache_path"], None) for k in shards],
+    }
+    return out
+
+
+def mirror_files(mirror: Path, lang: str, split: str) -> dict[str, list[Path]]:
+    """Files a mirror folder is expected to hold for ``lang``/``split`` (see module docstring)."""
+    n_shards = len(cache_files(lang, split)["corpus"])
+    corpus = ([mirror / f"miracl-corpus-v1.0-{lang}.docs.jsonl.gz"] if n_shards == 1 else
+              [mirror / f"miracl-corpus-v1.0-{lang}-{i}.docs.jsonl.gz" for i in range(n_shards)])
+    tq = mirror / "topics-qrels"
+    return {"topics": [tq / f"topics.miracl-v1.0-{lang}-{split}.tsv"],
+            "qrels": [tq / f"qrels.miracl-v1.0-{lang}-{split}.tsv"], "corpus": corpus}
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class PrepareReport:
+    copied: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def prepare(langs: list[str], split: str = "dev", mirror: Path | None = None) -> PrepareReport:
+    """Copy mirror files into the ``ir_datasets`` cache where they are not there yet.
+
+    Topics and qrels are checked against the md5 that ``ir_datasets`` expects (the official files);
+    a mismatch is refused. Corpus shards are copied as they are. Nothing already cached is replaced.
+    """
+    mirror = Path(mirror) if mirror is not None else embedded_miracl_mirror()
+    if not mirror.is_dir():
+        raise ClirOtError(f"mirror folder {mirror} does not exist")
+    report = PrepareReport()
+    for lang in langs:
+        if not has_split(lang, split):
+            continue
+        expected = cache_files(lang, split)
+        sources = mirror_files(mirror, lang, split)
+        for kind in KINDS:
+            for (dst, md5), src in zip(expected[kind], sources[kind], strict=False):
+                label = f"{lang}/{split} {kind}: {dst.name}"
+                if dst.exists():
+                    report.present.append(label)
+                elif src.is_file():
+                    if md5 is not None and _md5(src) != md5:
+                        raise ClirOtError(f"{src} does not match the official MIRACL file "
+                                          f"(md5 {md5} expected by ir_datasets); refusing to cache it")
+                    copy_atomic(src, dst)
+                    report.copied.append(label)
+                else:
+                    report.missing.append(label)
+    return report
+
+
+def ensure_embedded(lang: str, split: str) -> None:
+    """Fill the cache from the embedded mirror for ``lang``/``split`` where it has the files."""
+    prepare([lang], split, embedded_miracl_mirror())
+
+
+def _available(kind: str, lang: str, split: str) -> bool:
+    return all(p.exists() for p, _ in cache_files(lang, split)[kind]) and bool(cache_files(lang, split)[kind])
+
+
+def corpus_unavailable_message(lang: str, reason: str) -> str:
+    return (f"the MIRACL corpus for {lang!r} is not available here: {reason}. "
+            f"With a network, ir_datasets downloads it on first use "
+            f"(python -c \"import ir_datasets; ir_datasets.load('miracl/{lang}/dev').docs_iter().__next__()\"). "
+            f"Offline, put the shards in a mirror folder (miracl-corpus-v1.0-{lang}[-<i>].docs.jsonl.gz) and run "
+            f"`clir-ot data prepare --from DIR --lang {lang}`.")
+
+
+def _dataset(lang: str, split: str):
+    import ir_datasets
+
+    ensure_embedded(lang, split)
+    return ir_datasets.load(f"miracl/{lang}/{split}")
+
+
+def load_queries(lang: str, split: str = "dev") -> list[Query]:
+    """Topics of ``miracl/<lang>/<split>`` (query ids kept as strings)."""
+    lang = _check(lang, split)
+    try:
+        return [Query(q.query_id, q.text) for q in _dataset(lang, split).queries_iter()]
+    except OSError as exc:
+        raise DataUnavailableError(f"MIRACL {lang}/{split} topics are not available: {exc}") from exc
+
+
+def load_qrels(lang: str, split: str = "dev") -> list[Qrel]:
+    """Relevance judgements of ``miracl/<lang>/<split>``."""
+    lang = _check(lang, split)
+    try:
+        return [Qrel(q.query_id, q.doc_id, int(q.relevance)) for q in _dataset(lang, split).qrels_iter()]
+    except OSError as exc:
+        raise DataUnavailableError(f"MIRACL {lang}/{split} qrels are not available: {exc}") from exc
+
+
+def require_corpus(lang: str, split: str = "dev") -> None:
+    """Make sure the corpus of ``lang`` is in the cache: embedded copy, else ir_datasets' download.
+
+    Raises :class:`DataUnavailableError` with what to do when it cannot be had.
+    """
+    lang = _check(lang, split)
+    ensure_embedded(lang, split)
+    if _available("corpus", lang, split):
+        return
+    if is_offline():
+        raise DataUnavailableError(corpus_unavailable_message(lang, "not in the ir_datasets cache and "
+                                                              "offline mode is on (CLIR_OT_OFFLINE)"))
+    import ir_datasets
+
+    try:
+        next(iter(ir_datasets.load(f"miracl/{lang}/{split}").docs_iter()))
+    except Exception as exc:  # any download failure: connection, HTTP, checksum
+        reason = f"not in the ir_datasets cache and the download failed ({type(exc).__name__})"
+        raise DataUnavailableError(corpus_unavailable_message(lang, reason)) from exc
+
+
+def iter_docs(lang: str, split: str = "dev") -> Iterator[Doc]:
+    """Passages of the ``lang`` corpus in official order, as ``Doc(doc_id, title + " " + text)``."""
+    require_corpus(lang, split)
+    for d in _dataset(lang, split).docs_iter():
+        yield Doc(d.doc_id, d.default_text())
+
+
+def count_lines(path: Path) -> int:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+@dataclass
+class LanguageStatus:
+    lang: str
+    split: str
+    counts: dict[str, int | None]  # kind -> count, None when unavailable
+    sources: dict[str, str]  # kind -> "cache" | "embedded" | "mirror" | "missing"
+
+
+def status(langs: list[str], split: str = "dev", mirror: Path | None = None) -> list[LanguageStatus]:
+    """What is usable offline for each language: in the cache, embedded, in ``mirror``, or missing."""
+    out = []
+    mirrors = [("embedded", embedded_miracl_mirror())] + ([("mirror", Path(mirror))] if mirror else [])
+    for lang in langs:
+        counts: dict[str, int | None] = {}
+        sources: dict[str, str] = {}
+        if not has_split(lang, split):
+            out.append(LanguageStatus(lang, split, dict.fromkeys(KINDS), dict.fromkeys(KINDS, "no split")))
+            continue
+        cached = cache_files(lang, split)
+        for kind in KINDS:
+            paths = [p for p, _ in cached[kind]]
+            source = "cache" if paths and all(p.exists() for p in paths) else "missing"
+            if source == "missing":
+                for name, root in mirrors:
+                    candidates = mirror_files(root, lang, split)[kind]
+                    if candidates and all(p.is_file() for p in candidates):
+                        source, paths = name, candidates
+                        break
+            sources[kind] = source
+            counts[kind] = None if source == "missing" else sum(count_lines(p) for p in paths)
+        out.append(LanguageStatus(lang, split, counts, sources))
+    return out

@@ -1,0 +1,120 @@
+"""A text encoder: a Hugging Face model + tokenizer + pooling, prefixes and normalisation.
+
+``Encoder.encode(texts, kind="query"|"passage")`` gives L2-normalised sentence embeddings the way
+each model expects (E5: "query: " / "passage: " prefixes, mean pooling). ``Encoder.token_embeddings``
+gives the per-token states that OT distillation aligns. ``Encoder.save`` writes a
+``save_pretrained`` directory with the tokenizer and ``clir_ot_encoder.json`` (the spec), which
+:func:`clir_ot.models.load_encoder` reads back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from .pooling import POOLINGS, pool
+
+SPEC_FILE = "clir_ot_encoder.json"
+Kind = Literal["query", "passage", "plain"]
+
+
+@dataclass
+class EncoderSpec:
+    """How to turn text into an embedding with a given model."""
+
+    pooling: str = "mean"
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    normalize: bool = True
+    max_length: int = 512
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {self.pooling!r}; expected one of {POOLINGS}")
+
+    def prefix(self, kind: Kind) -> str:
+        return {"query": self.query_prefix, "passage": self.passage_prefix, "plain": ""}[kind]
+
+    @classmethod
+    def read(cls, directory: Path) -> EncoderSpec | None:
+        path = Path(directory) / SPEC_FILE
+        if not path.is_file():
+            return None
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+    def write(self, directory: Path) -> None:
+        (Path(directory) / SPEC_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+
+class Encoder(torch.nn.Module):
+    """Model + tokenizer + :class:`EncoderSpec`."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: EncoderSpec,
+                 source: str = "") -> None:
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.source = source
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def tokenize(self, texts: Sequence[str], kind: Kind, max_length: int | None = None) -> dict[str, torch.Tensor]:
+        """Tokenise with the kind's prefix, padding to the longest text of the batch."""
+        prefix = self.spec.prefix(kind)
+        batch = self.tokenizer([prefix + t for t in texts], padding=True, truncation=True,
+                               max_length=max_length or self.spec.max_length, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+
+    def token_embeddings(self, batch: dict[str, torch.Tensor], layer: int = -1) -> torch.Tensor:
+        """Hidden states ``(B, L, H)`` of ``layer`` (-1 = last; 0 = embedding output)."""
+        out = self.model(**batch, output_hidden_states=layer != -1)
+        return out.last_hidden_state if layer == -1 else out.hidden_states[layer]
+
+    def sentence_embeddings(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        emb = pool(tokens, mask, self.spec.pooling)
+        return torch.nn.functional.normalize(emb, dim=-1) if self.spec.normalize else emb
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.sentence_embeddings(self.token_embeddings(batch), batch["attention_mask"])
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], kind: Kind = "passage", batch_size: int = 32,
+               sort_by_length: bool = True, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        """Embed ``texts`` (float32 ``(N, H)``), in input order.
+
+        Length-sorted batches (by characters) cut padding; ``on_batch(n)`` reports progress.
+        """
+        was_training = self.model.training
+        self.model.eval()
+        order = np.argsort([-len(t) for t in texts], kind="stable") if sort_by_length else np.arange(len(texts))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            batch = self.tokenize([texts[i] for i in idx], kind)
+            out[idx] = self(batch).float().cpu().numpy()
+            if on_batch is not None:
+                on_batch(len(idx))
+        self.model.train(was_training)
+        return out
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        self.spec.write(directory)

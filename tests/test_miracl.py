@@ -1,0 +1,94 @@
+"""MIRACL data layer: offline cache filling, real ir_datasets loading, clear errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from clir_ot.data import miracl
+from clir_ot.errors import ClirOtError, DataUnavailableError
+from clir_ot.resources import embedded_miracl_mirror
+
+
+def test_prepare_fills_cache_and_ir_datasets_reads_yo_offline(isolated_env: Path) -> None:
+    import ir_datasets
+
+    report = miracl.prepare(["yo"], "dev")
+    assert "yo/dev corpus: docs-1.jsonl.gz" in report.copied  # the ir_datasets yo quirk
+    assert (isolated_env / "miracl/v1.0/yo/docs/docs-1.jsonl.gz").is_file()
+    ds = ir_datasets.load("miracl/yo/dev")
+    assert sum(1 for _ in ds.queries_iter()) == 119
+    qrels = list(ds.qrels_iter())
+    assert len(qrels) == 1188
+    assert sum(q.relevance > 0 for q in qrels) == 144
+    n_docs, first = 0, None
+    for doc in ds.docs_iter():
+        first = first or doc
+        n_docs += 1
+    assert n_docs == 49043
+    assert first.doc_id == "598#0" and first.default_text().startswith("A aa ab")
+    # a second prepare copies nothing and keeps what is there
+    again = miracl.prepare(["yo"], "dev")
+    assert not again.copied and len(again.present) == 3
+
+
+def test_loaders_return_strings_and_title_text() -> None:
+    queries = miracl.load_queries("yo")
+    assert queries[0] == miracl.Query("10020#0", "Odun wo ni wọn ṣe idije Olympiiki akọkọ?")
+    qrels = miracl.load_qrels("yo")
+    assert miracl.Qrel("10020#0", "10020#1", 1) in qrels
+    doc = next(miracl.iter_docs("yo"))
+    assert doc == miracl.Doc("598#0", "A aa ab ac ad ae af ag ah ai aj ak al am an ao ap aq ar as at au av aw ax ay az")
+
+
+def test_missing_corpus_offline_is_a_clear_actionable_error() -> None:
+    assert len(miracl.load_queries("sw")) == 482  # topics are embedded
+    with pytest.raises(DataUnavailableError) as info:
+        next(miracl.iter_docs("sw"))
+    message = str(info.value)
+    assert "'sw'" in message and "clir-ot data prepare --from DIR --lang sw" in message
+    assert "ir_datasets" in message
+
+
+@pytest.mark.parametrize("lang", ["xx", "english", ""])
+def test_unknown_language_code_is_refused(lang: str) -> None:
+    with pytest.raises(ClirOtError, match="unknown language code"):
+        miracl.load_queries(lang)
+
+
+def test_missing_split_is_refused() -> None:
+    with pytest.raises(ClirOtError, match="no 'train' split for 'yo'"):
+        miracl.load_queries("yo", "train")
+
+
+def test_prepare_refuses_files_that_are_not_the_official_ones(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    shutil.copytree(embedded_miracl_mirror(), mirror)
+    topics = mirror / "topics-qrels" / "topics.miracl-v1.0-sw-dev.tsv"
+    topics.write_text(topics.read_text(encoding="utf-8") + "999\textra query\n", encoding="utf-8")
+    with pytest.raises(ClirOtError, match="does not match the official MIRACL file"):
+        miracl.prepare(["sw"], "dev", mirror)
+    assert not miracl.cache_files("sw", "dev")["topics"][0][0].exists()
+
+
+def test_multi_shard_mirror_layout_and_status(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    (mirror / "topics-qrels").mkdir(parents=True)
+    for i, n in enumerate((3, 2)):
+        with gzip.open(mirror / f"miracl-corpus-v1.0-te-{i}.docs.jsonl.gz", "wt", encoding="utf-8") as f:
+            for j in range(n):
+                f.write(json.dumps({"docid": f"{i}#{j}", "title": "T", "text": f"passage {i} {j}"}) + "\n")
+    rows = {s.lang: s for s in miracl.status(["te", "yo", "de"], "dev", mirror)}
+    assert rows["te"].counts == {"topics": 828, "qrels": 1606, "corpus": 5}
+    assert rows["te"].sources["corpus"] == "mirror"
+    assert rows["yo"].counts["corpus"] == 49043 and rows["yo"].sources["corpus"] == "embedded"
+    assert rows["de"].counts["corpus"] is None
+    report = miracl.prepare(["te"], "dev", mirror)
+    assert any("docs-1.jsonl.gz" in c for c in report.copied)
+    docs = list(miracl.iter_docs("te"))
+    assert [d.doc_id for d in docs] == ["0#0", "0#1", "0#2", "1#0", "1#1"]
+    assert docs[0].text == "T passage 0 0"

