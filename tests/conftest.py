@@ -12,6 +12,8 @@ import pytest
 # ir_datasets fixes its cache paths at import: one cache for the session, emptied before each test.
 SESSION_IRDS_HOME = Path(tempfile.mkdtemp(prefix="clir-ot-irds-"))
 os.environ["IR_DATASETS_HOME"] = str(SESSION_IRDS_HOME)
+# converted models, audit results and unpacked packages of this session stay out of the user's cache
+os.environ["CLIR_OT_CACHE"] = str(Path(tempfile.mkdtemp(prefix="clir-ot-cache-")))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

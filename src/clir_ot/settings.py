@@ -1,0 +1,20 @@
+"""Environment settings: offline mode and the cache folder.
+
+- ``CLIR_OT_OFFLINE=1`` (or the Hugging Face offline variables) skips every download attempt.
+- ``CLIR_OT_CACHE`` (default ``~/.cache/clir-ot``) holds converted models, audits and unpacked packages.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+OFFLINE_VARIABLES = ("CLIR_OT_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def is_offline() -> bool:
+    return any(os.environ.get(name, "") not in ("", "0") for name in OFFLINE_VARIABLES)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CLIR_OT_CACHE", Path.home() / ".cache" / "clir-ot"))
