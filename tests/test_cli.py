@@ -77,9 +77,40 @@ def test_data_bitext_udhr_then_audit_refuses_it(tmp_path) -> None:
 
 
 def test_data_sample_is_reproducible() -> None:
-    first = run("data", "sample", "--n", "6", "--seed", "5")
-    second = run("data", "sample", "--n", "6", "--seed", "5")
-    other = run("data", "sample", "--n", "6", "--seed", "6")
+    first = run("data", "sample", "--n", "6", "--seed", "5", "--lang", "sw")
+    second = run("data", "sample", "--n", "6", "--seed", "5", "--lang", "sw")
+    other = run("data", "sample", "--n", "6", "--seed", "6", "--lang", "sw")
     assert first.exit_code == 0, first.output
     assert first.clean_stdout == second.clean_stdout != other.clean_stdout
     assert "codeswitch" in first.clean_stdout and "bitext" in first.clean_stdout
+
+
+def test_eval_alias_bm25_prints_real_yo_scores(tmp_path) -> None:
+    result = run("eval", "--benchmark", "miracl", "--lang", "yo,sw", "--model", "bm25", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "| yo | bm25 | 119 | 0.7325 | 0.3660 | 0.4066 | 0.3856 |" in result.clean_stdout
+    assert "sw unavailable" in result.clean_stdout
+
+
+def test_evaluate_a_mangled_run_file_names_the_line(tmp_path) -> None:
+    bad = tmp_path / "bad.trec"
+    bad.write_text("10020#0 Q0 598#0 1 0.5 x\n10020#0 Q0 598#1 2 0.4\n")
+    result = run("evaluate", "--lang", "yo", "--run", str(bad), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1 and f"{bad}:2: expected 6 fields" in result.clean_stderr.replace("\n", "")
+
+
+def test_encode_then_index_writes_a_run(tiny_bert_dir, tmp_path) -> None:
+    emb = tmp_path / "emb"
+    result = run("encode", "--model", str(tiny_bert_dir), "--lang", "yo", "--out", str(emb), "--pool", "100")
+    assert result.exit_code == 0, result.output
+    assert "encoded 1,042 passages and 119 queries" in result.clean_stdout  # 942 judged + 100
+    again = run("encode", "--model", str(tiny_bert_dir), "--lang", "yo", "--out", str(emb), "--pool", "100")
+    assert again.exit_code == 0 and "encoded 1,042" in again.clean_stdout  # finished: nothing re-encoded
+    other = run("encode", "--model", str(tiny_bert_dir), "--lang", "yo", "--out", str(emb), "--pool", "50")
+    assert other.exit_code == 1 and "another configuration" in other.clean_stderr
+    out = tmp_path / "run.trec"
+    indexed = run("index", "--embeddings", str(emb), "--out", str(out), "--depth", "10")
+    assert indexed.exit_code == 0, indexed.output
+    assert len(out.read_text().splitlines()) == 1190
+    scored = run("evaluate", "--lang", "yo", "--run", str(out), "--out", str(tmp_path / "ev"))
+    assert scored.exit_code == 0 and "| yo | run.trec | 119 |" in scored.clean_stdout

@@ -181,6 +181,149 @@ def data_sample(
         console.print(f"{ex.kind} ({ex.lang}) {ex.en}\n    → {ex.x}", highlight=False, markup=False)
 
 
+def _progress():
+    """A rich progress bar with items/s and the estimated time left (on stderr)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:,.1f}/s" if task.speed else "", style="cyan")
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err_console)
+
+
+Precision = Annotated[str, typer.Option(help="Inference precision: fp32, bf16 or int8 (dynamic quantisation).")]
+
+
+@app.command("encode")
+def encode_cmd(
+    model: Annotated[str, typer.Option(help="minilm, me5-small, a model directory or an HF id.")],
+    out: Annotated[Path, typer.Option(help="Embeddings directory.")],
+    lang: Annotated[str, typer.Option(help="MIRACL language.")] = "yo",
+    benchmark: Annotated[str, typer.Option(help="Benchmark (miracl).")] = "miracl",
+    split: Annotated[str, typer.Option(help="Split.")] = "dev",
+    batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 32,
+    precision: Precision = "fp32",
+    fp16_storage: Annotated[bool, typer.Option("--fp16", help="Store embeddings as float16.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing embeddings directory.")] = False,
+    pool: Annotated[int | None, typer.Option(help="Reduced pool: judged passages + N random ones "
+                                             "(default: the full corpus).")] = None,
+) -> None:
+    """Encode a MIRACL corpus (title + text) and its queries; resumes an interrupted run."""
+    from dataclasses import asdict
+
+    from .data import miracl
+    from .languages import check_language
+    from .models import load_encoder
+    from .retrieval.encode import encode_corpus
+
+    _check_benchmark(benchmark)
+    lang = check_language(lang)
+    docs = miracl.load_corpus(lang, split, pool)
+    queries = miracl.load_queries(lang, split)
+    encoder = load_encoder(model).set_precision(precision)
+    config = {"model": model, "lang": lang, "split": split, "precision": precision, "fp16_storage": fp16_storage,
+              "corpus": miracl.corpus_label(pool), "spec": asdict(encoder.spec)}
+    with _progress() as progress:
+        task = progress.add_task(f"encode {lang} ({len(docs):,} passages)", total=len(docs))
+        manifest = encode_corpus(encoder, [d.doc_id for d in docs], [d.text for d in docs],
+                                 [q.query_id for q in queries], [q.text for q in queries], out, config,
+                                 batch_size=batch_size, fp16=fp16_storage, overwrite=overwrite,
+                                 on_progress=lambda n: progress.advance(task, n))
+    console.print(f"encoded {manifest['documents']:,} passages and {manifest['queries']} queries into {out} "
+                  f"({manifest.get('passages_per_second_this_run')} passages/s this run)")
+
+
+@app.command("index")
+def index_cmd(
+    embeddings: Annotated[Path, typer.Option(help="Embeddings directory written by `clir-ot encode`.")],
+    out: Annotated[Path, typer.Option(help="TREC run file to write.")],
+    backend: Annotated[str, typer.Option(help="exact (chunked matmul + top-k) or faiss (IndexFlatIP).")] = "exact",
+    depth: Annotated[int, typer.Option(help="Documents per query.")] = 1000,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run file.")] = False,
+) -> None:
+    """Search the encoded queries against the encoded corpus (exact inner product) into a run file."""
+    import time
+
+    from .retrieval.encode import load_embeddings
+    from .retrieval.runfile import write_run
+    from .retrieval.search import search, to_run
+
+    if out.exists() and not overwrite:
+        raise ClirOtError(f"{out} already exists; pass --overwrite to replace it")
+    doc_ids, corpus, query_ids, queries = load_embeddings(embeddings)
+    started = time.time()
+    scores, idx = search(queries, corpus, depth, backend)
+    elapsed = time.time() - started
+    write_run(out, to_run(query_ids, doc_ids, scores, idx), tag=f"clir-ot-{backend}")
+    console.print(f"searched {len(query_ids)} queries over {len(doc_ids):,} passages ({backend}) in {elapsed:.2f} s "
+                  f"→ {out}")
+
+
+class Fusion(str, Enum):
+    bm25 = "bm25"
+    rrf = "rrf"
+
+
+def evaluate_cmd(
+    benchmark: Annotated[str, typer.Option(help="Benchmark (miracl).")] = "miracl",
+    langs: Annotated[str | None, typer.Option("--lang", "--langs", help="Languages (default: sw,yo,te,bn,hi,th).")]
+    = None,
+    model: Annotated[str | None, typer.Option(help="bm25, minilm, me5-small, a model directory or an HF id.")] = None,
+    run_file: Annotated[Path | None, typer.Option("--run", help="Evaluate this TREC run file instead.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/eval/<system>).")] = None,
+    split: Annotated[str, typer.Option(help="Split.")] = "dev",
+    depth: Annotated[int, typer.Option(help="Documents retrieved per query.")] = 1000,
+    fuse: Annotated[Fusion | None, typer.Option(help="Fuse with BM25: bm25 (interpolation) or rrf.")] = None,
+    alpha: Annotated[float, typer.Option(help="Interpolation weight of the dense run.")] = 0.5,
+    batch_size: Annotated[int, typer.Option(help="Texts per batch when encoding.")] = 32,
+    precision: Precision = "fp32",
+    backend: Annotated[str, typer.Option(help="Search backend: exact or faiss.")] = "exact",
+    pool: Annotated[int | None, typer.Option(help="Reduced pool: judged passages + N random ones "
+                                             "(cheap diagnostic; default: the full corpus).")] = None,
+) -> None:
+    """Retrieve and score MIRACL dev: Recall@100 (headline), MAP, nDCG@10, MRR@10 (trec_eval -c)."""
+    from .eval.evaluate import EvalConfig, evaluate, markdown_table
+
+    _check_benchmark(benchmark)
+    cfg = EvalConfig(langs=parse_language_list(langs), split=split, model=model,
+                     run_file=str(run_file) if run_file else None, fuse=fuse.value if fuse else None, alpha=alpha,
+                     depth=depth, batch_size=batch_size, precision=precision, backend=backend,
+                     pool_distractors=pool)
+    out = out or Path("runs") / "eval" / cfg.system_name().replace("/", "_")
+    with _progress() as progress:
+        task = progress.add_task("", total=None, visible=False)
+
+        def on_language(lang: str) -> None:
+            progress.update(task, description=f"{cfg.system_name()} {lang}", completed=0, total=None, visible=True)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(task, total=total, advance=done)
+
+        results = evaluate(cfg, out, on_language, on_progress)
+    console.print(markdown_table(results, cfg.measures, cfg.system_name()), markup=False, highlight=False)
+    console.print(f"run files, per-query scores and metrics in {out}/")
+
+
+app.command("evaluate")(evaluate_cmd)
+app.command("eval", help="Alias of `evaluate`.")(evaluate_cmd)
+
+
+def _check_benchmark(benchmark: str) -> None:
+    if benchmark != "miracl":
+        raise ClirOtError(f"unknown benchmark {benchmark!r}; clir-ot evaluates on miracl")
+
+
 @model_app.command("info")
 def model_info(name: Annotated[str, typer.Argument(help="minilm, me5-small, a directory or an HF id.")]) -> None:
     """Load an encoder (converting it once if needed) and describe it."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -221,6 +222,26 @@ def iter_docs(lang: str, split: str = "dev") -> Iterator[Doc]:
     require_corpus(lang, split)
     for d in _dataset(lang, split).docs_iter():
         yield Doc(d.doc_id, d.default_text())
+
+
+def load_corpus(lang: str, split: str = "dev", pool_distractors: int | None = None, seed: int = 0) -> list[Doc]:
+    """The full corpus (``pool_distractors=None``) or a reduced pool: every passage judged in the
+    ``split`` qrels plus ``pool_distractors`` others drawn at random (seeded), in corpus order.
+
+    A reduced pool is much cheaper to encode and easier than the full corpus: label its scores as such.
+    """
+    docs = list(iter_docs(lang, split))
+    if pool_distractors is None:
+        return docs
+    judged = {q.doc_id for q in load_qrels(lang, split)}
+    others = [i for i, d in enumerate(docs) if d.doc_id not in judged]
+    chosen = set(random.Random(f"pool:{seed}").sample(others, min(pool_distractors, len(others))))
+    return [d for i, d in enumerate(docs) if d.doc_id in judged or i in chosen]
+
+
+def corpus_label(pool_distractors: int | None, seed: int = 0) -> str:
+    return "full corpus" if pool_distractors is None else \
+        f"reduced pool: judged + {pool_distractors:,} random passages (seed {seed})"
 
 
 def count_lines(path: Path) -> int:

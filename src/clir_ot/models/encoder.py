@@ -22,6 +22,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from .pooling import POOLINGS, pool
 
 SPEC_FILE = "clir_ot_encoder.json"
+PRECISIONS = ("fp32", "bf16", "int8")
 Kind = Literal["query", "passage", "plain"]
 
 
@@ -64,14 +65,26 @@ class Encoder(torch.nn.Module):
         self.tokenizer = tokenizer
         self.spec = spec
         self.source = source
+        self.precision = "fp32"
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+    def set_precision(self, precision: str) -> Encoder:
+        """Inference precision: ``fp32``; ``bf16`` (autocast); ``int8`` (dynamic quantisation of the
+        linear layers, CPU, inference only). Returns ``self``."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+        if precision == "int8":
+            self.model = torch.ao.quantization.quantize_dynamic(self.model.cpu(), {torch.nn.Linear}, dtype=torch.qint8)
+        self.precision = precision
+        return self
+
 
     @property
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters(), torch.empty(0)).device
 
     def tokenize(self, texts: Sequence[str], kind: Kind, max_length: int | None = None) -> dict[str, torch.Tensor]:
         """Tokenise with the kind's prefix, padding to the longest text of the batch."""
@@ -103,10 +116,14 @@ class Encoder(torch.nn.Module):
         self.model.eval()
         order = np.argsort([-len(t) for t in texts], kind="stable") if sort_by_length else np.arange(len(texts))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
             batch = self.tokenize([texts[i] for i in idx], kind)
-            out[idx] = self(batch).float().cpu().numpy()
+            with autocast:
+                emb = self(batch)
+            out[idx] = torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy() if self.spec.normalize \
+                else emb.float().cpu().numpy()
             if on_batch is not None:
                 on_batch(len(idx))
         self.model.train(was_training)

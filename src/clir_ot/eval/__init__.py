@@ -1,0 +1,1 @@
+"""Evaluation: trec_eval-compatible metrics, significance tests, reports."""

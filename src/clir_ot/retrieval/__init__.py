@@ -1,0 +1,1 @@
+"""Retrieval: encoding, exact / FAISS search, BM25, fusion and TREC run files."""
