@@ -114,3 +114,19 @@ def test_encode_then_index_writes_a_run(tiny_bert_dir, tmp_path) -> None:
     assert len(out.read_text().splitlines()) == 1190
     scored = run("evaluate", "--lang", "yo", "--run", str(out), "--out", str(tmp_path / "ev"))
     assert scored.exit_code == 0 and "| yo | run.trec | 119 |" in scored.clean_stdout
+
+
+def test_distill_refuses_training_file_in_an_evaluation_language(tmp_path, tiny_xlmr_dir) -> None:
+    bad = tmp_path / "train.tsv"
+    bad.write_text("lang\tsource\tref\ten\tx\nde\tt\t1\tThe house is red.\tDas Haus ist rot.\n"
+                   "te\tt\t2\tThe house is red.\tఇల్లు ఎరుపు రంగులో ఉంది.\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = run("distill", "--lang", "sw", "--student", str(tiny_xlmr_dir), "--bitext", str(bad), "--out", str(out))
+    assert result.exit_code == 1
+    assert f"{bad}:3: te" in result.clean_stderr.replace("\n", "")
+    assert not out.exists()
+
+
+def test_distill_unknown_override_is_a_clear_error(tmp_path) -> None:
+    result = run("distill", "--set", "learning_rate=1", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1 and "unknown configuration field 'learning_rate'" in result.clean_stderr

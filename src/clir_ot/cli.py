@@ -324,6 +324,80 @@ def _check_benchmark(benchmark: str) -> None:
         raise ClirOtError(f"unknown benchmark {benchmark!r}; clir-ot evaluates on miracl")
 
 
+class Method(str, Enum):
+    ot = "ot"
+    kd = "kd"
+    ot_kd = "ot+kd"
+
+
+@app.command("distill")
+def distill_cmd(
+    lang: Annotated[str, typer.Option(help="Target evaluation language (excluded from training, with all six).")]
+    = "sw",
+    method: Annotated[Method | None, typer.Option(help="ot, kd or ot+kd.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file with DistillConfig fields.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/distill/<lang>-<method>-s<seed>).")]
+    = None,
+    student: Annotated[str | None, typer.Option(help="Student: me5-small, a directory or an HF id.")] = None,
+    teacher: Annotated[str | None, typer.Option(help="Teacher: self (frozen initial student), minilm, ...")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimisation steps.")] = None,
+    bitext: Annotated[list[str] | None, typer.Option(help="Bitext files ('path', 'path:lang', 'embedded:...').")]
+    = None,
+    lexicon: Annotated[str | None, typer.Option(help="Lexicon for code-switching.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override any config field: --set lr=3e-5.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out from its checkpoint.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
+) -> None:
+    """Distil a multilingual student with OT and/or MSE; the evaluation languages never enter training."""
+    from .config import build, parse_overrides, read_yaml
+    from .distill.trainer import DistillConfig, train
+
+    cli = {k: v for k, v in {"lang": lang, "method": method.value if method else None, "seed": seed,
+                             "student": student, "teacher": teacher, "steps": steps, "bitext": bitext,
+                             "lexicon": lexicon}.items() if v is not None}
+    cfg = build(DistillConfig, read_yaml(config) if config else {}, cli, parse_overrides(set_))
+    out = out or Path("runs") / "distill" / f"{cfg.lang}-{cfg.method}-s{cfg.seed}"
+    console.print(f"distill {cfg.method} → {out} (student {cfg.student}, teacher {cfg.teacher}, {cfg.steps} steps, "
+                  f"excluded: {', '.join(sorted(set(EVAL_LANGUAGES) | {cfg.lang}))})")
+    with _progress() as progress:
+        task = progress.add_task("distill", total=cfg.steps)
+
+        def on_start(step: int, total: int) -> None:
+            progress.update(task, completed=step, total=total)
+
+        def on_step(step: int, record: dict) -> None:
+            parts = [f"loss {record['loss']:.4f}"]
+            if "ot_cost" in record:
+                parts.append(f"ot {record['ot_cost']:.4f} H {record['plan_entropy']:.2f}")
+            parts.append(f"{record['tokens_per_s'] or 0:,.0f} tok/s")
+            progress.update(task, completed=step, description="distill " + " ".join(parts))
+
+        manifest = train(cfg, out, resume=resume, overwrite=overwrite, on_step=on_step, on_start=on_start)
+    _print_probe(manifest["probe"])
+    console.print(f"student: {out / 'student'}  ({manifest['train_time_s']:.0f} s training, "
+                  f"{manifest['wall_time_s']:.0f} s total)")
+
+
+def _print_probe(probe: dict) -> None:
+    before, after = probe.get("before") or {}, probe.get("after") or {}
+    if not after:
+        return
+    table = Table(title="held-out UDHR probe (student x vs teacher en): accuracy / MSE×100")
+    for col in ("lang", "before", "after"):
+        table.add_column(col)
+    for lang, res in after["probe"].items():
+        b = (before.get("probe") or {}).get(lang)
+        table.add_row(lang, f"{b['accuracy']:.3f} / {b['mse_x100']:.3f}" if b else "–",
+                      f"{res['accuracy']:.3f} / {res['mse_x100']:.3f}")
+    console.print(table)
+    if "retrieval_check" in after:
+        a, b = after["retrieval_check"], before.get("retrieval_check")
+        console.print(f"retrieval check {a['lang']} ({a['corpus']}): R@100 "
+                      f"{b['R@100']:.4f} → {a['R@100']:.4f}, nDCG@10 {b['nDCG@10']:.4f} → {a['nDCG@10']:.4f}"
+                      if b else f"retrieval check {a['lang']}: R@100 {a['R@100']:.4f}, nDCG@10 {a['nDCG@10']:.4f}")
+
+
 @model_app.command("info")
 def model_info(name: Annotated[str, typer.Argument(help="minilm, me5-small, a directory or an HF id.")]) -> None:
     """Load an encoder (converting it once if needed) and describe it."""

@@ -130,6 +130,9 @@ class Encoder(torch.nn.Module):
         return out
 
     def save(self, directory: Path) -> None:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(directory)

@@ -1,0 +1,60 @@
+"""Held-out alignment probe on UDHR paragraphs (never trained on) and a cheap retrieval check.
+
+Probe, per language x: the student's embedding of x against the teacher's embedding of the English
+paragraph, as sentence-transformers' evaluators report them:
+
+- translation accuracy (``TranslationEvaluator``): the fraction of x whose nearest teacher-English
+  embedding (cosine) is its own translation, averaged with the English→x direction;
+- MSE × 100 (``MSEEvaluator``): mean squared difference of the two embeddings, times 100.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..data.bitext import read_bitext
+from ..data.training import UDHR_PROBE, resolve_data_path
+from ..models.encoder import Encoder
+
+
+def udhr_pairs(langs: list[str]) -> dict[str, tuple[list[str], list[str]]]:
+    probe = read_bitext(resolve_data_path(UDHR_PROBE)[0])
+    out = {}
+    for lang in langs:
+        rows = [p for p in probe.pairs if p.lang == lang]
+        if rows:
+            out[lang] = ([p.en for p in rows], [p.x for p in rows])
+    return out
+
+
+def translation_probe(student: Encoder, teacher: Encoder, langs: list[str], batch_size: int = 16) -> dict[str, dict]:
+    """``{lang: {"accuracy", "src2trg", "trg2src", "mse_x100", "pairs"}}`` on UDHR paragraphs."""
+    results = {}
+    for lang, (en, x) in udhr_pairs(langs).items():
+        t = teacher.encode(en, "passage", batch_size=batch_size)
+        s = student.encode(x, "passage", batch_size=batch_size)
+        sims = s @ t.T
+        idx = np.arange(len(en))
+        src2trg = float((sims.argmax(1) == idx).mean())
+        trg2src = float((sims.argmax(0) == idx).mean())
+        results[lang] = {"accuracy": (src2trg + trg2src) / 2, "src2trg": src2trg, "trg2src": trg2src,
+                         "mse_x100": float(((t - s) ** 2).mean() * 100), "pairs": len(en)}
+    return results
+
+
+def retrieval_check(student: Encoder, lang: str, pool: int | None, depth: int = 100,
+                    batch_size: int = 32) -> dict[str, float]:
+    """Recall@100 and nDCG@10 of ``student`` on a reduced MIRACL pool (diagnostic, not a MIRACL result)."""
+    from ..data import miracl
+    from ..eval import metrics
+    from ..retrieval.search import exact_search, to_run
+
+    docs = miracl.load_corpus(lang, "dev", pool)
+    queries = miracl.load_queries(lang, "dev")
+    qrels = metrics.qrels_dict(miracl.load_qrels(lang, "dev"))
+    d = student.encode([doc.text for doc in docs], "passage", batch_size=batch_size)
+    q = student.encode([x.text for x in queries], "query", batch_size=batch_size)
+    scores, idx = exact_search(q, d, depth)
+    run = to_run([x.query_id for x in queries], [doc.doc_id for doc in docs], scores, idx)
+    agg = metrics.evaluate(qrels, run, ["R@100", "nDCG@10"])
+    return agg | {"lang": lang, "corpus": miracl.corpus_label(pool), "documents": len(docs)}

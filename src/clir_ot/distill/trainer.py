@@ -1,0 +1,416 @@
+"""Distillation trainer: a frozen teacher on the English side, a student on both sides.
+
+    clir-ot distill --lang sw --method ot --seed 0 --out runs/distill/sw-ot-s0
+
+Methods (``--method``):
+
+- ``kd``:    kd_weight · (‖S(en) − T(en)‖² + ‖S(x) − T(en)‖²)            (Reimers & Gurevych 2020)
+- ``ot``:    ot_weight · ⟨P*, C⟩_F + retention_weight · ‖S(en) − T(en)‖²   (OPTICAL + retention)
+- ``ot+kd``: ot_weight · ⟨P*, C⟩_F + kd_weight · (‖S(en) − T(en)‖² + ‖S(x) − T(en)‖²)
+
+x is the translation or the code-switched English of each pair (both are drawn). The teacher is
+frozen: the student's own initial copy (``teacher: self``, self-distillation: the student keeps its
+retrieval space while training languages are pulled toward English) or another encoder
+(``teacher: minilm``, OPTICAL's setting). Training uses the prefixes used at retrieval time:
+``prefix_mode: both`` alternates "query: " and "passage: " per batch, the same for both models.
+
+Output directory: ``student/`` (Hugging Face model + tokenizer + encoder spec), ``train_log.jsonl``,
+``probe.json`` (UDHR probe and retrieval check before/after), ``config.yaml`` and ``manifest.json``
+(exclusion audit, data sha256, versions, wall time, seed). ``checkpoint/`` exists while training:
+``--resume`` continues from it and ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from itertools import count
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..artifacts import prepare_output_dir, write_json_atomic, write_manifest
+from ..data.training import DEMO_BITEXT, DEMO_LEXICON, TrainingData, TrainingExample, load_training_data
+from ..errors import ClirOtError
+from ..languages import EVAL_LANGUAGES, check_language
+from ..models import Encoder, load_encoder
+from .losses import MSEDistillLoss, OTAlignmentLoss, token_masses
+
+METHODS = ("ot", "kd", "ot+kd")
+PREFIX_MODES = ("both", "query", "passage", "none")
+
+
+@dataclass
+class DistillConfig:
+    """Everything a distillation run depends on (saved as ``config.yaml`` beside the student)."""
+
+    lang: str = "sw"
+    method: str = "ot"
+    student: str = "me5-small"
+    teacher: str = "self"
+    bitext: list[str] = field(default_factory=lambda: [DEMO_BITEXT])
+    lexicon: str | None = DEMO_LEXICON
+    train_langs: list[str] | None = None
+    exclude: list[str] = field(default_factory=list)
+    code_switch_p: float = 0.5
+    code_switch_mode: str = "bilingual"
+    use_bitext: bool = True
+    seed: int = 0
+    steps: int = 200
+    batch_size: int = 16
+    max_length: int = 64
+    lr: float = 2e-5
+    warmup_steps: int = 20
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    freeze_embeddings: bool = True
+    prefix_mode: str = "both"
+    ot_reg: float = 0.05
+    ot_iters: int = 50
+    ot_stop_thr: float = 1e-4
+    ot_grad: str = "envelope"
+    ot_reg_m: float | None = None
+    ot_marginals: str = "uniform"
+    ot_special_tokens: bool = False
+    teacher_layer: int = -1
+    student_layer: int = -1
+    ot_weight: float = 1.0
+    kd_weight: float = 1.0
+    retention_weight: float = 1.0
+    checkpoint_every: int = 50
+    probe_langs: list[str] = field(default_factory=lambda: list(EVAL_LANGUAGES))
+    check_lang: str | None = "yo"
+    check_pool: int | None = 0
+    device: str = "auto"
+    bf16: bool = True
+    max_malformed: float = 0.01
+    max_content_fraction: float = 0.005
+
+    def __post_init__(self) -> None:
+        self.lang = check_language(self.lang)
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.prefix_mode not in PREFIX_MODES:
+            raise ValueError(f"prefix_mode must be one of {PREFIX_MODES}")
+        if self.ot_marginals not in ("uniform", "idf"):
+            raise ValueError("ot_marginals must be uniform or idf")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be ≥ 1")
+
+
+class NonFiniteLossError(ClirOtError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class Models:
+    student: Encoder
+    teacher: Encoder
+    ot: OTAlignmentLoss
+    kd: MSEDistillLoss
+    idf_teacher: torch.Tensor | None = None
+    idf_student: torch.Tensor | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_models(cfg: DistillConfig, device: torch.device) -> Models:
+    student = load_encoder(cfg.student, device=str(device))
+    if cfg.teacher == "self":
+        teacher = Encoder(copy.deepcopy(student.model), student.tokenizer, student.spec, source=f"self:{cfg.student}")
+    else:
+        teacher = load_encoder(cfg.teacher, device=str(device))
+    if teacher.dim != student.dim:
+        raise ClirOtError(f"teacher ({teacher.dim}) and student ({student.dim}) dimensions differ; "
+                          "the losses compare their embeddings directly")
+    teacher.model.eval()
+    for p in teacher.model.parameters():
+        p.requires_grad_(False)
+    if cfg.freeze_embeddings:
+        student.model.get_input_embeddings().weight.requires_grad_(False)
+    ot = OTAlignmentLoss(cfg.ot_reg, cfg.ot_iters, cfg.ot_stop_thr, cfg.ot_grad, cfg.ot_reg_m)
+    kd = MSEDistillLoss()
+    return Models(student, teacher, ot, kd)
+
+
+def idf_weights(encoder: Encoder, texts: list[str]) -> torch.Tensor:
+    """IDF per token id over ``texts``: log((N + 1) / (df + 1)) + 1."""
+    df = np.zeros(len(encoder.tokenizer), dtype=np.float64)
+    for ids in encoder.tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        df[list(set(ids))] += 1
+    return torch.tensor(np.log((len(texts) + 1) / (df + 1)) + 1, dtype=torch.float32)
+
+
+def batches(data: TrainingData, cfg: DistillConfig, start: int = 0) -> Iterator[list[TrainingExample]]:
+    """Deterministic batches over epochs, skipping the first ``start`` examples (for resume)."""
+    batch: list[TrainingExample] = []
+    seen = 0
+    for epoch in count():
+        n_before = seen
+        for ex in data.examples(cfg.seed, epoch):
+            seen += 1
+            if seen <= start:
+                continue
+            batch.append(ex)
+            if len(batch) == cfg.batch_size:
+                yield batch
+                batch = []
+        if seen == n_before:
+            raise ClirOtError("the training data yields no examples")
+
+
+def prefix_kind(cfg: DistillConfig, step: int) -> str:
+    if cfg.prefix_mode == "both":
+        return "query" if step % 2 == 0 else "passage"
+    return "plain" if cfg.prefix_mode == "none" else cfg.prefix_mode
+
+
+def mass_mask(encoder: Encoder, batch: dict[str, torch.Tensor], kind: str, keep_special: bool) -> torch.Tensor:
+    """Tokens that carry OT mass: real tokens, minus special tokens and prefix tokens unless kept."""
+    mask = batch["attention_mask"].bool()
+    if keep_special:
+        return mask
+    special = torch.tensor(sorted(set(encoder.tokenizer.all_special_ids)), device=mask.device)
+    mask = mask & ~torch.isin(batch["input_ids"], special)
+    prefix = encoder.spec.prefix(kind)
+    if prefix:
+        n_prefix = len(encoder.tokenizer(prefix.strip(), add_special_tokens=False)["input_ids"])
+        first = int(batch["input_ids"][0, 0].item() in special.tolist())
+        mask[:, first:first + n_prefix] = False
+    return mask
+
+
+def tokens_and_sentence(encoder: Encoder, batch: dict[str, torch.Tensor], layer: int):
+    out = encoder.model(**batch, output_hidden_states=layer != -1)
+    tokens = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
+    return tokens, encoder.sentence_embeddings(out.last_hidden_state, batch["attention_mask"])
+
+
+def compute_losses(models: Models, cfg: DistillConfig, examples: list[TrainingExample], kind: str) -> dict:
+    """One forward pass: the total loss and its parts (floats for logging)."""
+    en = [ex.en for ex in examples]
+    x = [ex.x for ex in examples]
+    t_batch = models.teacher.tokenize(en, kind, cfg.max_length)
+    with torch.no_grad():
+        t_tok, t_sent = tokens_and_sentence(models.teacher, t_batch, cfg.teacher_layer)
+    s_x_batch = models.student.tokenize(x, kind, cfg.max_length)
+    s_x_tok, s_x_sent = tokens_and_sentence(models.student, s_x_batch, cfg.student_layer)
+    needs_en = cfg.method != "ot" or cfg.retention_weight > 0
+    s_en_sent = None
+    if needs_en:
+        s_en_batch = models.student.tokenize(en, kind, cfg.max_length)
+        s_en_sent = tokens_and_sentence(models.student, s_en_batch, -1)[1]
+    parts: dict = {}
+    total = s_x_sent.new_zeros((), dtype=torch.float32)
+    if cfg.method in ("ot", "ot+kd"):
+        t_mask = mass_mask(models.teacher, t_batch, kind, cfg.ot_special_tokens)
+        s_mask = mass_mask(models.student, s_x_batch, kind, cfg.ot_special_tokens)
+        t_w = models.idf_teacher[t_batch["input_ids"]] if models.idf_teacher is not None else None
+        s_w = models.idf_student[s_x_batch["input_ids"]] if models.idf_student is not None else None
+        ot = models.ot.compute_loss_from_embeddings(t_tok, token_masses(t_mask, t_w),
+                                                    s_x_tok, token_masses(s_mask, s_w))
+        total = total + cfg.ot_weight * ot.loss
+        parts.update(ot_cost=ot.loss.item(), plan_entropy=ot.entropy.mean().item(), sinkhorn_iters=ot.n_iter,
+                     sinkhorn_err=ot.err)
+    if cfg.method in ("kd", "ot+kd"):
+        kd = models.kd.compute_loss_from_embeddings(t_sent, s_en_sent, s_x_sent)
+        total = total + cfg.kd_weight * kd
+        parts["kd"] = kd.item()
+    elif cfg.retention_weight > 0:
+        retention = models.kd.compute_loss_from_embeddings(t_sent, s_en_sent, None)
+        total = total + cfg.retention_weight * retention
+        parts["retention"] = retention.item()
+    parts["tokens"] = int(t_batch["attention_mask"].sum() + s_x_batch["attention_mask"].sum())
+    return {"loss": total, **parts}
+
+
+def make_optimizer(models: Models, cfg: DistillConfig):
+    params = [p for p in models.student.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def schedule(step: int) -> float:  # linear warm-up, then linear decay to 0
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        return max(0.0, (cfg.steps - step) / max(1, cfg.steps - cfg.warmup_steps))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def trainable_state(models: Models) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in models.student.model.named_parameters() if v.requires_grad}
+
+
+def save_checkpoint(out: Path, models: Models, optimizer, scheduler, step: int, consumed: int) -> None:
+    """Write ``out/checkpoint`` atomically (temporary folder, then rename)."""
+    tmp = out / "checkpoint.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(trainable_state(models), tmp / "student_trainable.pt")
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
+                "consumed": consumed, "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "python_rng": random.getstate(), "numpy_rng": np.random.get_state()}, tmp / "trainer.pt")
+    final = out / "checkpoint"
+    old = out / "checkpoint.old"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(out: Path, models: Models, optimizer, scheduler) -> tuple[int, int]:
+    ckpt = out / "checkpoint"
+    if not (ckpt / "trainer.pt").is_file():
+        raise ClirOtError(f"no checkpoint to resume in {out}; start without --resume")
+    state = torch.load(ckpt / "student_trainable.pt", map_location=models.student.device)
+    missing = models.student.model.load_state_dict(state, strict=False)
+    if missing.unexpected_keys:
+        raise ClirOtError(f"checkpoint in {ckpt} does not match the student model")
+    trainer = torch.load(ckpt / "trainer.pt", weights_only=False)
+    optimizer.load_state_dict(trainer["optimizer"])
+    scheduler.load_state_dict(trainer["scheduler"])
+    torch.set_rng_state(trainer["torch_rng"])
+    if trainer["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(trainer["cuda_rng"])
+    random.setstate(trainer["python_rng"])
+    np.random.set_state(trainer["numpy_rng"])
+    return trainer["step"], trainer["consumed"]
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def evaluate_student(models: Models, cfg: DistillConfig) -> dict:
+    from .probe import retrieval_check, translation_probe
+
+    was_training = models.student.model.training
+    out = {"probe": translation_probe(models.student, models.teacher, cfg.probe_langs)}
+    if cfg.check_lang:
+        out["retrieval_check"] = retrieval_check(models.student, cfg.check_lang, cfg.check_pool)
+    models.student.model.train(was_training)
+    return out
+
+
+StepCallback = Callable[[int, dict], None]
+
+
+def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: bool = False,
+          on_step: StepCallback | None = None, on_start: Callable[[int, int], None] | None = None,
+          evaluate: bool = True) -> dict:
+    """Run (or resume) a distillation; return the manifest. See the module docstring."""
+    started = time.time()
+    out = Path(out)
+    # the audit runs before anything is written, loaded or trained
+    data = load_training_data(cfg.bitext, cfg.lexicon, cfg.lang, cfg.train_langs, cfg.exclude, cfg.code_switch_p,
+                              cfg.code_switch_mode, cfg.use_bitext, cfg.max_malformed, cfg.max_content_fraction)
+    if resume:
+        if not (out / "checkpoint").is_dir():
+            raise ClirOtError(f"nothing to resume in {out} (no checkpoint/)")
+        saved = json.loads((out / "run_config.json").read_text())
+        if saved != json.loads(json.dumps(asdict(cfg))):
+            raise ClirOtError(f"--resume with a different configuration than the one that started {out}")
+    elif out.exists() and any(out.iterdir()) and not overwrite:
+        raise ClirOtError(f"output directory {out} already exists and is not empty; "
+                          "choose another --out, pass --overwrite, or --resume an interrupted run")
+    device = resolve_device(cfg.device)
+    set_seed(cfg.seed)
+    models = build_models(cfg, device)
+    if not resume:
+        prepare_output_dir(out, overwrite)
+        write_json_atomic(out / "run_config.json", asdict(cfg))
+    if cfg.ot_marginals == "idf":
+        sample = data.pairs[:5000]
+        models.idf_teacher = idf_weights(models.teacher, [p.en for p in sample]).to(device)
+        models.idf_student = idf_weights(models.student, [p.x for p in sample]).to(device)
+    before = evaluate_student(models, cfg) if evaluate and not resume else None
+    if before is not None:
+        write_json_atomic(out / "probe_before.json", before)
+    elif resume and (out / "probe_before.json").is_file():
+        before = json.loads((out / "probe_before.json").read_text())
+    optimizer, scheduler = make_optimizer(models, cfg)
+    step, consumed = 0, 0
+    if resume:
+        step, consumed = load_checkpoint(out, models, optimizer, scheduler)
+    if not resume:
+        set_seed(cfg.seed)  # training randomness (dropout) does not depend on the probe having run
+    models.student.model.train()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
+    log_path = out / "train_log.jsonl"
+    if not resume and log_path.exists():
+        log_path.unlink()
+    if on_start:
+        on_start(step, cfg.steps)
+    data_iter = batches(data, cfg, start=consumed)
+    tokens_seen = 0
+    train_started = time.time()
+    while step < cfg.steps:
+        examples = next(data_iter)
+        t0 = time.time()
+        with autocast:
+            result = compute_losses(models, cfg, examples, prefix_kind(cfg, step))
+        loss = result.pop("loss")
+        if not torch.isfinite(loss):
+            last = (out / "checkpoint").is_dir()
+            raise NonFiniteLossError(
+                f"loss is {loss.item()} at step {step + 1}; stopped. "
+                + (f"The last good checkpoint is in {out / 'checkpoint'} (resume with --resume after changing "
+                   "the learning rate or reg)." if last else "No checkpoint was written yet."))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            [p for p in models.student.model.parameters() if p.requires_grad], cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        consumed += len(examples)
+        tokens_seen += result["tokens"]
+        elapsed = time.time() - t0
+        record = {"step": step, "loss": loss.item(), **result, "grad_norm": float(grad_norm),
+                  "lr": scheduler.get_last_lr()[0], "step_time_s": round(elapsed, 4),
+                  "tokens_per_s": round(result["tokens"] / elapsed, 1) if elapsed > 0 else None}
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save_checkpoint(out, models, optimizer, scheduler, step, consumed)
+        if on_step:
+            on_step(step, record)
+    train_time = time.time() - train_started
+    models.student.model.eval()
+    after = evaluate_student(models, cfg) if evaluate else None
+    probe = {"before": before, "after": after}
+    write_json_atomic(out / "probe.json", probe)
+    tmp_student = out / "student.tmp"
+    shutil.rmtree(tmp_student, ignore_errors=True)
+    models.student.spec.label = f"{models.student.spec.label or cfg.student} + {cfg.method} distilled (seed {cfg.seed})"
+    models.student.save(tmp_student)
+    shutil.rmtree(out / "student", ignore_errors=True)
+    os.replace(tmp_student, out / "student")
+    manifest = write_manifest(out, "distill", asdict(cfg), started=started, extra={
+        "training_data": data.manifest(), "seed": cfg.seed, "device": str(device),
+        "train_time_s": round(train_time, 2), "steps": step, "examples_seen": consumed,
+        "tokens_seen_this_run": tokens_seen, "probe": probe,
+        "student_parameters_trained": sum(p.numel() for p in models.student.model.parameters() if p.requires_grad)})
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    return manifest
+
+
+def final_weights(out: Path) -> dict[str, torch.Tensor]:
+    """The trained student's weights (for comparisons), read from ``out/student``."""
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(out) / "student" / "model.safetensors"))
+

@@ -1,0 +1,124 @@
+"""The distillation trainer on a tiny random student: resume, NaN stop, exclusion, outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from clir_ot.data.bitext import BitextPair, read_bitext, write_bitext
+from clir_ot.data.training import DEMO_BITEXT, resolve_data_path
+from clir_ot.distill import trainer
+from clir_ot.distill.trainer import DistillConfig, NonFiniteLossError, final_weights, train
+from clir_ot.errors import ClirOtError, ExclusionError
+
+
+@pytest.fixture(scope="module")
+def small_bitext(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pairs = read_bitext(resolve_data_path(DEMO_BITEXT)[0]).pairs
+    picked = [p for p in pairs if p.lang == "de"][:40] + [p for p in pairs if p.lang == "fr"][:40]
+    path = tmp_path_factory.mktemp("bitext") / "small.tsv"
+    write_bitext(path, picked)
+    return path
+
+
+def config(student: Path, bitext: Path, **kw) -> DistillConfig:
+    base = dict(lang="sw", student=str(student), bitext=[str(bitext)], steps=6, batch_size=4, max_length=32,
+                lr=1e-3, warmup_steps=2, checkpoint_every=2, probe_langs=["sw", "yo"], check_pool=20, seed=3)
+    return DistillConfig(**(base | kw))
+
+
+@pytest.mark.parametrize("method", ["ot", "kd", "ot+kd"])
+def test_resume_ends_with_the_same_weights(method, tiny_xlmr_dir, small_bitext, tmp_path) -> None:
+    cfg = config(tiny_xlmr_dir, small_bitext, method=method)
+    train(cfg, tmp_path / "full", evaluate=False)
+
+    def interrupt(step: int, record: dict) -> None:
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", evaluate=False, on_step=interrupt)
+    assert (tmp_path / "cut" / "checkpoint").is_dir() and not (tmp_path / "cut" / "student").exists()
+    train(cfg, tmp_path / "cut", resume=True, evaluate=False)
+    a, b = final_weights(tmp_path / "full"), final_weights(tmp_path / "cut")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    log = [json.loads(x) for x in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 5, 6]  # step 5 ran twice: before the cut, after resume
+    assert not (tmp_path / "cut" / "checkpoint").exists()
+
+
+def test_outputs_probe_manifest_and_frozen_embeddings(tiny_xlmr_dir, small_bitext, tmp_path) -> None:
+    from clir_ot.models import load_encoder
+
+    manifest = train(config(tiny_xlmr_dir, small_bitext, method="ot"), tmp_path / "run")
+    out = tmp_path / "run"
+    student = load_encoder(str(out / "student"))
+    assert student.spec.query_prefix == "query: " and "ot distilled (seed 3)" in student.spec.label
+    before = load_encoder(str(tiny_xlmr_dir))
+    emb = "embeddings.word_embeddings.weight"
+    assert torch.equal(student.model.state_dict()[emb], before.model.state_dict()[emb])
+    assert not torch.equal(student.model.state_dict()["encoder.layer.0.attention.self.query.weight"],
+                           before.model.state_dict()["encoder.layer.0.attention.self.query.weight"])
+    probe = json.loads((out / "probe.json").read_text())
+    assert set(probe["before"]["probe"]) == {"sw", "yo"} and set(probe["after"]["probe"]) == {"sw", "yo"}
+    assert 0 <= probe["after"]["probe"]["sw"]["accuracy"] <= 1 and probe["after"]["probe"]["yo"]["pairs"] == 48
+    assert probe["after"]["retrieval_check"]["documents"] == 942 + 20
+    data = manifest["training_data"]
+    assert data["excluded_languages"] == ["sw", "yo", "te", "bn", "hi", "th"]
+    assert data["training_languages"] == ["de", "fr"] and data["bitext"][0]["rows"] == 80
+    assert len(data["bitext"][0]["sha256"]) == 64 and manifest["seed"] == 3
+    assert "torch" in manifest["versions"] and manifest["steps"] == 6
+    log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert all({"loss", "ot_cost", "plan_entropy", "retention", "tokens_per_s"} <= r.keys() for r in log)
+    assert (out / "config.yaml").is_file()
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_xlmr_dir, small_bitext, tmp_path, monkeypatch) -> None:
+    real = trainer.compute_losses
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        result = real(*args, **kwargs)
+        if calls["n"] == 3:
+            result["loss"] = result["loss"] * float("nan")
+        return result
+
+    monkeypatch.setattr(trainer, "compute_losses", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 3.*last good checkpoint"):
+        train(config(tiny_xlmr_dir, small_bitext), tmp_path / "run", evaluate=False)
+    state = torch.load(tmp_path / "run" / "checkpoint" / "trainer.pt", weights_only=False)
+    assert state["step"] == 2 and not (tmp_path / "run" / "student").exists()
+
+
+def test_evaluation_language_in_training_data_is_refused_and_nothing_written(tiny_xlmr_dir, tmp_path) -> None:
+    path = tmp_path / "with_sw.tsv"
+    write_bitext(path, [BitextPair("de", "t", "1", "The house is red and big.", "Das Haus ist rot und groß.", 0),
+                        BitextPair("sw", "t", "2", "The house is red and big.", "Nyumba ni nyekundu na kubwa.", 0)])
+    out = tmp_path / "out"
+    with pytest.raises(ExclusionError, match=r"with_sw\.tsv:3: sw"):
+        train(config(tiny_xlmr_dir, path), out)
+    assert not out.exists()
+
+
+def test_existing_output_is_refused_without_overwrite(tiny_xlmr_dir, small_bitext, tmp_path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    with pytest.raises(ClirOtError, match="already exists"):
+        train(config(tiny_xlmr_dir, small_bitext), out, evaluate=False)
+    assert (out / "keep.txt").read_text() == "precious"
+    with pytest.raises(ClirOtError, match="nothing to resume"):
+        train(config(tiny_xlmr_dir, small_bitext), tmp_path / "fresh", resume=True)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="method must be one of"):
+        DistillConfig(method="mse")
+    with pytest.raises(ClirOtError, match="unknown language code"):
+        DistillConfig(lang="xx")
