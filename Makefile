@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= cpu
+EXPERIMENT ?= experiments/zero_shot_miracl.yaml
 PIP := $(PY) -m pip -q --disable-pip-version-check
 
 .PHONY: install test lint bench reproduce clean
@@ -23,13 +24,13 @@ lint: install
 	$(VENV)/bin/ruff check src tests
 
 test: install lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
 
 bench: install
 	$(PY) -m clir_ot.bench
 
 reproduce: install
-	$(VENV)/bin/clir-ot reproduce experiments/zero_shot_miracl.yaml --profile $(PROFILE)
+	$(VENV)/bin/clir-ot reproduce $(EXPERIMENT) --profile $(PROFILE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -396,6 +397,81 @@ def _print_probe(probe: dict) -> None:
         console.print(f"retrieval check {a['lang']} ({a['corpus']}): R@100 "
                       f"{b['R@100']:.4f} → {a['R@100']:.4f}, nDCG@10 {b['nDCG@10']:.4f} → {a['nDCG@10']:.4f}"
                       if b else f"retrieval check {a['lang']}: R@100 {a['R@100']:.4f}, nDCG@10 {a['nDCG@10']:.4f}")
+
+
+@app.command("explain")
+def explain_cmd(
+    model: Annotated[str, typer.Option(help="Student: a distilled directory, me5-small, ...")],
+    en: Annotated[str | None, typer.Option(help="English sentence (teacher side).")] = None,
+    x: Annotated[str | None, typer.Option(help="Its translation (student side).")] = None,
+    pair_file: Annotated[Path | None, typer.Option(help="Bitext TSV: explain its first pair per language.")] = None,
+    teacher: Annotated[str | None, typer.Option(help="Teacher model (default: me5-small, the frozen "
+                                                "initial student of self-distillation).")] = "me5-small",
+    reg: Annotated[float, typer.Option(help="Sinkhorn regularisation.")] = 0.05,
+    out: Annotated[Path, typer.Option(help="Heatmap PNG (or folder with --pair-file).")] = Path("ot_plan.png"),
+    top: Annotated[int, typer.Option(help="Alignments to print.")] = 15,
+) -> None:
+    """Show the OT plan between teacher (English) and student (x) tokens: heatmap PNG + top alignments."""
+    from .data.bitext import read_bitext
+    from .distill.explain import explain_pair, heatmap, load_pair_models
+
+    if pair_file is None and (en is None or x is None):
+        raise ClirOtError("give --en and --x, or --pair-file")
+    student, teacher_enc = load_pair_models(model, teacher)
+    pairs = [("pair", en, x)] if pair_file is None else []
+    if pair_file is not None:
+        seen: set[str] = set()
+        for p in read_bitext(pair_file).pairs:
+            if p.lang not in seen:
+                seen.add(p.lang)
+                pairs.append((p.lang, p.en, p.x))
+    for name, e, t in pairs:
+        alignment = explain_pair(student, teacher_enc, e, t, reg)
+        path = out if pair_file is None else out / f"{name}.png"
+        heatmap(alignment, path, f"{name}: {model}")
+        table = Table(title=f"{name}: strongest alignment per English token (⟨P*, C⟩ = {alignment.cost:.3f})")
+        for col in ("English token", "student token", "share of mass"):
+            table.add_column(col)
+        for a, b, share in sorted(alignment.top, key=lambda r: -r[2])[:top]:
+            table.add_row(a, b, f"{share:.2f}")
+        console.print(table)
+        console.print(f"heatmap: {path}")
+
+
+@app.command("reproduce")
+def reproduce_cmd(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML, e.g. experiments/zero_shot_miracl.yaml.")] =
+    Path("experiments/zero_shot_miracl.yaml"),
+    profile: Annotated[str, typer.Option(help="smoke (minutes), cpu (default, ≤ 2 h on 2 cores) or gpu.")] = "cpu",
+    runs_dir: Annotated[Path, typer.Option(help="Where stage artifacts go.")] = Path("runs"),
+    reports_dir: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("reports"),
+) -> None:
+    """Run the whole experiment (skipping finished stages, resuming interrupted ones) and write the report."""
+    from .reproduce import reproduce
+
+    def log(message: str) -> None:
+        console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}", highlight=False)
+
+    report = reproduce(experiment, profile, runs_dir, reports_dir, log)
+    console.print(f"[green]done[/green]: {report / 'results.md'}")
+
+
+@app.command("report")
+def report_cmd(
+    runs: Annotated[Path, typer.Argument(help="A runs folder written by `clir-ot reproduce` (runs/<exp>/<profile>).")],
+    out: Annotated[Path | None, typer.Option(help="Report folder (default: reports/<exp>/<profile>).")] = None,
+) -> None:
+    """Write results.md/.csv/.json and plots from the saved artifacts of an experiment."""
+    from .config import build, read_yaml
+    from .eval.report import write_report
+    from .reproduce import Experiment
+
+    if not (runs / "experiment.yaml").is_file():
+        raise ClirOtError(f"{runs} has no experiment.yaml: not a folder written by `clir-ot reproduce`")
+    exp = build(Experiment, read_yaml(runs / "experiment.yaml"))
+    out = out or Path("reports") / exp.name / exp.profile
+    write_report(runs, out, exp)
+    console.print(f"report: {out / 'results.md'}")
 
 
 @model_app.command("info")

@@ -22,7 +22,7 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -208,13 +208,28 @@ def require_corpus(lang: str, split: str = "dev") -> None:
     if is_offline():
         raise DataUnavailableError(corpus_unavailable_message(lang, "not in the ir_datasets cache and "
                                                               "offline mode is on (CLIR_OT_OFFLINE)"))
+    reason = _download_failure(lang, split)
+    if reason:
+        raise DataUnavailableError(corpus_unavailable_message(lang, reason))
+
+
+@cache
+def _download_failure(lang: str, split: str) -> str | None:
+    """Try ir_datasets' download once per process; the reason it failed, or None."""
+    import logging
+
     import ir_datasets
 
+    logger = logging.getLogger("ir_datasets")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # its retry chatter is replaced by one clear message
     try:
         next(iter(ir_datasets.load(f"miracl/{lang}/{split}").docs_iter()))
     except Exception as exc:  # any download failure: connection, HTTP, checksum
-        reason = f"not in the ir_datasets cache and the download failed ({type(exc).__name__})"
-        raise DataUnavailableError(corpus_unavailable_message(lang, reason)) from exc
+        return f"not in the ir_datasets cache and the download failed ({type(exc).__name__})"
+    finally:
+        logger.setLevel(level)
+    return None
 
 
 def iter_docs(lang: str, split: str = "dev") -> Iterator[Doc]:
@@ -230,13 +245,19 @@ def load_corpus(lang: str, split: str = "dev", pool_distractors: int | None = No
 
     A reduced pool is much cheaper to encode and easier than the full corpus: label its scores as such.
     """
-    docs = list(iter_docs(lang, split))
+    docs = list(_all_docs(lang, split))
     if pool_distractors is None:
         return docs
     judged = {q.doc_id for q in load_qrels(lang, split)}
     others = [i for i, d in enumerate(docs) if d.doc_id not in judged]
     chosen = set(random.Random(f"pool:{seed}").sample(others, min(pool_distractors, len(others))))
     return [d for i, d in enumerate(docs) if d.doc_id in judged or i in chosen]
+
+
+@lru_cache(maxsize=2)
+def _all_docs(lang: str, split: str) -> tuple[Doc, ...]:
+    """The whole corpus, parsed once per process (the yo corpus: 49,043 passages, ~30 MB)."""
+    return tuple(iter_docs(lang, split))
 
 
 def corpus_label(pool_distractors: int | None, seed: int = 0) -> str:

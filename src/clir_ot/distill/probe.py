@@ -47,14 +47,10 @@ def retrieval_check(student: Encoder, lang: str, pool: int | None, depth: int = 
     """Recall@100 and nDCG@10 of ``student`` on a reduced MIRACL pool (diagnostic, not a MIRACL result)."""
     from ..data import miracl
     from ..eval import metrics
-    from ..retrieval.search import exact_search, to_run
+    from ..eval.dense import evaluate_collection
 
     docs = miracl.load_corpus(lang, "dev", pool)
-    queries = miracl.load_queries(lang, "dev")
     qrels = metrics.qrels_dict(miracl.load_qrels(lang, "dev"))
-    d = student.encode([doc.text for doc in docs], "passage", batch_size=batch_size)
-    q = student.encode([x.text for x in queries], "query", batch_size=batch_size)
-    scores, idx = exact_search(q, d, depth)
-    run = to_run([x.query_id for x in queries], [doc.doc_id for doc in docs], scores, idx)
-    agg = metrics.evaluate(qrels, run, ["R@100", "nDCG@10"])
-    return agg | {"lang": lang, "corpus": miracl.corpus_label(pool), "documents": len(docs)}
+    result = evaluate_collection(student, docs, miracl.load_queries(lang, "dev"), qrels, depth, batch_size,
+                                 ["R@100", "nDCG@10"])
+    return result["aggregate"] | {"lang": lang, "corpus": miracl.corpus_label(pool), "documents": len(docs)}

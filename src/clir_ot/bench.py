@@ -1,0 +1,166 @@
+"""Benchmarks (``make bench``): speed targets live here, never in timed tests.
+
+    python -m clir_ot.bench [--only sinkhorn,step,search,metrics,encode] [--out bench/results.json]
+
+1. sinkhorn: batched log-domain Sinkhorn vs POT solving the same pairs one by one (B=32, n=m=48, reg 0.05).
+2. step: one OT training step vs one KD step on the same batch (me5-small student, self-teacher).
+3. search: exact chunked search vs FAISS IndexFlatIP (49,043 × 384, 119 queries).
+4. metrics: clir_ot.eval.metrics vs ir_measures over the dev qrels of the six languages.
+5. encode: me5-small passages/s on yo passages, unsorted vs length-sorted, fp32 vs int8, with the
+   cosine of each variant to fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def timed(fn: Callable[[], object], repeat: int = 3) -> float:
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def bench_sinkhorn() -> dict:
+    import ot
+
+    from .distill.sinkhorn import sinkhorn
+
+    g = torch.Generator().manual_seed(0)
+    B, n, reg = 32, 48, 0.05
+    t = torch.nn.functional.normalize(torch.randn(B, n, 64, generator=g), dim=-1)
+    s = torch.nn.functional.normalize(torch.randn(B, n, 64, generator=g), dim=-1)
+    M = 1 - t @ s.transpose(1, 2)
+    a = torch.full((B, n), 1 / n)
+    b = torch.full((B, n), 1 / n)
+    kw = dict(num_iter=1000, stop_thr=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = timed(lambda: sinkhorn(a, b, M, reg, **kw))
+        Md, ad = M.double().numpy(), a[0].double().numpy()
+        pot = timed(lambda: [ot.sinkhorn(ad, ad, Md[i], reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-6)
+                             for i in range(B)])
+        P = sinkhorn(a, b, M, reg, **kw).numpy()
+        ref = np.stack([ot.sinkhorn(ad, ad, Md[i], reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-6)
+                        for i in range(B)])
+    return {"batched_s": ours, "pot_loop_s": pot, "speedup": pot / ours, "max_abs_diff": float(np.abs(P - ref).max()),
+            "setting": f"B={B}, n=m={n}, reg={reg}, stop 1e-6, CPU threads {torch.get_num_threads()}"}
+
+
+def bench_step(student: str = "me5-small") -> dict:
+    from .data.training import DEMO_BITEXT, DEMO_LEXICON, load_training_data
+    from .distill import trainer
+
+    data = load_training_data([DEMO_BITEXT], DEMO_LEXICON, "sw")
+    out = {}
+    examples = next(trainer.batches(data, trainer.DistillConfig(batch_size=16)))
+    for method in ("kd", "ot"):
+        cfg = trainer.DistillConfig(method=method, student=student, batch_size=16, max_length=64)
+        models = trainer.build_models(cfg, torch.device("cpu"))
+        optimizer, _ = trainer.make_optimizer(models, cfg)
+
+        def step(models=models, cfg=cfg, optimizer=optimizer) -> None:
+            loss = trainer.compute_losses(models, cfg, examples, "passage")["loss"]
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        out[f"{method}_step_s"] = timed(step, repeat=3)
+    out["ot_over_kd"] = out["ot_step_s"] / out["kd_step_s"]
+    out["setting"] = f"{student}, batch 16 pairs, max 64 tokens, word embedding frozen, CPU"
+    return out
+
+
+def bench_search() -> dict:
+    from .retrieval.search import exact_search, faiss_search
+
+    rng = np.random.default_rng(0)
+    corpus = rng.normal(size=(49043, 384)).astype(np.float32)
+    corpus /= np.linalg.norm(corpus, axis=1, keepdims=True)
+    queries = corpus[rng.choice(len(corpus), 119)] + 0.01
+    out = {"exact_s": timed(lambda: exact_search(queries, corpus, 1000))}
+    try:
+        out["faiss_s"] = timed(lambda: faiss_search(queries, corpus, 1000))
+        out["same_top1000"] = bool((exact_search(queries, corpus, 1000)[1] == faiss_search(queries, corpus, 1000)[1])
+                                   .mean() > 0.999)
+    except Exception as exc:  # faiss not installed
+        out["faiss"] = f"unavailable: {exc}"
+    out["setting"] = "49,043 × 384 float32, 119 queries, depth 1000"
+    return out
+
+
+def bench_metrics() -> dict:
+    import ir_measures
+
+    from .data import miracl
+    from .eval import metrics
+    from .languages import EVAL_LANGUAGES
+
+    rng = random.Random(0)
+    qrels_all, runs = {}, {}
+    for lang in EVAL_LANGUAGES:
+        qrels = metrics.qrels_dict(miracl.load_qrels(lang))
+        docs = sorted({d for j in qrels.values() for d in j})
+        qrels_all[lang] = qrels
+        runs[lang] = {q: {d: rng.random() for d in rng.sample(docs, min(len(docs), 1000))} for q in qrels}
+    measures = [ir_measures.parse_measure(m) for m in ("R@100", "AP", "nDCG@10", "RR@10")]
+    ours = timed(lambda: [metrics.evaluate(qrels_all[k], runs[k]) for k in qrels_all], repeat=1)
+    ref = timed(lambda: [ir_measures.calc_aggregate(measures, qrels_all[k], runs[k]) for k in qrels_all], repeat=1)
+    n_queries = sum(len(q) for q in qrels_all.values())
+    return {"clir_ot_s": ours, "ir_measures_s": ref, "ratio": ours / ref,
+            "setting": f"{n_queries} queries (six dev qrels), runs of 1000 documents"}
+
+
+def bench_encode(n: int = 1000) -> dict:
+    from .data import miracl
+    from .models import load_encoder
+
+    docs = [d.text for d in miracl.iter_docs("yo")]
+    texts = random.Random(0).sample(docs, n)
+    out: dict = {"setting": f"me5-small, {n} random yo passages, batch 32, CPU threads {torch.get_num_threads()}"}
+    ref = None
+    for name, precision, sort in (("fp32_unsorted", "fp32", False), ("fp32_sorted", "fp32", True),
+                                  ("int8_sorted", "int8", True)):
+        enc = load_encoder("me5-small").set_precision(precision)
+        t = time.perf_counter()
+        emb = enc.encode(texts, "passage", batch_size=32, sort_by_length=sort)
+        out[f"{name}_passages_per_s"] = n / (time.perf_counter() - t)
+        ref = emb if ref is None else ref
+        out[f"{name}_min_cos_to_fp32"] = float((emb * ref).sum(1).min())
+    out["full_yo_minutes_fp32_sorted"] = len(docs) / out["fp32_sorted_passages_per_s"] / 60
+    return out
+
+
+BENCHES = {"sinkhorn": bench_sinkhorn, "step": bench_step, "search": bench_search, "metrics": bench_metrics,
+           "encode": bench_encode}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(BENCHES))
+    parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
+    args = parser.parse_args()
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    for name in args.only.split(","):
+        print(f"== {name}", flush=True)
+        results[name] = BENCHES[name]() | {"measured": time.strftime("%Y-%m-%d %H:%M")}
+        print(json.dumps(results[name], indent=2), flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

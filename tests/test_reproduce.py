@@ -1,0 +1,100 @@
+"""The whole experiment on a tiny random student: every stage, the report, skipping and resumption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clir_ot.data.bitext import read_bitext, write_bitext
+from clir_ot.data.training import DEMO_BITEXT, resolve_data_path
+from clir_ot.distill import trainer
+from clir_ot.reproduce import load_experiment, reproduce
+
+
+@pytest.fixture
+def experiment(tmp_path: Path, tiny_xlmr_dir: Path) -> Path:
+    pairs = read_bitext(resolve_data_path(DEMO_BITEXT)[0]).pairs
+    bitext = tmp_path / "bitext.tsv"
+    write_bitext(bitext, [p for p in pairs if p.lang == "de"][:30] + [p for p in pairs if p.lang == "ru"][:30])
+    spec = {
+        "student": str(tiny_xlmr_dir), "teacher": "self", "methods": ["kd", "ot"], "baselines": ["bm25",
+                                                                                              str(tiny_xlmr_dir)],
+        "eval_langs": ["yo", "sw"], "diagnostic_langs": ["sw"],
+        "distill": {"bitext": [str(bitext)], "lexicon": None, "max_length": 32, "lr": 1e-3},
+        "profiles": {"tiny": {"seeds": [0, 1], "eval_pool": 30, "diagnostic_max_passages": 60,
+                              "diagnostic_seeds": [0],
+                              "distill": {"steps": 4, "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2,
+                                          "probe_langs": ["yo"], "check_lang": None}}},
+    }
+    path = tmp_path / "tiny_experiment.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_profiles_are_applied(experiment: Path) -> None:
+    exp = load_experiment(experiment, "tiny")
+    assert exp.name == "tiny_experiment" and exp.seeds == [0, 1] and exp.eval_pool == 30
+    cfg = exp.distill_config("ot", 1)
+    assert (cfg.steps, cfg.lr, cfg.seed, cfg.method, cfg.max_length) == (4, 1e-3, 1, "ot", 32)
+    with pytest.raises(Exception, match="no profile 'gpu'"):
+        load_experiment(experiment, "gpu")
+    for name in ("zero_shot_miracl", "zero_shot_miracl_minilm"):
+        for profile in ("smoke", "cpu", "gpu"):
+            exp = load_experiment(Path("experiments") / f"{name}.yaml", profile)
+            assert len(exp.seeds) >= (2 if profile == "smoke" else 3)
+            exp.distill_config("ot", 0)  # every profile yields a valid distillation config
+
+
+def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monkeypatch) -> None:
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    report = reproduce(experiment, "tiny", runs, reports, log=lambda m: None)
+    root = runs / "tiny_experiment" / "tiny"
+    result = json.loads((report / "results.json").read_text())
+    yo = result["summary"]["yo"]
+    assert {"bm25", "before", "kd", "ot", "bm25 (full corpus)"} <= yo.keys()
+    assert yo["ot"]["R@100"]["n"] == 2 and yo["bm25"]["R@100"]["n"] == 1
+    assert "sw" in result["unavailable"]
+    comparisons = {(s["comparison"], s["metric"]) for s in result["significance"]}
+    assert ("ot vs kd", "R@100") in comparisons and ("kd vs before", "nDCG@10") in comparisons
+    assert all(0 <= s["p_randomization_holm"] <= 1 for s in result["significance"])
+    md = (report / "results.md").read_text()
+    for needle in ("Contamination", "Which differences hold", "partial-pool diagnostic", "exclusion audit",
+                   "reduced pool: judged + 30", "bars_R_at_100.png", "recall_at_k.png", "training_curves.png"):
+        assert needle in md, needle
+    for png in ("bars_R_at_100.png", "recall_at_k.png", "training_curves.png", "explain/before/yo-0.png",
+                "explain/after-ot/yo-0.png"):
+        assert (report / png).stat().st_size > 1000, png
+    assert "yo,ot,R@100" in (report / "results.csv").read_text()
+
+    # a second run recomputes nothing
+    stamps = {p: p.stat().st_mtime_ns for p in root.rglob("metrics.json")}
+    stamps[root / "distill/ot-s1/manifest.json"] = (root / "distill/ot-s1/manifest.json").stat().st_mtime_ns
+    reproduce(experiment, "tiny", runs, reports, log=lambda m: None)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+
+    # killed halfway through a distillation, started again: resumes and ends with the same numbers
+    import shutil
+
+    shutil.rmtree(root / "distill" / "ot-s1")
+    shutil.rmtree(root / "eval" / "ot-s1")
+    real_train = trainer.train
+
+    def interrupted(*args, **kwargs):
+        def stop(step, record):
+            if step == 3:
+                raise KeyboardInterrupt
+        return real_train(*args, **kwargs, on_step=stop)
+
+    monkeypatch.setattr(trainer, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(experiment, "tiny", runs, reports, log=lambda m: None)
+    assert (root / "distill/ot-s1/checkpoint/trainer.pt").is_file()
+    monkeypatch.setattr(trainer, "train", real_train)
+    logs: list[str] = []
+    report = reproduce(experiment, "tiny", runs, reports, log=logs.append)
+    assert any("resume distill ot seed 1" in m for m in logs)
+    again = json.loads((report / "results.json").read_text())
+    assert again["summary"]["yo"]["ot"] == result["summary"]["yo"]["ot"]
