@@ -220,15 +220,13 @@ def _download_failure(lang: str, split: str) -> str | None:
 
     import ir_datasets
 
-    logger = logging.getLogger("ir_datasets")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # its retry chatter is replaced by one clear message
+    logging.disable(logging.WARNING)  # ir_datasets' retry chatter is replaced by one clear message
     try:
         next(iter(ir_datasets.load(f"miracl/{lang}/{split}").docs_iter()))
     except Exception as exc:  # any download failure: connection, HTTP, checksum
         return f"not in the ir_datasets cache and the download failed ({type(exc).__name__})"
     finally:
-        logger.setLevel(level)
+        logging.disable(logging.NOTSET)
     return None
 
 

@@ -103,17 +103,17 @@ def sinkhorn(a: torch.Tensor, b: torch.Tensor, M: torch.Tensor, reg: float, num_
             Z_iter = Z if grad_mode == "autodiff" else Z.detach()
             for n_iter in range(1, num_iter + 1):
                 f_prev, g_prev = f, g
+                # padded rows/columns have log-mass -1e9: their scalings stay hugely negative and finite
                 f = fi * (log_a - torch.logsumexp(Z_iter + g[:, None, :], dim=2))
-                f = torch.where(mask_a, f, torch.zeros_like(f))
                 g = fi * (log_b - torch.logsumexp(Z_iter + f[:, :, None], dim=1))
-                g = torch.where(mask_b, g, torch.zeros_like(g))
                 if n_iter % check_every == 0 or n_iter == num_iter:
                     with torch.no_grad():
                         if reg_m is None:
                             rows = torch.exp(Z_iter + f[:, :, None] + g[:, None, :]).sum(2)
                             err = (rows - a).abs().sum(1).max().item()
                         else:
-                            err = max((f - f_prev).abs().max().item(), (g - g_prev).abs().max().item())
+                            err = max(((f - f_prev) * mask_a).abs().max().item(),
+                                      ((g - g_prev) * mask_b).abs().max().item())
                     if err < stop_thr:
                         break
         P = torch.exp((Z if grad_mode == "autodiff" else Z.detach()) + f[:, :, None] + g[:, None, :])
