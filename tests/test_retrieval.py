@@ -111,3 +111,17 @@ def test_dense_evaluation_on_reduced_yo_pool(tiny_xlmr_dir: Path, tmp_path: Path
     fused = evaluate(EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir), pool_distractors=200, depth=100,
                                 fuse="bm25"), tmp_path / "fused")
     assert fused[0].metrics["R@100"] >= 0.8  # BM25 carries the random tiny model
+
+
+def test_query_sample_restricts_queries_qrels_and_pool(tmp_path: Path) -> None:
+    from clir_ot.data import miracl
+
+    cfg = EvalConfig(langs=["yo"], model="bm25", pool_distractors=50, query_sample=10)
+    (result,) = evaluate(cfg, tmp_path)
+    assert result.n_queries == 10 and result.info["corpus"].endswith("10 sampled queries")
+    keep = cfg.query_ids("yo")
+    judged = {q.doc_id for q in miracl.load_qrels("yo") if q.query_id in keep}
+    run_docs = {line.split()[2] for line in (tmp_path / "yo" / "run.trec").read_text().splitlines()}
+    assert run_docs <= judged | {d.doc_id for d in miracl.load_corpus("yo", "dev", 50, 0, keep)}
+    assert len(miracl.load_corpus("yo", "dev", 50, 0, keep)) == len(judged) + 50
+    assert {line.split()[0] for line in (tmp_path / "yo" / "run.trec").read_text().splitlines()} == keep

@@ -48,6 +48,7 @@ class Experiment:
     baselines: list[str] = field(default_factory=lambda: ["bm25", "minilm", "me5-small"])
     eval_langs: list[str] = field(default_factory=lambda: list(EVAL_LANGUAGES))
     eval_pool: int | None = None
+    eval_queries: int | None = None
     eval_batch_size: int = 32
     diagnostic_langs: list[str] = field(default_factory=lambda: ["sw", "te", "bn", "hi", "th"])
     diagnostic_max_passages: int | None = None
@@ -62,7 +63,7 @@ class Experiment:
 
     def eval_config(self, model: str, pool: int | None) -> EvalConfig:
         return EvalConfig(langs=self.eval_langs, model=model, pool_distractors=pool,
-                          batch_size=self.eval_batch_size)
+                          batch_size=self.eval_batch_size, query_sample=self.eval_queries)
 
 
 def load_experiment(path: Path, profile: str) -> Experiment:

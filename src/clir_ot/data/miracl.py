@@ -237,16 +237,18 @@ def iter_docs(lang: str, split: str = "dev") -> Iterator[Doc]:
         yield Doc(d.doc_id, d.default_text())
 
 
-def load_corpus(lang: str, split: str = "dev", pool_distractors: int | None = None, seed: int = 0) -> list[Doc]:
+def load_corpus(lang: str, split: str = "dev", pool_distractors: int | None = None, seed: int = 0,
+                query_ids: set[str] | None = None) -> list[Doc]:
     """The full corpus (``pool_distractors=None``) or a reduced pool: every passage judged in the
-    ``split`` qrels plus ``pool_distractors`` others drawn at random (seeded), in corpus order.
+    ``split`` qrels (for ``query_ids`` only, if given) plus ``pool_distractors`` others drawn at random
+    (seeded), in corpus order.
 
     A reduced pool is much cheaper to encode and easier than the full corpus: label its scores as such.
     """
     docs = list(_all_docs(lang, split))
     if pool_distractors is None:
         return docs
-    judged = {q.doc_id for q in load_qrels(lang, split)}
+    judged = {q.doc_id for q in load_qrels(lang, split) if query_ids is None or q.query_id in query_ids}
     others = [i for i, d in enumerate(docs) if d.doc_id not in judged]
     chosen = set(random.Random(f"pool:{seed}").sample(others, min(pool_distractors, len(others))))
     return [d for i, d in enumerate(docs) if d.doc_id in judged or i in chosen]
@@ -258,9 +260,18 @@ def _all_docs(lang: str, split: str) -> tuple[Doc, ...]:
     return tuple(iter_docs(lang, split))
 
 
-def corpus_label(pool_distractors: int | None, seed: int = 0) -> str:
-    return "full corpus" if pool_distractors is None else \
+def corpus_label(pool_distractors: int | None, seed: int = 0, query_sample: int | None = None) -> str:
+    label = "full corpus" if pool_distractors is None else \
         f"reduced pool: judged + {pool_distractors:,} random passages (seed {seed})"
+    return label + (f"; {query_sample} sampled queries" if query_sample else "")
+
+
+def sample_query_ids(lang: str, split: str, n: int | None, seed: int = 0) -> set[str] | None:
+    """``n`` query ids of the qrels drawn at random (seeded), or ``None`` for all queries."""
+    if not n:
+        return None
+    qids = sorted({q.query_id for q in load_qrels(lang, split)})
+    return set(random.Random(f"queries:{seed}").sample(qids, min(n, len(qids))))
 
 
 def count_lines(path: Path) -> int:

@@ -47,10 +47,15 @@ class EvalConfig:
     #: cheaper, easier than the full corpus, and labelled as such wherever reported.
     pool_distractors: int | None = None
     pool_seed: int = 0
+    #: None = every query. N = N queries drawn at random (seeded): a set-up check, not a result.
+    query_sample: int | None = None
     measures: list[str] = field(default_factory=lambda: list(metrics.DEFAULT_MEASURES))
 
     def corpus_label(self) -> str:
-        return miracl.corpus_label(self.pool_distractors, self.pool_seed)
+        return miracl.corpus_label(self.pool_distractors, self.pool_seed, self.query_sample)
+
+    def query_ids(self, lang: str) -> set[str] | None:
+        return miracl.sample_query_ids(lang, self.split, self.query_sample, self.pool_seed)
 
     def system_name(self) -> str:
         base = self.model or Path(self.run_file or "run").name
@@ -75,14 +80,19 @@ class LanguageResult:
 
 def corpus_docs(lang: str, cfg: EvalConfig) -> list[miracl.Doc]:
     """The passages searched: the full corpus or the reduced pool of ``cfg``."""
-    return miracl.load_corpus(lang, cfg.split, cfg.pool_distractors, cfg.pool_seed)
+    return miracl.load_corpus(lang, cfg.split, cfg.pool_distractors, cfg.pool_seed, cfg.query_ids(lang))
+
+
+def selected_queries(lang: str, cfg: EvalConfig) -> list[miracl.Query]:
+    keep = cfg.query_ids(lang)
+    return [q for q in miracl.load_queries(lang, cfg.split) if keep is None or q.query_id in keep]
 
 
 def bm25_run(lang: str, cfg: EvalConfig) -> tuple[dict, dict]:
     from ..retrieval.bm25 import BM25Index
 
     docs = corpus_docs(lang, cfg)
-    queries = miracl.load_queries(lang, cfg.split)
+    queries = selected_queries(lang, cfg)
     index = BM25Index([d.text for d in docs])
     scores, idx = index.search([q.text for q in queries], cfg.depth)
     return to_run([q.query_id for q in queries], [d.doc_id for d in docs], scores, idx), index.describe()
@@ -95,7 +105,7 @@ def dense_run(lang: str, cfg: EvalConfig, lang_dir: Path,
     from ..retrieval.search import search
 
     docs = corpus_docs(lang, cfg)
-    queries = miracl.load_queries(lang, cfg.split)
+    queries = selected_queries(lang, cfg)
     encoder = load_encoder(cfg.model).set_precision(cfg.precision)
     emb_dir = lang_dir / "embeddings"
     enc_config = {"model": cfg.model, "lang": lang, "split": cfg.split, "precision": cfg.precision,
@@ -135,8 +145,9 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
             return LanguageResult(**saved["result"])
     started = time.time()
     try:
-        queries = miracl.load_queries(lang, cfg.split)
-        qrels = metrics.qrels_dict(miracl.load_qrels(lang, cfg.split))
+        queries = selected_queries(lang, cfg)
+        keep = {q.query_id for q in queries}
+        qrels = {qid: j for qid, j in metrics.qrels_dict(miracl.load_qrels(lang, cfg.split)).items() if qid in keep}
         if cfg.run_file:
             run, info = read_run(Path(cfg.run_file), [q.query_id for q in queries]), {"run_file": cfg.run_file}
         elif cfg.model in BM25_NAMES:

@@ -210,7 +210,7 @@ def write_report(root: Path, out: Path, exp) -> dict:
 def metrics_corpus_label(root: Path, exp) -> str:
     from ..data.miracl import corpus_label
 
-    return corpus_label(exp.eval_pool)
+    return corpus_label(exp.eval_pool, 0, exp.eval_queries)
 
 
 def _csv(summary: dict) -> str:
@@ -231,7 +231,7 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
         L += [exp.description.strip(), ""]
     timings = r.get("timings") or {}
     pool_note = (" (a reduced pool is easier than the full corpus: compare conditions with each other, not with "
-                 "published full-corpus numbers)") if exp.eval_pool is not None else ""
+                 "published full-corpus numbers)") if exp.eval_pool is not None or exp.eval_queries else ""
     L += [f"- student `{exp.student}`, teacher `{exp.teacher}`; methods {', '.join(exp.methods)}; seeds "
           f"{exp.seeds}; distillation: {exp.distill}",
           f"- evaluation: MIRACL dev, **{r['corpus']}**{pool_note}",
