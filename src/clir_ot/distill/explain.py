@@ -68,10 +68,10 @@ def heatmap(alignment: Alignment, path: Path, title: str) -> None:
     ax.set_ylabel("teacher tokens (English)")
     ax.set_title(f"{title}\n⟨P*, C⟩ = {alignment.cost:.3f}", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.03)
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # glyphs missing from the default font (Telugu, Thai, ...)
         warnings.simplefilter("ignore")
+        fig.tight_layout()
         fig.savefig(path, dpi=110)
     plt.close(fig)
 

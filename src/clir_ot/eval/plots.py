@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -11,11 +12,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def _title(fig, title: str) -> None:
+    fig.suptitle("\n".join(textwrap.wrap(title, 70)), fontsize=8)
+
+
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        fig.tight_layout()
         fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -39,7 +44,7 @@ def bars(table: dict[str, dict[str, dict]], metric: str, path: Path, title: str)
         ax.set_title(lang)
         ax.set_ylim(0, 1)
         ax.set_ylabel(metric)
-    fig.suptitle(title, fontsize=9)
+    _title(fig, title)
     return _save(fig, path)
 
 
@@ -57,7 +62,7 @@ def recall_curves(curves: dict[str, dict[str, dict[int, float]]], path: Path, ti
         ax.set_title(lang)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
+    _title(fig, title)
     return _save(fig, path)
 
 

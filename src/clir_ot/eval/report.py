@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from ..artifacts import package_versions, write_json_atomic, write_text_atomic
+from ..data.miracl import corpus_label
 from . import metrics, plots
 from .significance import compare, holm, mean_ci
 
@@ -170,7 +171,7 @@ def write_report(root: Path, out: Path, exp) -> dict:
             if m.is_file():
                 costs[f"evaluate {method} s{seed}"] = {"wall_time_s": _json(m).get("wall_time_s")}
     diag = {p.stem: _json(p) for p in sorted((root / "diag").glob("*.json"))} if (root / "diag").is_dir() else {}
-    corpus = metrics_corpus_label(root, exp)
+    corpus = corpus_label(exp.eval_pool, 0, exp.eval_queries)
     first_manifest = next(iter(sorted((root / "distill").glob("*/manifest.json"))), None) \
         if (root / "distill").is_dir() else None
     training_data = _json(first_manifest)["training_data"] if first_manifest else {}
@@ -205,12 +206,6 @@ def write_report(root: Path, out: Path, exp) -> dict:
     write_text_atomic(out / "results.csv", _csv(summary))
     write_text_atomic(out / "results.md", _markdown(result, exp, figures, out))
     return result
-
-
-def metrics_corpus_label(root: Path, exp) -> str:
-    from ..data.miracl import corpus_label
-
-    return corpus_label(exp.eval_pool, 0, exp.eval_queries)
 
 
 def _csv(summary: dict) -> str:
