@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping
 Qrels = Mapping[str, Mapping[str, int]]  # query_id -> doc_id -> relevance
 Run = Mapping[str, Mapping[str, float]]  # query_id -> doc_id -> score
 
-HEADLINE = "R@100"
 DEFAULT_MEASURES = ("R@100", "AP", "nDCG@10", "RR@10")
 _MEASURE = re.compile(r"^(R|nDCG|RR|AP|P)(?:@(\d+))?$")
 

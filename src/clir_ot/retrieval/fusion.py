@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from ..eval.metrics import rank
 
 Run = Mapping[str, Mapping[str, float]]
-FUSIONS = ("interpolate", "rrf")
 
 
 def _minmax(scores: Mapping[str, float]) -> dict[str, float]:
