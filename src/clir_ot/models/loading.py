@@ -121,7 +121,9 @@ def resolve_model(name: str) -> tuple[str, EncoderSpec | None]:
 
 
 def load_encoder(name: str, device: str | None = None) -> Encoder:
-    """Load an :class:`Encoder` from an offline name, a local directory or a Hugging Face id."""
+    """Load an :class:`Encoder` from an offline name, a local directory or a Hugging Face id, on ``device``
+    (default: the GPU where one exists, else the CPU)."""
+    import torch
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -138,8 +140,7 @@ def load_encoder(name: str, device: str | None = None) -> Encoder:
                           f"offline models ({', '.join(OFFLINE_MODELS)}) and local directories load.") from exc
     spec = _spec_for_dir(Path(source), known_spec) if Path(source).is_dir() else (known_spec or EncoderSpec())
     model.eval()
-    if device:
-        model.to(device)
+    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return Encoder(model, tokenizer, spec, source=name)
 
 
