@@ -68,12 +68,23 @@ def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monk
                 "explain/after-ot/yo-0.png"):
         assert (report / png).stat().st_size > 1000, png
     assert "yo,ot,R@100" in (report / "results.csv").read_text()
+    # the machine is recorded by the run (not by whoever writes the report later)
+    env = json.loads((root / "environment.json").read_text())
+    assert env["hardware"]["cpu_count"] >= 1 and env["hardware"]["gpu"] is None and "torch" in env["versions"]
+    assert "- hardware: CPU only:" in md
+    # partial-pool diagnostic: pool sizes and both measures per cell
+    assert "*passages / queries*" in md and result["diagnostic_sizes"]["sw"]["documents"] > 0
+    # evaluation cost = time spent computing the languages, kept when a later call skips them
+    first_costs = result["costs"]
+    assert first_costs["evaluate bm25"]["wall_time_s"] > 0
 
     # a second run recomputes nothing
     stamps = {p: p.stat().st_mtime_ns for p in root.rglob("metrics.json")}
     stamps[root / "distill/ot-s1/manifest.json"] = (root / "distill/ot-s1/manifest.json").stat().st_mtime_ns
     reproduce(experiment, "tiny", runs, reports, log=lambda m: None)
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    skipped = json.loads((report / "results.json").read_text())
+    assert skipped["costs"]["evaluate bm25"] == first_costs["evaluate bm25"]
 
     # killed halfway through a distillation, started again: resumes and ends with the same numbers
     import shutil

@@ -86,6 +86,20 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def hardware() -> dict[str, Any]:
+    """The machine a run used: CPU model and count, and the GPU's name where one is used."""
+    import torch
+
+    cpu = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
 def prepare_output_dir(path: Path, overwrite: bool) -> Path:
     """Create ``path`` for a fresh artifact; refuse an existing non-empty one unless ``overwrite``."""
     path = Path(path)

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .artifacts import config_hash, write_json_atomic, write_yaml_atomic
+from .artifacts import config_hash, hardware, package_versions, write_json_atomic, write_yaml_atomic
 from .config import build, read_yaml
 from .data import miracl
 from .distill.trainer import DistillConfig
@@ -147,6 +147,7 @@ def reproduce(experiment: Path, profile: str, runs_dir: Path, reports_dir: Path,
     root = Path(runs_dir) / exp.name / profile
     root.mkdir(parents=True, exist_ok=True)
     write_yaml_atomic(root / "experiment.yaml", asdict(exp))
+    write_json_atomic(root / "environment.json", {"hardware": hardware(), "versions": package_versions()})
     miracl.prepare(exp.eval_langs, "dev")
     timings: dict[str, float] = {}
 

@@ -161,15 +161,11 @@ def write_report(root: Path, out: Path, exp) -> dict:
     summary = summarise(data)
     sig = significance(data)
     logs, probe_after, probe_before, costs = _training(root, exp)
-    for base in [*exp.baselines, "bm25-full"]:
-        m = root / "baselines" / base / "manifest.json"
-        if m.is_file():
-            costs[f"evaluate {base}"] = {"wall_time_s": _json(m).get("wall_time_s")}
-    for method in exp.methods:
-        for seed in exp.seeds:
-            m = root / "eval" / f"{method}-s{seed}" / "manifest.json"
-            if m.is_file():
-                costs[f"evaluate {method} s{seed}"] = {"wall_time_s": _json(m).get("wall_time_s")}
+    evaluations = {f"evaluate {b}": root / "baselines" / b for b in [*exp.baselines, "bm25-full"]}
+    evaluations |= {f"evaluate {m} s{s}": root / "eval" / f"{m}-s{s}" for m in exp.methods for s in exp.seeds}
+    for name, folder in evaluations.items():
+        if folder.is_dir():
+            costs[name] = {"wall_time_s": _evaluation_time(folder)}
     diag = {p.stem: _json(p) for p in sorted((root / "diag").glob("*.json"))} if (root / "diag").is_dir() else {}
     corpus = corpus_label(exp.eval_pool, 0, exp.eval_queries)
     first_manifest = next(iter(sorted((root / "distill").glob("*/manifest.json"))), None) \
@@ -200,12 +196,37 @@ def write_report(root: Path, out: Path, exp) -> dict:
               "significance": sig, "unavailable": collected["unavailable"], "probe_before": probe_before,
               "probe_after": probe_after, "diagnostic": {k: {lang: r["aggregate"] for lang, r in v["results"].items()}
                                                          for k, v in diag.items()},
-              "costs": costs, "training_data": training_data, "versions": package_versions(),
+              "diagnostic_sizes": {lang: {"documents": r["documents"], "queries": r["queries"]}
+                                   for v in diag.values() for lang, r in v["results"].items()},
+              "costs": costs, "training_data": training_data, **_environment(root),
               "timings": _json(root / "timings.json") if (root / "timings.json").is_file() else None}
     write_json_atomic(out / "results.json", result)
     write_text_atomic(out / "results.csv", _csv(summary))
     write_text_atomic(out / "results.md", _markdown(result, exp, figures, out))
     return result
+
+
+def _evaluation_time(folder: Path) -> float:
+    """Seconds spent computing the languages of an evaluation folder (per-language ``metrics.json``), not the
+    time of the last call, which is near zero when every language was skipped as done."""
+    results = [_json(m)["result"] for m in sorted(folder.glob("*/metrics.json"))]
+    return round(sum(r["info"].get("wall_time_s", 0.0) for r in results if r["status"] == "ok"), 2)
+
+
+def _environment(root: Path) -> dict:
+    """Hardware and package versions recorded by `clir-ot reproduce` (the machine the run used); the current
+    versions for runs folders written before that record existed."""
+    env = root / "environment.json"
+    if env.is_file():
+        return _json(env)
+    return {"hardware": None, "versions": package_versions()}
+
+
+def _hardware_line(hw: dict | None) -> str:
+    if not hw:
+        return "not recorded"
+    line = f"{hw['cpu']} ({hw['cpu_count']} cores, torch threads {hw['torch_threads']})"
+    return f"GPU {hw['gpu']}; CPU {line}" if hw.get("gpu") else f"CPU only: {line}"
 
 
 def _csv(summary: dict) -> str:
@@ -230,7 +251,8 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
     L += [f"- student `{exp.student}`, teacher `{exp.teacher}`; methods {', '.join(exp.methods)}; seeds "
           f"{exp.seeds}; distillation: {exp.distill}",
           f"- evaluation: MIRACL dev, **{r['corpus']}**{pool_note}",
-          f"- wall time of the last `reproduce` call: {timings.get('this_run_total_s', 'n/a')} s", "",
+          f"- wall time of the last `reproduce` call: {timings.get('this_run_total_s', 'n/a')} s",
+          f"- hardware: {_hardware_line(r.get('hardware'))}", "",
           CONTAMINATION, ""]
     L += ["## Results (mean ± std over seeds [95% CI]; baselines are single runs)", ""]
     for lang, conds in r["summary"].items():
@@ -269,10 +291,15 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
         langs = sorted({lg for v in r["diagnostic"].values() for lg in v})
         L += [f"## Supplementary: {LABEL}", "",
               "Recovered passages only (judged coverage 6–22%), queries with ≥ 1 relevant recovered passage. "
-              "A diagnostic of trends, **never a MIRACL result**. Recall@100:", "",
+              "A diagnostic of trends, **never a MIRACL result**. Each cell: Recall@100 / nDCG@10. The pools are "
+              "small, so Recall@100 saturates; nDCG@10 is the informative column.", "",
               "| system | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
+        sizes = r.get("diagnostic_sizes", {})
+        L.append("| *passages / queries* | " + " | ".join(
+            f"*{sizes[lg]['documents']:,} / {sizes[lg]['queries']}*" if lg in sizes else "–" for lg in langs) + " |")
         for name, v in r["diagnostic"].items():
-            L.append(f"| {name} | " + " | ".join(f"{v[lg]['R@100']:.4f}" if lg in v else "–" for lg in langs) + " |")
+            L.append(f"| {name} | " + " | ".join(f"{v[lg]['R@100']:.3f} / {v[lg]['nDCG@10']:.3f}" if lg in v else "–"
+                                                 for lg in langs) + " |")
         L.append("")
     if figures:
         L += ["## Plots", ""] + [f"![{p.stem}]({p.relative_to(out)})" for p in figures] + [""]
