@@ -67,7 +67,12 @@ def test_outputs_probe_manifest_and_frozen_embeddings(tiny_xlmr_dir, small_bitex
     probe = json.loads((out / "probe.json").read_text())
     assert set(probe["before"]["probe"]) == {"sw", "yo"} and set(probe["after"]["probe"]) == {"sw", "yo"}
     assert 0 <= probe["after"]["probe"]["sw"]["accuracy"] <= 1 and probe["after"]["probe"]["yo"]["pairs"] == 48
-    assert probe["after"]["retrieval_check"]["documents"] == 942 + 20
+    from clir_ot.data import miracl
+
+    sample = miracl.sample_query_ids("yo", "dev", 30)
+    judged = {q.doc_id for q in miracl.load_qrels("yo", "dev") if q.query_id in sample}
+    check = probe["after"]["retrieval_check"]
+    assert len(sample) == 30 and check["documents"] == len(judged) + 20 and "30 sampled queries" in check["corpus"]
     data = manifest["training_data"]
     assert data["excluded_languages"] == ["sw", "yo", "te", "bn", "hi", "th"]
     assert data["training_languages"] == ["de", "fr"] and data["bitext"][0]["rows"] == 80
@@ -122,3 +127,35 @@ def test_config_validation() -> None:
         DistillConfig(method="mse")
     with pytest.raises(ClirOtError, match="unknown language code"):
         DistillConfig(lang="xx")
+
+
+def test_before_evaluation_is_cached_and_teacher_probe_embeddings_reused(tiny_xlmr_dir, small_bitext, tmp_path,
+                                                                         monkeypatch) -> None:
+    cfg = config(tiny_xlmr_dir, small_bitext, method="kd", steps=2, probe_langs=["yo"], check_lang=None, seed=11)
+    first = train(cfg, tmp_path / "a")
+    calls: list[int] = []
+    real = trainer.evaluate_student
+    monkeypatch.setattr(trainer, "evaluate_student", lambda m, c: calls.append(1) or real(m, c))
+    second = train(cfg, tmp_path / "b")
+    assert len(calls) == 1  # only "after": "before" came from the cache
+    assert second["probe"]["before"] == first["probe"]["before"]
+    # another probe setting is another cache entry
+    train(config(tiny_xlmr_dir, small_bitext, method="kd", steps=2, probe_langs=["sw"], check_lang=None, seed=11),
+          tmp_path / "c")
+    assert len(calls) == 3
+
+    from clir_ot.distill.probe import translation_probe
+    from clir_ot.models import load_encoder
+
+    teacher = load_encoder(str(tiny_xlmr_dir))
+    encoded: list[int] = []
+    real_encode = teacher.encode
+    monkeypatch.setattr(teacher, "encode",
+                        lambda texts, *a, **k: encoded.append(len(texts)) or real_encode(texts, *a, **k))
+    cache: dict = {}
+    once = translation_probe(teacher, teacher, ["sw", "yo"], teacher_cache=cache)
+    again = translation_probe(teacher, teacher, ["sw", "yo"], teacher_cache=cache)
+    assert once == again
+    # first call: distinct English paragraphs (teacher) + sw and yo sides (student); second: student sides only
+    assert sum(encoded[:3]) == len(cache) + once["sw"]["pairs"] + once["yo"]["pairs"]
+    assert encoded[3:] == [once["sw"]["pairs"], once["yo"]["pairs"]]

@@ -27,11 +27,20 @@ def udhr_pairs(langs: list[str]) -> dict[str, tuple[list[str], list[str]]]:
     return out
 
 
-def translation_probe(student: Encoder, teacher: Encoder, langs: list[str], batch_size: int = 16) -> dict[str, dict]:
-    """``{lang: {"accuracy", "src2trg", "trg2src", "mse_x100", "pairs"}}`` on UDHR paragraphs."""
+def translation_probe(student: Encoder, teacher: Encoder, langs: list[str], batch_size: int = 16,
+                      teacher_cache: dict[str, np.ndarray] | None = None) -> dict[str, dict]:
+    """``{lang: {"accuracy", "src2trg", "trg2src", "mse_x100", "pairs"}}`` on UDHR paragraphs.
+
+    The teacher is frozen, so its embeddings of the English paragraphs are computed once per distinct
+    paragraph and, given ``teacher_cache``, reused by later calls (the probe after training)."""
+    pairs = udhr_pairs(langs)
+    cache = {} if teacher_cache is None else teacher_cache
+    missing = sorted({t for en, _ in pairs.values() for t in en} - cache.keys())
+    if missing:
+        cache.update(zip(missing, teacher.encode(missing, "passage", batch_size=batch_size), strict=True))
     results = {}
-    for lang, (en, x) in udhr_pairs(langs).items():
-        t = teacher.encode(en, "passage", batch_size=batch_size)
+    for lang, (en, x) in pairs.items():
+        t = np.stack([cache[text] for text in en])
         s = student.encode(x, "passage", batch_size=batch_size)
         sims = s @ t.T
         idx = np.arange(len(en))
@@ -42,15 +51,19 @@ def translation_probe(student: Encoder, teacher: Encoder, langs: list[str], batc
     return results
 
 
-def retrieval_check(student: Encoder, lang: str, pool: int | None, depth: int = 100,
+def retrieval_check(student: Encoder, lang: str, pool: int | None, queries: int | None = None, depth: int = 100,
                     batch_size: int = 32) -> dict[str, float]:
-    """Recall@100 and nDCG@10 of ``student`` on a reduced MIRACL pool (diagnostic, not a MIRACL result)."""
+    """Recall@100 and nDCG@10 of ``student`` on a reduced MIRACL pool: ``queries`` sampled queries (all if
+    ``None``; seed 0), their judged passages and ``pool`` random ones (diagnostic, not a MIRACL result)."""
     from ..data import miracl
     from ..eval import metrics
     from ..eval.dense import evaluate_collection
 
-    docs = miracl.load_corpus(lang, "dev", pool)
-    qrels = metrics.qrels_dict(miracl.load_qrels(lang, "dev"))
-    result = evaluate_collection(student, docs, miracl.load_queries(lang, "dev"), qrels, depth, batch_size,
-                                 ["R@100", "nDCG@10"])
-    return result["aggregate"] | {"lang": lang, "corpus": miracl.corpus_label(pool), "documents": len(docs)}
+    sample = miracl.sample_query_ids(lang, "dev", queries)
+    docs = miracl.load_corpus(lang, "dev", pool, query_ids=sample)
+    qrels = {qid: judged for qid, judged in metrics.qrels_dict(miracl.load_qrels(lang, "dev")).items()
+             if sample is None or qid in sample}
+    topics = [q for q in miracl.load_queries(lang, "dev") if q.query_id in qrels]
+    result = evaluate_collection(student, docs, topics, qrels, depth, batch_size, ["R@100", "nDCG@10"])
+    return result["aggregate"] | {"lang": lang, "corpus": miracl.corpus_label(pool, 0, queries),
+                                  "documents": len(docs)}

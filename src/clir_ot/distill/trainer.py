@@ -15,7 +15,9 @@ retrieval space while training languages are pulled toward English) or another e
 ``prefix_mode: both`` alternates "query: " and "passage: " per batch, the same for both models.
 
 Output directory: ``student/`` (Hugging Face model + tokenizer + encoder spec), ``train_log.jsonl``,
-``probe.json`` (UDHR probe and retrieval check before/after), ``config.yaml`` and ``manifest.json``
+``probe.json`` (UDHR probe and retrieval check before/after; the "before" half is cached under
+``$CLIR_OT_CACHE/probes`` per initial student, teacher and probe settings, so repeated runs do not
+recompute it), ``config.yaml`` and ``manifest.json``
 (exclusion audit, data sha256, versions, wall time, seed). ``checkpoint/`` exists while training:
 ``--resume`` continues from it and ends with the same weights as an uninterrupted run.
 """
@@ -88,6 +90,7 @@ class DistillConfig:
     probe_langs: list[str] = field(default_factory=lambda: list(EVAL_LANGUAGES))
     check_lang: str | None = "yo"
     check_pool: int | None = 0
+    check_queries: int | None = 30
     device: str = "auto"
     bf16: bool = True
     max_malformed: float = 0.01
@@ -117,6 +120,7 @@ class Models:
     kd: MSEDistillLoss
     idf_teacher: torch.Tensor | None = None
     idf_student: torch.Tensor | None = None
+    probe_teacher_cache: dict = field(default_factory=dict)  # frozen teacher: its UDHR embeddings never change
 
 
 def resolve_device(name: str) -> torch.device:
@@ -298,11 +302,42 @@ def evaluate_student(models: Models, cfg: DistillConfig) -> dict:
     from .probe import retrieval_check, translation_probe
 
     was_training = models.student.model.training
-    out = {"probe": translation_probe(models.student, models.teacher, cfg.probe_langs)}
+    out = {"probe": translation_probe(models.student, models.teacher, cfg.probe_langs,
+                                      teacher_cache=models.probe_teacher_cache)}
     if cfg.check_lang:
-        out["retrieval_check"] = retrieval_check(models.student, cfg.check_lang, cfg.check_pool)
+        out["retrieval_check"] = retrieval_check(models.student, cfg.check_lang, cfg.check_pool, cfg.check_queries)
     models.student.model.train(was_training)
     return out
+
+
+def _model_identity(name: str) -> dict:
+    """What identifies a model's weights: for a local folder its weights files' size and modification time."""
+    from ..models.loading import resolve_model
+
+    source = Path(resolve_model(name)[0])
+    if not source.is_dir():
+        return {"name": name}
+    files = sorted(source.glob("*.safetensors")) + sorted(source.glob("*.bin"))
+    return {"name": name, "path": str(source.resolve()),
+            "weights": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]}
+
+
+def evaluate_initial_student(models: Models, cfg: DistillConfig) -> dict:
+    """:func:`evaluate_student` before training, read from the cache when the same initial student, teacher
+    and probe settings were evaluated before on this kind of device."""
+    from ..artifacts import config_hash
+    from ..settings import cache_dir
+
+    key = config_hash({"student": _model_identity(cfg.student),
+                       "teacher": "self" if cfg.teacher == "self" else _model_identity(cfg.teacher),
+                       "device": models.student.device.type, "probe_langs": cfg.probe_langs,
+                       "check": [cfg.check_lang, cfg.check_pool, cfg.check_queries], "version": 2})
+    cached = cache_dir() / "probes" / f"{key}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    result = evaluate_student(models, cfg)
+    write_json_atomic(cached, result)
+    return result
 
 
 StepCallback = Callable[[int, dict], None]
@@ -336,7 +371,7 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
         sample = data.pairs[:5000]
         models.idf_teacher = idf_weights(models.teacher, [p.en for p in sample]).to(device)
         models.idf_student = idf_weights(models.student, [p.x for p in sample]).to(device)
-    before = evaluate_student(models, cfg) if evaluate and not resume else None
+    before = evaluate_initial_student(models, cfg) if evaluate and not resume else None
     if before is not None:
         write_json_atomic(out / "probe_before.json", before)
     elif resume and (out / "probe_before.json").is_file():
