@@ -42,7 +42,7 @@ from ..artifacts import prepare_output_dir, write_json_atomic, write_manifest
 from ..data.training import DEMO_BITEXT, DEMO_LEXICON, TrainingData, TrainingExample, load_training_data
 from ..errors import ClirOtError
 from ..languages import EVAL_LANGUAGES, check_language
-from ..models import Encoder, load_encoder
+from ..models import Encoder, load_encoder, resolve_device
 from .losses import MSEDistillLoss, OTAlignmentLoss, token_masses
 
 METHODS = ("ot", "kd", "ot+kd")
@@ -121,12 +121,6 @@ class Models:
     idf_teacher: torch.Tensor | None = None
     idf_student: torch.Tensor | None = None
     probe_teacher_cache: dict = field(default_factory=dict)  # frozen teacher: its UDHR embeddings never change
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_models(cfg: DistillConfig, device: torch.device) -> Models:

@@ -120,10 +120,18 @@ def resolve_model(name: str) -> tuple[str, EncoderSpec | None]:
     return name, KNOWN_HUB_SPECS.get(name)
 
 
+def resolve_device(name: str = "auto"):
+    """``torch.device(name)``; ``auto`` is the GPU where one exists, else the CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def load_encoder(name: str, device: str | None = None) -> Encoder:
     """Load an :class:`Encoder` from an offline name, a local directory or a Hugging Face id, on ``device``
     (default: the GPU where one exists, else the CPU)."""
-    import torch
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -140,7 +148,7 @@ def load_encoder(name: str, device: str | None = None) -> Encoder:
                           f"offline models ({', '.join(OFFLINE_MODELS)}) and local directories load.") from exc
     spec = _spec_for_dir(Path(source), known_spec) if Path(source).is_dir() else (known_spec or EncoderSpec())
     model.eval()
-    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(resolve_device(device or "auto"))
     return Encoder(model, tokenizer, spec, source=name)
 
 
