@@ -56,14 +56,13 @@ def retrieval_check(student: Encoder, lang: str, pool: int | None, queries: int 
     """Recall@100 and nDCG@10 of ``student`` on a reduced MIRACL pool: ``queries`` sampled queries (all if
     ``None``; seed 0), their judged passages and ``pool`` random ones (diagnostic, not a MIRACL result)."""
     from ..data import miracl
-    from ..eval import metrics
     from ..eval.dense import evaluate_collection
+    from ..eval.evaluate import judged_qrels, sampled_topics
 
     sample = miracl.sample_query_ids(lang, "dev", queries)
     docs = miracl.load_corpus(lang, "dev", pool, query_ids=sample)
-    qrels = {qid: judged for qid, judged in metrics.qrels_dict(miracl.load_qrels(lang, "dev")).items()
-             if sample is None or qid in sample}
-    topics = [q for q in miracl.load_queries(lang, "dev") if q.query_id in qrels]
+    topics = sampled_topics(lang, "dev", sample)
+    qrels = judged_qrels(lang, "dev", topics)
     result = evaluate_collection(student, docs, topics, qrels, depth, batch_size, ["R@100", "nDCG@10"])
     return result["aggregate"] | {"lang": lang, "corpus": miracl.corpus_label(pool, 0, queries),
                                   "documents": len(docs)}

@@ -84,8 +84,18 @@ def corpus_docs(lang: str, cfg: EvalConfig) -> list[miracl.Doc]:
 
 
 def selected_queries(lang: str, cfg: EvalConfig) -> list[miracl.Query]:
-    keep = cfg.query_ids(lang)
-    return [q for q in miracl.load_queries(lang, cfg.split) if keep is None or q.query_id in keep]
+    return sampled_topics(lang, cfg.split, cfg.query_ids(lang))
+
+
+def sampled_topics(lang: str, split: str, keep: set[str] | None) -> list[miracl.Query]:
+    """The queries of ``lang`` whose ids are in ``keep`` (all queries when ``None``)."""
+    return [q for q in miracl.load_queries(lang, split) if keep is None or q.query_id in keep]
+
+
+def judged_qrels(lang: str, split: str, queries: list[miracl.Query]) -> dict[str, dict[str, int]]:
+    """``{query id: {doc id: relevance}}`` restricted to ``queries``: the qrels the metrics count."""
+    keep = {q.query_id for q in queries}
+    return {qid: j for qid, j in metrics.qrels_dict(miracl.load_qrels(lang, split)).items() if qid in keep}
 
 
 def bm25_run(lang: str, cfg: EvalConfig) -> tuple[dict, dict]:
@@ -146,8 +156,7 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
     started = time.time()
     try:
         queries = selected_queries(lang, cfg)
-        keep = {q.query_id for q in queries}
-        qrels = {qid: j for qid, j in metrics.qrels_dict(miracl.load_qrels(lang, cfg.split)).items() if qid in keep}
+        qrels = judged_qrels(lang, cfg.split, queries)
         if cfg.run_file:
             run, info = read_run(Path(cfg.run_file), [q.query_id for q in queries]), {"run_file": cfg.run_file}
         elif cfg.model in BM25_NAMES:
