@@ -92,6 +92,17 @@ def test_eval_alias_bm25_prints_real_yo_scores(tmp_path) -> None:
     assert "sw unavailable" in result.clean_stdout
 
 
+def test_eval_without_a_system_evaluates_the_student_before_distillation_on_all_six(tmp_path, monkeypatch) -> None:
+    import clir_ot.eval.evaluate as evaluate_module
+
+    seen = []
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda cfg, out, *hooks: seen.append(cfg) or [])
+    result = run("eval", "--benchmark", "miracl", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert seen[0].model == "me5-small" and seen[0].langs == ["sw", "yo", "te", "bn", "hi", "th"]
+    assert "evaluating me5-small" in result.clean_stderr
+
+
 def test_evaluate_a_mangled_run_file_names_the_line(tmp_path) -> None:
     bad = tmp_path / "bad.trec"
     bad.write_text("10020#0 Q0 598#0 1 0.5 x\n10020#0 Q0 598#1 2 0.4\n")

@@ -280,7 +280,8 @@ def evaluate_cmd(
     benchmark: Annotated[str, typer.Option(help="Benchmark (miracl).")] = "miracl",
     langs: Annotated[str | None, typer.Option("--lang", "--langs", help="Languages (default: sw,yo,te,bn,hi,th).")]
     = None,
-    model: Annotated[str | None, typer.Option(help="bm25, minilm, me5-small, a model directory or an HF id.")] = None,
+    model: Annotated[str | None, typer.Option(help="bm25, minilm, me5-small, a model directory or an HF id "
+                                              "(default: me5-small, the student before distillation).")] = None,
     run_file: Annotated[Path | None, typer.Option("--run", help="Evaluate this TREC run file instead.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/eval/<system>).")] = None,
     split: Annotated[str, typer.Option(help="Split.")] = "dev",
@@ -297,6 +298,9 @@ def evaluate_cmd(
     from .eval.evaluate import EvalConfig, evaluate, markdown_table
 
     _check_benchmark(benchmark)
+    if model is None and run_file is None:
+        model = "me5-small"
+        err_console.print("no --model or --run given: evaluating me5-small, the student before distillation")
     cfg = EvalConfig(langs=parse_language_list(langs), split=split, model=model,
                      run_file=str(run_file) if run_file else None, fuse=fuse.value if fuse else None, alpha=alpha,
                      depth=depth, batch_size=batch_size, precision=precision, backend=backend,
