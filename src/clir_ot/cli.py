@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import time
+import zlib
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +18,9 @@ from typing import Annotated
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from .errors import ClirOtError
@@ -25,6 +30,16 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+#: Errors of reading a malformed input (binary or UTF-16 text, a cut gzip, broken JSON) that a reader did not
+#: turn into a :class:`ClirOtError` itself: still one line and exit 1, never a traceback.
+_INPUT_ERRORS = (UnicodeError, EOFError, zlib.error, json.JSONDecodeError, gzip.BadGzipFile)
+
+
+def print_error(message: str) -> None:
+    """``error: message`` on stderr, the message printed literally (text such as ``[/x]`` is not markup)."""
+    err_console.print(Text("error: ", style="bold red") + Text(message), highlight=False, soft_wrap=True)
+
+
 class _UserErrorsGroup(TyperGroup):
     """Root command group: a :class:`ClirOtError` becomes one line on stderr and exit code 1."""
 
@@ -32,7 +47,10 @@ class _UserErrorsGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ClirOtError as exc:
-            err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+            print_error(str(exc))
+            raise typer.Exit(code=1) from None
+        except _INPUT_ERRORS as exc:
+            print_error(f"could not read an input file: {type(exc).__name__}: {exc}")
             raise typer.Exit(code=1) from None
 
 
@@ -42,6 +60,22 @@ app = typer.Typer(name="clir-ot", help="OT vs standard distillation for zero-sho
 data_app = typer.Typer(help="MIRACL data, bitext and lexicons: prepare, inspect, audit.", no_args_is_help=True)
 model_app = typer.Typer(help="Encoders: offline models, local directories, Hugging Face ids.",
                         no_args_is_help=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        console.print(f"clir-ot {metadata.version('clir-ot')}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """OT vs standard distillation for zero-shot MIRACL retrieval."""
+
+
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 
@@ -85,12 +119,12 @@ def data_prepare(
 
     report = miracl.prepare(parse_language_list(langs, EVAL_LANGUAGES), split, mirror)
     for label in report.copied:
-        console.print(f"copied   {label}")
+        console.print(f"copied   {label}", markup=False)
     for label in report.present:
-        console.print(f"present  {label}")
+        console.print(f"present  {label}", markup=False)
     for label in report.missing:
-        console.print(f"[yellow]missing[/yellow]  {label} (not in the mirror)")
-    console.print(f"cache: {miracl.ir_datasets_home()}")
+        console.print(f"[yellow]missing[/yellow]  {escape(label)} (not in the mirror)")
+    console.print(f"cache: {miracl.ir_datasets_home()}", markup=False)
 
 
 class BitextSource(str, Enum):
@@ -122,7 +156,8 @@ def data_bitext(
     pairs = builders.BUILDERS[source.value](codes, **kwargs)
     write_bitext(out, pairs)
     counts = {c: sum(p.lang == c for p in pairs) for c in codes}
-    console.print(f"wrote {len(pairs):,} pairs to {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    console.print(f"wrote {len(pairs):,} pairs to {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
+                  markup=False)
     held_out = [c for c in codes if c in excluded_languages()]
     if held_out:
         console.print(f"[yellow]note:[/yellow] {', '.join(held_out)} are evaluation languages: this file is a "
@@ -203,7 +238,25 @@ def _progress():
                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err_console)
 
 
-Precision = Annotated[str, typer.Option(help="Inference precision: fp32, bf16 or int8 (dynamic quantisation).")]
+class PrecisionChoice(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    int8 = "int8"
+
+
+class Backend(str, Enum):
+    exact = "exact"
+    faiss = "faiss"
+
+
+class Profile(str, Enum):
+    smoke = "smoke"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+Precision = Annotated[PrecisionChoice, typer.Option(help="Inference precision: fp32, bf16 (autocast) or int8 "
+                                                    "(dynamic quantisation).")]
 
 
 @app.command("encode")
@@ -213,17 +266,17 @@ def encode_cmd(
     lang: Annotated[str, typer.Option(help="MIRACL language.")] = "yo",
     benchmark: Annotated[str, typer.Option(help="Benchmark (miracl).")] = "miracl",
     split: Annotated[str, typer.Option(help="Split.")] = "dev",
-    batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 32,
-    precision: Precision = "fp32",
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per batch.")] = 32,
+    precision: Precision = PrecisionChoice.fp32,
     fp16_storage: Annotated[bool, typer.Option("--fp16", help="Store embeddings as float16.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing embeddings directory.")] = False,
-    pool: Annotated[int | None, typer.Option(help="Reduced pool: judged passages + N random ones "
+    pool: Annotated[int | None, typer.Option(min=0, help="Reduced pool: judged passages + N random ones "
                                              "(default: the full corpus).")] = None,
 ) -> None:
     """Encode a MIRACL corpus (title + text) and its queries; resumes an interrupted run."""
-    from dataclasses import asdict
-
+    from .artifacts import folder_lock
     from .data import miracl
+    from .eval.evaluate import embeddings_config
     from .languages import check_language
     from .models import load_encoder
     from .retrieval.encode import encode_corpus
@@ -232,17 +285,17 @@ def encode_cmd(
     lang = check_language(lang)
     docs = miracl.load_corpus(lang, split, pool)
     queries = miracl.load_queries(lang, split)
-    encoder = load_encoder(model).set_precision(precision)
-    config = {"model": model, "lang": lang, "split": split, "precision": precision, "fp16_storage": fp16_storage,
-              "corpus": miracl.corpus_label(pool), "spec": asdict(encoder.spec)}
-    with _progress() as progress:
+    encoder = load_encoder(model).set_precision(precision.value)
+    config = embeddings_config(encoder, model, lang, split, precision.value, fp16_storage,
+                               miracl.corpus_label(pool), queries)
+    with folder_lock(out, "encode"), _progress() as progress:
         task = progress.add_task(f"encode {lang} ({len(docs):,} passages)", total=len(docs))
         manifest = encode_corpus(encoder, [d.doc_id for d in docs], [d.text for d in docs],
                                  [q.query_id for q in queries], [q.text for q in queries], out, config,
                                  batch_size=batch_size, fp16=fp16_storage, overwrite=overwrite,
                                  on_progress=lambda n: progress.advance(task, n))
     console.print(f"encoded {manifest['documents']:,} passages and {manifest['queries']} queries into {out} "
-                  f"({manifest.get('passages_per_second_this_run')} passages/s this run)")
+                  f"({manifest.get('passages_per_second_this_run')} passages/s this run)", markup=False)
 
 
 @app.command("index")
@@ -268,7 +321,7 @@ def index_cmd(
     elapsed = time.time() - started
     write_run(out, to_run(query_ids, doc_ids, scores, idx), tag=f"clir-ot-{backend}")
     console.print(f"searched {len(query_ids)} queries over {len(doc_ids):,} passages ({backend}) in {elapsed:.2f} s "
-                  f"→ {out}")
+                  f"→ {out}", markup=False)
 
 
 class Fusion(str, Enum):
@@ -285,43 +338,69 @@ def evaluate_cmd(
     run_file: Annotated[Path | None, typer.Option("--run", help="Evaluate this TREC run file instead.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/eval/<system>).")] = None,
     split: Annotated[str, typer.Option(help="Split.")] = "dev",
-    depth: Annotated[int, typer.Option(help="Documents retrieved per query.")] = 1000,
+    depth: Annotated[int, typer.Option(min=1, help="Documents retrieved per query.")] = 1000,
     fuse: Annotated[Fusion | None, typer.Option(help="Fuse with BM25: bm25 (interpolation) or rrf.")] = None,
-    alpha: Annotated[float, typer.Option(help="Interpolation weight of the dense run.")] = 0.5,
-    batch_size: Annotated[int, typer.Option(help="Texts per batch when encoding.")] = 32,
-    precision: Precision = "fp32",
-    backend: Annotated[str, typer.Option(help="Search backend: exact or faiss.")] = "exact",
-    pool: Annotated[int | None, typer.Option(help="Reduced pool: judged passages + N random ones "
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Interpolation weight of the dense run.")] = 0.5,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per batch when encoding.")] = 32,
+    precision: Precision = PrecisionChoice.fp32,
+    backend: Annotated[Backend, typer.Option(help="Search backend: exact (chunked matmul) or faiss.")]
+    = Backend.exact,
+    pool: Annotated[int | None, typer.Option(min=0, help="Reduced pool: judged passages + N random ones "
                                              "(cheap diagnostic; default: the full corpus).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace another system's results in --out.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout (for scripts).")]
+    = False,
 ) -> None:
-    """Retrieve and score MIRACL dev: Recall@100 (headline), MAP, nDCG@10, MRR@10 (trec_eval -c)."""
+    """Retrieve and score MIRACL dev: Recall@100 (headline), MAP, nDCG@10, MRR@10 (trec_eval -c).
+
+    Exits 1 when none of the requested languages could be evaluated.
+    """
+    import json
+    from dataclasses import asdict
+
     from .eval.evaluate import EvalConfig, evaluate, markdown_table
+    from .layout import baseline_folder
 
     _check_benchmark(benchmark)
     if model is None and run_file is None:
         model = "me5-small"
-        err_console.print("no --model or --run given: evaluating me5-small, the student before distillation")
+        err_console.print("no --model or --run given: evaluating me5-small, the student before distillation",
+                          markup=False, highlight=False)
     cfg = EvalConfig(langs=parse_language_list(langs), split=split, model=model,
                      run_file=str(run_file) if run_file else None, fuse=fuse.value if fuse else None, alpha=alpha,
-                     depth=depth, batch_size=batch_size, precision=precision, backend=backend,
+                     depth=depth, batch_size=batch_size, precision=precision.value, backend=backend.value,
                      pool_distractors=pool)
-    out = out or Path("runs") / "eval" / cfg.system_name().replace("/", "_")
+    out = out or Path("runs") / "eval" / baseline_folder(cfg.system_name())
     with _progress() as progress:
         task = progress.add_task("", total=None, visible=False)
 
         def on_language(lang: str) -> None:
-            progress.update(task, description=f"{cfg.system_name()} {lang}", completed=0, total=None, visible=True)
+            progress.update(task, description=escape(f"{cfg.system_name()} {lang}"), completed=0, total=None,
+                            visible=True)
 
         def on_progress(done: int, total: int) -> None:
             progress.update(task, total=total, advance=done)
 
-        results = evaluate(cfg, out, on_language, on_progress)
-    console.print(markdown_table(results, cfg.measures, cfg.system_name()), markup=False, highlight=False)
-    console.print(f"run files, per-query scores and metrics in {out}/")
+        results = evaluate(cfg, out, on_language, on_progress, overwrite=overwrite)
+    for r in results:
+        if r.reused:
+            err_console.print(f"reused {r.lang}: {out / r.lang / 'metrics.json'} was made from the same "
+                              "configuration, model weights, corpus, topics and qrels (sha256)",
+                              markup=False, highlight=False)
+    if as_json:
+        print(json.dumps({"system": cfg.system_name(), "out": str(out), "results": [asdict(r) for r in results]},
+                         ensure_ascii=False, indent=2))
+    else:
+        console.print(markdown_table(results, cfg.measures, cfg.system_name()), markup=False, highlight=False)
+        console.print(f"run files, per-query scores and metrics in {out}/", markup=False, highlight=False)
+    if not any(r.status == "ok" for r in results):
+        raise ClirOtError(f"none of the requested languages ({', '.join(cfg.langs)}) could be evaluated; "
+                          "see the reasons above")
 
 
 app.command("evaluate")(evaluate_cmd)
-app.command("eval", help="Alias of `evaluate`.")(evaluate_cmd)
+app.command("eval", help="Retrieve and score MIRACL dev (same as `evaluate`): Recall@100, MAP, nDCG@10, "
+            "MRR@10 with trec_eval -c semantics. Exits 1 when no requested language could be evaluated.")(evaluate_cmd)
 
 
 def _check_benchmark(benchmark: str) -> None:
@@ -364,7 +443,7 @@ def distill_cmd(
     cfg = build(DistillConfig, read_yaml(config) if config else {}, cli, parse_overrides(set_))
     out = out or Path("runs") / "distill" / f"{cfg.lang}-{cfg.method}-s{cfg.seed}"
     console.print(f"distill {cfg.method} → {out} (student {cfg.student}, teacher {cfg.teacher}, {cfg.steps} steps, "
-                  f"excluded: {', '.join(sorted(set(EVAL_LANGUAGES) | {cfg.lang}))})")
+                  f"excluded: {', '.join(sorted(set(EVAL_LANGUAGES) | {cfg.lang}))})", markup=False)
     with _progress() as progress:
         task = progress.add_task("distill", total=cfg.steps)
 
@@ -381,7 +460,7 @@ def distill_cmd(
         manifest = train(cfg, out, resume=resume, overwrite=overwrite, on_step=on_step, on_start=on_start)
     _print_probe(manifest["probe"])
     console.print(f"student: {out / 'student'}  ({manifest['train_time_s']:.0f} s training, "
-                  f"{manifest['wall_time_s']:.0f} s total)")
+                  f"{manifest['wall_time_s']:.0f} s total)", markup=False)
 
 
 def _print_probe(probe: dict) -> None:
@@ -400,7 +479,8 @@ def _print_probe(probe: dict) -> None:
         a, b = after["retrieval_check"], before.get("retrieval_check")
         console.print(f"retrieval check {a['lang']} ({a['corpus']}): R@100 "
                       f"{b['R@100']:.4f} → {a['R@100']:.4f}, nDCG@10 {b['nDCG@10']:.4f} → {a['nDCG@10']:.4f}"
-                      if b else f"retrieval check {a['lang']}: R@100 {a['R@100']:.4f}, nDCG@10 {a['nDCG@10']:.4f}")
+                      if b else f"retrieval check {a['lang']}: R@100 {a['R@100']:.4f}, nDCG@10 {a['nDCG@10']:.4f}",
+                      markup=False)
 
 
 @app.command("explain")
@@ -439,14 +519,14 @@ def explain_cmd(
         for a, b, share in sorted(alignment.top, key=lambda r: -r[2])[:top]:
             table.add_row(a, b, f"{share:.2f}")
         console.print(table)
-        console.print(f"heatmap: {path}")
+        console.print(f"heatmap: {path}", markup=False)
 
 
 @app.command("reproduce")
 def reproduce_cmd(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML, e.g. experiments/zero_shot_miracl.yaml.")] =
     Path("experiments/zero_shot_miracl.yaml"),
-    profile: Annotated[str, typer.Option(help="smoke (minutes), cpu (default, ≤ 2 h on 2 cores) or gpu.")] = "cpu",
+    profile: Annotated[Profile, typer.Option(help="smoke (minutes), cpu (≤ 2 h on 2 cores) or gpu.")] = Profile.cpu,
     runs_dir: Annotated[Path, typer.Option(help="Where stage artifacts go.")] = Path("runs"),
     reports_dir: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("reports"),
 ) -> None:
@@ -454,10 +534,10 @@ def reproduce_cmd(
     from .reproduce import reproduce
 
     def log(message: str) -> None:
-        console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}", highlight=False)
+        console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {escape(message)}", highlight=False)
 
-    report = reproduce(experiment, profile, runs_dir, reports_dir, log)
-    console.print(f"[green]done[/green]: {report / 'results.md'}")
+    report = reproduce(experiment, profile.value, runs_dir, reports_dir, log)
+    console.print(f"[green]done[/green]: {escape(str(report / 'results.md'))}")
 
 
 @app.command("report")
@@ -475,7 +555,7 @@ def report_cmd(
     exp = build(Experiment, read_yaml(runs / "experiment.yaml"))
     out = out or Path("reports") / exp.name / exp.profile
     write_report(runs, out, exp)
-    console.print(f"report: {out / 'results.md'}")
+    console.print(f"report: {out / 'results.md'}", markup=False)
 
 
 @model_app.command("info")
@@ -487,7 +567,7 @@ def model_info(name: Annotated[str, typer.Argument(help="minilm, me5-small, a di
     n_params = sum(p.numel() for p in enc.model.parameters())
     console.print(f"{name}: {enc.spec.label or type(enc.model).__name__}, {n_params / 1e6:.1f} M parameters, "
                   f"dim {enc.dim}, pooling {enc.spec.pooling}, prefixes {enc.spec.query_prefix!r} / "
-                  f"{enc.spec.passage_prefix!r}, source {enc.model.name_or_path}")
+                  f"{enc.spec.passage_prefix!r}, source {enc.model.name_or_path}", markup=False)
 
 
 def main() -> None:

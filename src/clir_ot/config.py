@@ -1,13 +1,21 @@
 """Configuration: dataclasses filled from YAML experiment files and ``--set key=value`` overrides.
 
-Every field of a YAML file can be overridden on the command line (``--set ot.reg=0.1`` style keys use
-the flat field names here: ``--set reg=0.1``). Values are parsed as YAML scalars (``true``, ``3``,
-``1e-4``, ``[de, fr]``). The resolved configuration is saved beside every output.
+Every field of a YAML file can be overridden on the command line with its flat field name
+(``--set lr=3e-5``). Values are parsed as YAML scalars (``true``, ``3``, ``1e-4``, ``[de, fr]``) and
+then **converted and checked against the field's declared type and range** before any work starts:
+``lr=3e-5`` (a string to YAML) becomes the float 3e-5, ``batch_size=2.5`` or ``lr=-1`` is refused
+with one line naming the field. Ranges and choices are declared once, on the field
+(:func:`setting`), and checked by :func:`validate`, which every configuration dataclass calls from
+its ``__post_init__``. The resolved configuration is saved beside every output.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +24,15 @@ import yaml
 from .errors import ClirOtError
 
 T = TypeVar("T")
+_MISSING = dataclasses.MISSING
+
+
+def setting(default: Any = _MISSING, *, default_factory: Any = _MISSING, ge: float | None = None,
+            gt: float | None = None, le: float | None = None, choices: tuple | None = None) -> Any:
+    """A dataclass field with its allowed range (``ge``/``gt``/``le``) or ``choices``; for list fields the
+    constraint applies to every element."""
+    meta = {k: v for k, v in {"ge": ge, "gt": gt, "le": le, "choices": choices}.items() if v is not None}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -24,8 +41,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ClirOtError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ClirOtError(f"{path}: invalid YAML ({exc})") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ClirOtError(f"{path}: invalid YAML ({' '.join(str(exc).split())})") from exc
     if not isinstance(data, dict):
         raise ClirOtError(f"{path}: expected a mapping of fields")
     return data
@@ -37,7 +54,10 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise ClirOtError(f"override {pair!r} is not of the form key=value")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            raise ClirOtError(f"override {pair!r}: value is not valid YAML") from exc
     return out
 
 
@@ -52,9 +72,102 @@ def build(cls: type[T], *layers: dict[str, Any]) -> T:
             merged[key] = value
     try:
         return cls(**merged)
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:
         raise ClirOtError(f"invalid configuration: {exc}") from exc
+    except ValueError as exc:
+        raise ClirOtError(str(exc) if str(exc).startswith("invalid") else f"invalid configuration: {exc}") from exc
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def validate(obj: Any) -> None:
+    """Convert every field of dataclass ``obj`` to its declared type and check its declared range, in place.
+
+    Raises :class:`ClirOtError` naming the first field that does not fit.
+    """
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = _convert(f.name, getattr(obj, f.name), hints[f.name])
+        _check_range(f.name, value, f.metadata)
+        object.__setattr__(obj, f.name, value)
+
+
+def _fail(name: str, expected: str, value: Any) -> ClirOtError:
+    return ClirOtError(f"invalid configuration: {name} must be {expected}, got {value!r}")
+
+
+def _convert(name: str, value: Any, hint: Any) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(name, value, inner[0]) if len(inner) == 1 else value
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise _fail(name, "true or false", value)
+    if hint is int:
+        if isinstance(value, bool):
+            raise _fail(name, "an integer", value)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise _fail(name, "an integer", value)
+    if hint is float:
+        if isinstance(value, bool):
+            raise _fail(name, "a number", value)
+        try:
+            number = float(value) if isinstance(value, int | float | str) else None
+        except ValueError:
+            number = None
+        if number is None or not math.isfinite(number):
+            raise _fail(name, "a finite number", value)
+        return number
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise _fail(name, "a string", value)
+    if origin is list:
+        item = args[0] if args else Any
+        if isinstance(value, str) and item is str:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        elif isinstance(value, int | float | str) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise _fail(name, "a list", value)
+        return [_convert(f"{name}[{i}]", v, item) for i, v in enumerate(value)]
+    if origin is dict:
+        if isinstance(value, dict):
+            return value
+        raise _fail(name, "a mapping", value)
+    return value
+
+
+def _check_range(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
+    if value is None or not meta:
+        return
+    for item in value if isinstance(value, list) else [value]:
+        if "choices" in meta and item not in meta["choices"]:
+            raise _fail(name, f"one of {', '.join(map(str, meta['choices']))}", item)
+        if "gt" in meta and not item > meta["gt"]:
+            raise _fail(name, f"> {meta['gt']}", item)
+        if "ge" in meta and not item >= meta["ge"]:
+            raise _fail(name, f"≥ {meta['ge']}", item)
+        if "le" in meta and not item <= meta["le"]:
+            raise _fail(name, f"≤ {meta['le']}", item)

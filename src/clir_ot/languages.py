@@ -1,6 +1,11 @@
-"""Language codes: the 18 MIRACL languages and the six low-resource evaluation languages."""
+"""Language codes: the 18 MIRACL languages, the six low-resource evaluation languages, and one
+normal form for every way of naming a language (ISO 639-1/-2/-3 codes, BCP 47 tags with script or
+region subtags, English names), so that ``yor``, ``yo-Latn-NG`` and ``Yoruba`` all compare equal to ``yo``.
+"""
 
 from __future__ import annotations
+
+from functools import cache
 
 from .errors import ClirOtError
 
@@ -21,9 +26,40 @@ LANGUAGE_NAMES: dict[str, str] = {
 }
 
 
+@cache
+def normalize_language(label: str) -> str | None:
+    """The base language of ``label`` as its shortest ISO 639 code, or ``None`` when it names no language.
+
+    ``yor``, ``yo-Latn-NG``, ``YO`` and ``Yoruba`` → ``yo``; ``swa``, ``swh`` (individual Swahili, folded
+    into its macrolanguage) and ``sw_KE`` → ``sw``; ``ben``, ``bn-Beng`` and ``Bangla`` → ``bn``. Uses the
+    ``langcodes`` package (IANA registry and CLDR names).
+    """
+    import langcodes
+
+    text = label.strip().replace("_", "-")
+    if not text:
+        return None
+    try:
+        tag = langcodes.standardize_tag(text, macro=True)
+        if not langcodes.tag_is_valid(tag):
+            return None
+        return langcodes.Language.get(tag).language
+    except ValueError:  # not a tag: try a language name ("Yoruba", "Kiswahili")
+        try:
+            return langcodes.find(text).language
+        except LookupError:
+            return None
+
+
+def same_language(a: str, b: str) -> bool:
+    """Whether two labels name the same base language (codes, tags or names)."""
+    na, nb = normalize_language(a), normalize_language(b)
+    return na is not None and na == nb
+
+
 def check_language(code: str, allowed: tuple[str, ...] = MIRACL_LANGUAGES) -> str:
-    """Return ``code`` normalised (lower case, stripped) or raise a clear error naming the choices."""
-    norm = code.strip().lower()
+    """Return ``code`` normalised (``yor`` → ``yo``) or raise a clear error naming the choices."""
+    norm = normalize_language(code) or code.strip().lower()
     if norm not in allowed:
         raise ClirOtError(f"unknown language code {code!r}; expected one of: {', '.join(allowed)}")
     return norm

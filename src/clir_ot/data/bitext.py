@@ -1,6 +1,8 @@
 """Bitext readers: the TSV with header ``lang source ref en x`` and plain two-column ``en<TAB>x``.
 
-Malformed lines (wrong field count, an empty side, a bad language code) are counted and reported
+Language labels are normalised (:func:`clir_ot.languages.normalize_language`: ``yor``, ``yo-Latn`` and
+``Yoruba`` are all read as ``yo``) so that every later comparison sees one code per language.
+Malformed lines (wrong field count, an empty side, a label that names no language) are counted and reported
 with their line numbers, never dropped silently; above ``max_malformed`` (a fraction of the
 non-empty lines) the file is refused.
 """
@@ -15,6 +17,8 @@ from typing import NamedTuple
 
 from ..artifacts import sha256_file
 from ..errors import ClirOtError
+from ..inputs import open_text, reading
+from ..languages import normalize_language
 
 HEADER = ("lang", "source", "ref", "en", "x")
 DEFAULT_MAX_MALFORMED = 0.01
@@ -47,20 +51,6 @@ class Bitext:
                 "malformed": len(self.malformed), "languages": self.languages}
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    """Open a UTF-8 text file, transparently gunzipping ``.gz``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ClirOtError(f"file not found: {path}")
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="\n")
-    return open(path, encoding="utf-8", newline="\n")
-
-
-def _is_lang_code(code: str) -> bool:
-    return 2 <= len(code) <= 3 and code.isascii() and code.isalpha() and code.islower()
-
-
 def read_bitext(path: Path, lang: str | None = None, max_malformed: float = DEFAULT_MAX_MALFORMED) -> Bitext:
     """Read a bitext file.
 
@@ -70,12 +60,15 @@ def read_bitext(path: Path, lang: str | None = None, max_malformed: float = DEFA
     path = Path(path)
     pairs: list[BitextPair] = []
     malformed: list[tuple[int, str]] = []
-    with open_text(path) as f:
+    with reading(path, "bitext"), open_text(path) as f:
         first = f.readline().rstrip("\n").rstrip("\r")
         tsv = tuple(first.split("\t")) == HEADER
         if not tsv and lang is None:
             raise ClirOtError(f"{path}: a plain two-column en<TAB>x file must be declared with its language "
-                              "(e.g. --bitext-lang de or 'path:de'); or give it the header 'lang source ref en x'")
+                              f"('{path}:de'); or give it the header 'lang source ref en x'")
+        if not tsv and normalize_language(lang) is None:
+            raise ClirOtError(f"{path}: {lang!r} is not a language code")
+        lang = normalize_language(lang) if lang is not None else None
         lines = f if tsv else _chain_first(first, f)
         start = 2 if tsv else 1
         for n, raw in enumerate(lines, start=start):
@@ -87,9 +80,10 @@ def read_bitext(path: Path, lang: str | None = None, max_malformed: float = DEFA
                 if len(cols) != 5:
                     malformed.append((n, f"expected 5 tab-separated fields, found {len(cols)}"))
                     continue
-                code, source, ref, en, x = cols
-                if not _is_lang_code(code):
-                    malformed.append((n, f"bad language code {code!r}"))
+                label, source, ref, en, x = cols
+                code = normalize_language(label)
+                if code is None:
+                    malformed.append((n, f"bad language code {label!r}"))
                     continue
             else:
                 if len(cols) != 2:

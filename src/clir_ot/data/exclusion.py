@@ -15,7 +15,6 @@ same code on any file.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -24,7 +23,8 @@ from functools import cache
 
 from ..artifacts import config_hash, write_json_atomic
 from ..errors import ExclusionError
-from ..languages import EVAL_LANGUAGES
+from ..inputs import read_json_or_none
+from ..languages import EVAL_LANGUAGES, normalize_language
 from .bitext import Bitext
 from .lexicon import Lexicon
 
@@ -76,13 +76,21 @@ class FileAudit:
                 "n_label_findings": len(self.label_findings), "content_counts": self.content_counts()}
 
 
-def excluded_languages(target: str | None = None, extra: Iterable[str] = ()) -> list[str]:
-    """The evaluation languages plus the target and any extra ones, in a stable order."""
-    out = list(EVAL_LANGUAGES)
-    for lang in [target, *extra]:
-        if lang and lang not in out:
-            out.append(lang)
+def normalize_labels(labels: Iterable[str], what: str) -> list[str]:
+    """``labels`` in normal form (``yor`` → ``yo``), order kept; a label that names no language is refused."""
+    out: list[str] = []
+    for label in labels:
+        code = normalize_language(label)
+        if code is None:
+            raise ExclusionError(f"{what} {label!r} is not a language code or name")
+        if code not in out:
+            out.append(code)
     return out
+
+
+def excluded_languages(target: str | None = None, extra: Iterable[str] = ()) -> list[str]:
+    """The evaluation languages plus the target and any extra ones, normalised, in a stable order."""
+    return normalize_labels([*EVAL_LANGUAGES, *([target] if target else []), *extra], "excluded language")
 
 
 @cache
@@ -137,8 +145,12 @@ def _cached_content_findings(path: str, sha256: str, items: list[tuple[int, str]
     key = config_hash({"sha256": sha256, "excluded": sorted(excluded), "min_conf": LID_MIN_CONFIDENCE,
                        "min_words": LID_MIN_WORDS, "candidates": _LID_CANDIDATES, "lingua": _lingua_version()})
     cache_file = cache_dir() / "audits" / f"{key}.json"
-    if sha256 and cache_file.is_file():
-        return [Finding(path, line, lang, reason) for line, lang, reason in json.loads(cache_file.read_text())]
+    cached = read_json_or_none(cache_file) if sha256 else None
+    if isinstance(cached, list):  # a damaged cache file is a miss: the audit runs again
+        try:
+            return [Finding(path, int(line), str(lang), str(reason)) for line, lang, reason in cached]
+        except (TypeError, ValueError):
+            pass
     findings = _content_findings(path, items, excluded)
     if per_line:  # both sides of a bitext row count once
         findings = _dedupe(findings)
@@ -157,7 +169,7 @@ def audit_bitext(bitext: Bitext, excluded: list[str]) -> FileAudit:
     path = str(bitext.path)
     audit = FileAudit(path, "bitext", len(bitext.pairs))
     audit.label_findings = [Finding(path, p.line, p.lang, "row labelled with an excluded language")
-                            for p in bitext.pairs if p.lang in excluded]
+                            for p in bitext.pairs if normalize_language(p.lang) in excluded]
     items = [(p.line, p.x) for p in bitext.pairs] + [(p.line, p.en) for p in bitext.pairs]
     audit.content_findings = _cached_content_findings(path, bitext.sha256, items, excluded, per_line=True)
     return audit
@@ -168,7 +180,7 @@ def audit_lexicon(lexicon: Lexicon, excluded: list[str]) -> FileAudit:
     rows = sum(len(t) for t in lexicon.entries.values())
     audit = FileAudit(path, "lexicon", rows)
     audit.label_findings = [Finding(path, 0, lang, f"lexicon section '{lang}' ({len(lexicon.entries[lang])} entries)")
-                            for lang in lexicon.entries if lang in excluded]
+                            for lang in lexicon.entries if normalize_language(lang) in excluded]
     items = [(0, x) for table in lexicon.entries.values() for xs in table.values() for x in xs]
     audit.content_findings = _cached_content_findings(path, lexicon.sha256, items, excluded, per_line=False)
     return audit
@@ -201,7 +213,7 @@ def enforce(audits: list[FileAudit], max_content_fraction: float = DEFAULT_MAX_C
 
 
 def check_code_switch_targets(langs: Iterable[str], excluded: list[str]) -> None:
-    bad = [lang for lang in langs if lang in excluded]
+    bad = [lang for lang in langs if normalize_language(lang) in excluded]
     if bad:
         raise ExclusionError(f"code-switching target language(s) {', '.join(bad)} are excluded evaluation "
                              "languages; choose training languages only")

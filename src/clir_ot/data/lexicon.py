@@ -1,4 +1,8 @@
-"""Bilingual lexicons en→X: MUSE text (``en_word x_word`` per line) and JSON ``{lang: {en: [x, ...]}}``."""
+"""Bilingual lexicons en→X: MUSE text (``en_word x_word`` per line) and JSON ``{lang: {en: [x, ...]}}``.
+
+Section labels are normalised like bitext labels (``deu`` and ``de-DE`` are ``de``); sections that name
+the same language are merged.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from pathlib import Path
 
 from ..artifacts import sha256_file
 from ..errors import ClirOtError
-from .bitext import DEFAULT_MAX_MALFORMED, open_text
+from ..inputs import open_text, reading
+from ..languages import normalize_language
+from .bitext import DEFAULT_MAX_MALFORMED
 
 #: Characters that mark dictionary annotations rather than translations ("einkehren <v", "/ˈɪl/").
 _ANNOTATION_CHARS = set("<>/[]{}()=;")
@@ -50,17 +56,20 @@ def read_lexicon(path: Path, lang: str | None = None, max_malformed: float = DEF
     malformed: list[tuple[int, str]] = []
     dropped = 0
     if name.endswith(".json"):
-        with open_text(path) as f:
-            try:
-                raw = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise ClirOtError(f"{path}: not valid JSON ({exc})") from exc
+        with reading(path, "lexicon"), open_text(path) as f:
+            raw = json.load(f)
         if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
             raise ClirOtError(f"{path}: expected a JSON object {{lang: {{english_word: [translations]}}}}")
-        for code, table in raw.items():
+        for label, table in raw.items():
+            code = normalize_language(label)
+            if code is None:
+                raise ClirOtError(f"{path}: section {label!r} is not a language code")
             out = entries.setdefault(code, {})
             for en, xs in table.items():
                 xs = [xs] if isinstance(xs, str) else xs
+                if not isinstance(xs, list):
+                    raise ClirOtError(f"{path}: section {label!r}, entry {en!r}: expected a list of translations, "
+                                      f"found {type(xs).__name__}")
                 kept = [c for c in (clean_translation(x) for x in xs if isinstance(x, str)) if c]
                 dropped += len(xs) - len(kept)
                 if kept:
@@ -68,9 +77,12 @@ def read_lexicon(path: Path, lang: str | None = None, max_malformed: float = DEF
     else:
         if lang is None:
             raise ClirOtError(f"{path}: a MUSE lexicon (en_word x_word per line) must be declared with its language")
-        table = entries.setdefault(lang, {})
+        code = normalize_language(lang)
+        if code is None:
+            raise ClirOtError(f"{path}: {lang!r} is not a language code")
+        table = entries.setdefault(code, {})
         total = 0
-        with open_text(path) as f:
+        with reading(path, "lexicon"), open_text(path) as f:
             for n, raw_line in enumerate(f, start=1):
                 parts = raw_line.split()
                 if not parts:

@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import json
 import random
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -69,6 +70,20 @@ def _registry() -> dict[str, dict]:
     return json.loads(path.read_text(encoding="utf-8"))["miracl"]
 
 
+@cache
+def _metadata() -> dict[str, dict]:
+    path = resources.files("ir_datasets").joinpath("etc", "metadata.json")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def expected_counts(lang: str, split: str) -> dict[str, int | None]:
+    """Passages, queries and judgements that ``ir_datasets``' metadata records for ``miracl/<lang>/<split>``."""
+    meta = _metadata()
+    corpus, sub = meta.get(f"miracl/{lang}", {}), meta.get(f"miracl/{lang}/{split}", {})
+    return {"corpus": corpus.get("docs", {}).get("count"), "topics": sub.get("queries", {}).get("count"),
+            "qrels": sub.get("qrels", {}).get("count")}
+
+
 def has_split(lang: str, split: str) -> bool:
     return f"v1.0/{lang}/{split}/topics" in _registry()
 
@@ -93,7 +108,7 @@ def cache_files(lang: str, split: str) -> dict[str, list[tuple[Path, str | None]
         "qrels": [(home / reg[f"v1.0/{lang}/{split}/qrels"]["cache_path"],
                    reg[f"v1.0/{lang}/{split}/qrels"].get("expected_md5"))] if f"v1.0/{lang}/{split}/qrels" in reg
         else [],
-        "corpus": [(home / reg[k]["cache_path"], None) for k in shards],
+        "corpus": [(home / reg[k]["cache_path"], reg[k].get("expected_md5")) for k in shards],
     }
     return out
 
@@ -127,7 +142,8 @@ def prepare(langs: list[str], split: str = "dev", mirror: Path | None = None) ->
     """Copy mirror files into the ``ir_datasets`` cache where they are not there yet.
 
     Topics and qrels are checked against the md5 that ``ir_datasets`` expects (the official files);
-    a mismatch is refused. Corpus shards are copied as they are. Nothing already cached is replaced.
+    a mismatch is refused. Corpus shards are copied as they are and checked when read (passage count
+    against ``ir_datasets``' metadata; see :func:`corpus_identity`). Nothing already cached is replaced.
     """
     mirror = Path(mirror) if mirror is not None else embedded_miracl_mirror()
     if not mirror.is_dir():
@@ -144,7 +160,7 @@ def prepare(langs: list[str], split: str = "dev", mirror: Path | None = None) ->
                 if dst.exists():
                     report.present.append(label)
                 elif src.is_file():
-                    if md5 is not None and _md5(src) != md5:
+                    if md5 is not None and kind != "corpus" and _md5(src) != md5:
                         raise ClirOtError(f"{src} does not match the official MIRACL file "
                                           f"(md5 {md5} expected by ir_datasets); refusing to cache it")
                     copy_atomic(src, dst)
@@ -178,22 +194,69 @@ def _dataset(lang: str, split: str):
     return ir_datasets.load(f"miracl/{lang}/{split}")
 
 
+def _require_file(kind: str, lang: str, split: str) -> None:
+    """Topics or qrels: in the cache (else downloaded, unless offline) and equal to the official file."""
+    files = cache_files(lang, split)[kind]
+    if not files:
+        raise DataUnavailableError(f"MIRACL {lang}/{split} has no {kind}")
+    path, md5 = files[0]
+    if not path.exists():
+        if is_offline():
+            raise DataUnavailableError(f"MIRACL {lang}/{split} {kind} are not in the ir_datasets cache and offline "
+                                       "mode is on (CLIR_OT_OFFLINE); run "
+                                       f"`clir-ot data prepare --from DIR --lang {lang}`")
+        return  # ir_datasets downloads and checks it
+    _verify_file(path, md5, f"MIRACL {lang}/{split} {kind}", expected_counts(lang, split)[kind], lang)
+
+
 def load_queries(lang: str, split: str = "dev") -> list[Query]:
-    """Topics of ``miracl/<lang>/<split>`` (query ids kept as strings)."""
+    """Topics of ``miracl/<lang>/<split>`` (query ids kept as strings), checked against the official file."""
     lang = _check(lang, split)
+    ensure_embedded(lang, split)
+    _require_file("topics", lang, split)
     try:
         return [Query(q.query_id, q.text) for q in _dataset(lang, split).queries_iter()]
-    except OSError as exc:
+    except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
         raise DataUnavailableError(f"MIRACL {lang}/{split} topics are not available: {exc}") from exc
 
 
 def load_qrels(lang: str, split: str = "dev") -> list[Qrel]:
-    """Relevance judgements of ``miracl/<lang>/<split>``."""
+    """Relevance judgements of ``miracl/<lang>/<split>``, checked against the official file."""
     lang = _check(lang, split)
+    ensure_embedded(lang, split)
+    _require_file("qrels", lang, split)
     try:
         return [Qrel(q.query_id, q.doc_id, int(q.relevance)) for q in _dataset(lang, split).qrels_iter()]
-    except OSError as exc:
+    except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
         raise DataUnavailableError(f"MIRACL {lang}/{split} qrels are not available: {exc}") from exc
+
+
+def _file_hashes(path: Path) -> tuple[str, str]:
+    """(md5, sha256) of a file, read once; remembered per path, size and modification time in this process."""
+    st = path.stat()
+    return _file_hashes_keyed(str(path), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _file_hashes_keyed(path: str, size: int, mtime_ns: int) -> tuple[str, str]:
+    md5, sha = hashlib.md5(), hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            md5.update(block)
+            sha.update(block)
+    return md5.hexdigest(), sha.hexdigest()
+
+
+def _verify_file(path: Path, md5: str | None, what: str, expected_rows: int | None, lang: str) -> None:
+    """Refuse a cached topics/qrels file that is not the official one (md5 from ir_datasets' registry)."""
+    if md5 is None or _file_hashes(path)[0] == md5:
+        return
+    rows = count_lines(path)
+    raise DataUnavailableError(
+        f"{what} in the ir_datasets cache ({path}) is not the official file: md5 {_file_hashes(path)[0]}, "
+        f"ir_datasets expects {md5}" + (f"; it has {rows:,} lines, the official one {expected_rows:,}"
+                                         if expected_rows is not None else "")
+        + f". Delete it and run `clir-ot data prepare --lang {lang}` (or let ir_datasets download it).")
 
 
 def require_corpus(lang: str, split: str = "dev") -> None:
@@ -254,13 +317,56 @@ def load_corpus(lang: str, split: str = "dev", pool_distractors: int | None = No
     return [d for i, d in enumerate(docs) if d.doc_id in judged or i in chosen]
 
 
-@lru_cache(maxsize=2)
 def _all_docs(lang: str, split: str) -> tuple[Doc, ...]:
-    """The whole corpus, parsed once per process (the yo corpus: 49,043 passages, ~30 MB)."""
-    return tuple(iter_docs(lang, split))
+    """The whole corpus, verified (:func:`corpus_identity`), parsed once per process and file version."""
+    identity = corpus_identity(lang, split)
+    return _parsed_docs(lang, split, identity["sha256"])
+
+
+@lru_cache(maxsize=2)
+def _parsed_docs(lang: str, split: str, sha256: str) -> tuple[Doc, ...]:
+    path_hint = ", ".join(str(p) for p, _ in cache_files(lang, split)["corpus"])
+    try:
+        docs = tuple(iter_docs(lang, split))
+    except (EOFError, OSError, zlib.error, UnicodeDecodeError, ValueError, KeyError) as exc:
+        raise DataUnavailableError(
+            f"the cached MIRACL {lang} corpus ({path_hint}) cannot be read: {type(exc).__name__}: {exc}. "
+            f"It is truncated or corrupt; delete it and run `clir-ot data prepare --lang {lang}`") from None
+    expected = expected_counts(lang, split)["corpus"]
+    if expected is not None and len(docs) != expected:
+        raise DataUnavailableError(
+            f"the cached MIRACL {lang} corpus ({path_hint}) has {len(docs):,} passages; ir_datasets expects "
+            f"{expected:,}. A partial corpus gives wrong MIRACL numbers: delete it and run "
+            f"`clir-ot data prepare --lang {lang}` (or let ir_datasets download it)")
+    if len({d.doc_id for d in docs}) != len(docs):
+        raise DataUnavailableError(f"the cached MIRACL {lang} corpus ({path_hint}) repeats passage ids")
+    return docs
+
+
+def judgement_identity(lang: str, split: str = "dev") -> dict:
+    """sha256 of the (verified) topics and qrels files that an evaluation of ``lang`` counts."""
+    load_queries(lang, split)
+    load_qrels(lang, split)
+    files = cache_files(lang, split)
+    return {kind: _file_hashes(files[kind][0][0])[1] for kind in ("topics", "qrels")}
+
+
+def corpus_identity(lang: str, split: str = "dev") -> dict:
+    """What the cached corpus of ``lang`` is: its shards' sha256 (one combined hash), its passage count as
+    ``ir_datasets`` records it, and whether each shard is byte for byte the official file (md5 of the
+    download registry) — else its passage count is checked when it is read."""
+    lang = _check(lang, split)
+    require_corpus(lang, split)
+    shards = cache_files(lang, split)["corpus"]
+    hashes = [_file_hashes(p) for p, _ in shards]
+    official = all(md5 == h[0] for (_, md5), h in zip(shards, hashes, strict=True))
+    combined = hashlib.sha256("".join(h[1] for h in hashes).encode()).hexdigest()
+    return {"lang": lang, "passages": expected_counts(lang, split)["corpus"], "sha256": combined,
+            "official_md5": official}
 
 
 def corpus_label(pool_distractors: int | None, seed: int = 0, query_sample: int | None = None) -> str:
+    """What a model searched: the full (verified) corpus or a reduced pool, and the queries counted."""
     label = "full corpus" if pool_distractors is None else \
         f"reduced pool: judged + {pool_distractors:,} random passages (seed {seed})"
     return label + (f"; {query_sample} sampled queries" if query_sample else "")

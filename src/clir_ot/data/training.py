@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import ClirOtError
+from ..languages import normalize_language
 from ..resources import resource_path
 from . import exclusion
 from .bitext import DEFAULT_MAX_MALFORMED, Bitext, read_bitext
@@ -35,8 +36,8 @@ def resolve_data_path(spec: str) -> tuple[Path, str | None]:
             raise ClirOtError(f"no embedded data file {spec!r}; embedded: {DEMO_BITEXT}, {DEMO_LEXICON}, {UDHR_PROBE}")
         return path, None
     head, sep, tail = spec.rpartition(":")
-    if sep and 2 <= len(tail) <= 3 and tail.isalpha() and not Path(spec).exists():
-        return Path(head), tail
+    if sep and head and not Path(spec).exists() and normalize_language(tail) is not None:
+        return Path(head), normalize_language(tail)
     return Path(spec), None
 
 
@@ -107,6 +108,7 @@ def load_training_data(bitext: list[str], lexicon: str | None, target_lang: str 
     """Read and audit training files; raise :class:`ExclusionError` before training can start."""
     excluded = exclusion.excluded_languages(target_lang, extra_excluded)
     if train_langs:
+        train_langs = exclusion.normalize_labels(train_langs, "training language")
         exclusion.check_code_switch_targets(train_langs, excluded)
     bitexts = []
     for spec in bitext:

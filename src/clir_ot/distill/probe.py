@@ -10,18 +10,30 @@ paragraph, as sentence-transformers' evaluators report them:
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
-from ..data.bitext import read_bitext
+from ..data.bitext import BitextPair, read_bitext
 from ..data.training import UDHR_PROBE, resolve_data_path
 from ..models.encoder import Encoder
 
 
+@cache
+def _udhr() -> tuple[BitextPair, ...]:
+    return tuple(read_bitext(resolve_data_path(UDHR_PROBE)[0]).pairs)
+
+
+def probe_languages() -> list[str]:
+    """The languages of the held-out UDHR probe (English excluded)."""
+    return sorted({p.lang for p in _udhr()})
+
+
 def udhr_pairs(langs: list[str]) -> dict[str, tuple[list[str], list[str]]]:
-    probe = read_bitext(resolve_data_path(UDHR_PROBE)[0])
+    probe = _udhr()
     out = {}
     for lang in langs:
-        rows = [p for p in probe.pairs if p.lang == lang]
+        rows = [p for p in probe if p.lang == lang]
         if rows:
             out[lang] = ([p.en for p in rows], [p.x for p in rows])
     return out

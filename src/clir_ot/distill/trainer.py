@@ -38,10 +38,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..artifacts import prepare_output_dir, write_json_atomic, write_manifest
+from ..artifacts import prepare_output_dir, write_json_atomic, write_manifest, write_text_atomic
+from ..config import setting, validate
 from ..data.training import DEMO_BITEXT, DEMO_LEXICON, TrainingData, TrainingExample, load_training_data
 from ..errors import ClirOtError
-from ..languages import EVAL_LANGUAGES, check_language
+from ..inputs import read_json_or_none
+from ..languages import EVAL_LANGUAGES, check_language, normalize_language
 from ..models import Encoder, load_encoder, resolve_device
 from .losses import MSEDistillLoss, OTAlignmentLoss, token_masses
 
@@ -51,61 +53,87 @@ PREFIX_MODES = ("both", "query", "passage", "none")
 
 @dataclass
 class DistillConfig:
-    """Everything a distillation run depends on (saved as ``config.yaml`` beside the student)."""
+    """Everything a distillation run depends on (saved as ``config.yaml`` beside the student).
+
+    Every field is converted to its type and checked against its range when the object is made
+    (:func:`clir_ot.config.validate`), so a bad value stops a run before anything is loaded or written.
+    """
 
     lang: str = "sw"
-    method: str = "ot"
+    method: str = setting("ot", choices=METHODS)
     student: str = "me5-small"
     teacher: str = "self"
     bitext: list[str] = field(default_factory=lambda: [DEMO_BITEXT])
     lexicon: str | None = DEMO_LEXICON
     train_langs: list[str] | None = None
     exclude: list[str] = field(default_factory=list)
-    code_switch_p: float = 0.5
-    code_switch_mode: str = "bilingual"
+    code_switch_p: float = setting(0.5, ge=0.0, le=1.0)
+    code_switch_mode: str = setting("bilingual", choices=("bilingual", "multilingual"))
     use_bitext: bool = True
-    seed: int = 0
-    steps: int = 200
-    batch_size: int = 16
-    max_length: int = 64
-    lr: float = 2e-5
-    warmup_steps: int = 20
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
+    seed: int = setting(0, ge=0)
+    steps: int = setting(200, ge=1)
+    batch_size: int = setting(16, ge=1)
+    max_length: int = setting(64, ge=8)
+    lr: float = setting(2e-5, gt=0.0)
+    warmup_steps: int = setting(20, ge=0)
+    weight_decay: float = setting(0.01, ge=0.0)
+    grad_clip: float = setting(1.0, gt=0.0)
     freeze_embeddings: bool = True
-    prefix_mode: str = "both"
-    ot_reg: float = 0.05
-    ot_iters: int = 50
-    ot_stop_thr: float = 1e-4
-    ot_grad: str = "envelope"
-    ot_reg_m: float | None = None
-    ot_marginals: str = "uniform"
+    prefix_mode: str = setting("both", choices=PREFIX_MODES)
+    ot_reg: float = setting(0.05, gt=0.0)
+    ot_iters: int = setting(50, ge=1)
+    ot_stop_thr: float = setting(1e-4, ge=0.0)
+    ot_grad: str = setting("envelope", choices=("envelope", "autodiff"))
+    ot_reg_m: float | None = setting(None, gt=0.0)
+    ot_marginals: str = setting("uniform", choices=("uniform", "idf"))
     ot_special_tokens: bool = False
     teacher_layer: int = -1
     student_layer: int = -1
-    ot_weight: float = 1.0
-    kd_weight: float = 1.0
-    retention_weight: float = 1.0
-    checkpoint_every: int = 50
+    ot_weight: float = setting(1.0, ge=0.0)
+    kd_weight: float = setting(1.0, ge=0.0)
+    retention_weight: float = setting(1.0, ge=0.0)
+    checkpoint_every: int = setting(50, ge=1)
     probe_langs: list[str] = field(default_factory=lambda: list(EVAL_LANGUAGES))
     check_lang: str | None = "yo"
-    check_pool: int | None = 0
-    check_queries: int | None = 30
+    check_pool: int | None = setting(0, ge=0)
+    check_queries: int | None = setting(30, ge=1)
     device: str = "auto"
     bf16: bool = True
-    max_malformed: float = 0.01
-    max_content_fraction: float = 0.005
+    max_malformed: float = setting(0.01, ge=0.0, le=1.0)
+    max_content_fraction: float = setting(0.005, ge=0.0, le=1.0)
 
     def __post_init__(self) -> None:
+        validate(self)
         self.lang = check_language(self.lang)
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.prefix_mode not in PREFIX_MODES:
-            raise ValueError(f"prefix_mode must be one of {PREFIX_MODES}")
-        if self.ot_marginals not in ("uniform", "idf"):
-            raise ValueError("ot_marginals must be uniform or idf")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch_size must be ≥ 1")
+        if self.check_lang is not None:
+            self.check_lang = check_language(self.check_lang)
+        self.probe_langs = check_probe_languages(self.probe_langs)
+        check_device(self.device)
+
+
+def check_probe_languages(langs: list[str]) -> list[str]:
+    """``langs`` normalised; each must be a language of the held-out UDHR probe."""
+    from .probe import probe_languages
+
+    available = probe_languages()
+    out = []
+    for label in langs:
+        code = normalize_language(label)
+        if code not in available:
+            raise ClirOtError(f"invalid configuration: probe language {label!r} is not in the UDHR probe; "
+                              f"available: {', '.join(available)}")
+        out.append(code)
+    return out
+
+
+def check_device(name: str) -> None:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (whether it exists here is checked when a run starts)."""
+    try:
+        device = torch.device(name) if name != "auto" else None
+    except RuntimeError:
+        device = None
+    if name != "auto" and (device is None or device.type not in ("cpu", "cuda", "mps")):
+        raise ClirOtError(f"invalid configuration: unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps")
 
 
 class NonFiniteLossError(ClirOtError):
@@ -129,6 +157,11 @@ def build_models(cfg: DistillConfig, device: torch.device) -> Models:
         teacher = Encoder(copy.deepcopy(student.model), student.tokenizer, student.spec, source=f"self:{cfg.student}")
     else:
         teacher = load_encoder(cfg.teacher, device=str(device))
+    for who, enc, layer in (("teacher", teacher, cfg.teacher_layer), ("student", student, cfg.student_layer)):
+        n_layers = int(enc.model.config.num_hidden_layers)
+        if not -1 <= layer <= n_layers:
+            raise ClirOtError(f"invalid configuration: {who}_layer {layer} is outside -1..{n_layers} "
+                              f"(the {who} has {n_layers} layers; 0 = embedding output, -1 = last)")
     if teacher.dim != student.dim:
         raise ClirOtError(f"teacher ({teacher.dim}) and student ({student.dim}) dimensions differ; "
                           "the losses compare their embeddings directly")
@@ -267,6 +300,21 @@ def save_checkpoint(out: Path, models: Models, optimizer, scheduler, step: int, 
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _recover_checkpoint(out: Path) -> None:
+    """A kill between the two renames of :func:`save_checkpoint` leaves only ``checkpoint.old``: restore it."""
+    if not (out / "checkpoint").is_dir() and (out / "checkpoint.old" / "trainer.pt").is_file():
+        os.replace(out / "checkpoint.old", out / "checkpoint")
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Drop log records after the checkpoint's ``step``: the resumed run writes them again."""
+    if not log_path.is_file():
+        return
+    lines = [line for line in log_path.read_text(encoding="utf-8").splitlines()
+             if line.strip() and json.loads(line)["step"] <= step]
+    write_text_atomic(log_path, "".join(f"{line}\n" for line in lines))
+
+
 def load_checkpoint(out: Path, models: Models, optimizer, scheduler) -> tuple[int, int]:
     ckpt = out / "checkpoint"
     if not (ckpt / "trainer.pt").is_file():
@@ -326,11 +374,11 @@ def evaluate_initial_student(models: Models, cfg: DistillConfig) -> dict:
                        "teacher": "self" if cfg.teacher == "self" else _model_identity(cfg.teacher),
                        "device": models.student.device.type, "probe_langs": cfg.probe_langs,
                        "check": [cfg.check_lang, cfg.check_pool, cfg.check_queries], "version": 2})
-    cached = cache_dir() / "probes" / f"{key}.json"
-    if cached.is_file():
-        return json.loads(cached.read_text())
+    cached = read_json_or_none(cache_dir() / "probes" / f"{key}.json")
+    if isinstance(cached, dict):
+        return cached
     result = evaluate_student(models, cfg)
-    write_json_atomic(cached, result)
+    write_json_atomic(cache_dir() / "probes" / f"{key}.json", result)
     return result
 
 
@@ -347,6 +395,7 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
     data = load_training_data(cfg.bitext, cfg.lexicon, cfg.lang, cfg.train_langs, cfg.exclude, cfg.code_switch_p,
                               cfg.code_switch_mode, cfg.use_bitext, cfg.max_malformed, cfg.max_content_fraction)
     if resume:
+        _recover_checkpoint(out)
         if not (out / "checkpoint").is_dir():
             raise ClirOtError(f"nothing to resume in {out} (no checkpoint/)")
         saved = json.loads((out / "run_config.json").read_text())
@@ -360,63 +409,73 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
     models = build_models(cfg, device)
     if not resume:
         prepare_output_dir(out, overwrite)
-        write_json_atomic(out / "run_config.json", asdict(cfg))
-    if cfg.ot_marginals == "idf":
-        sample = data.pairs[:5000]
-        models.idf_teacher = idf_weights(models.teacher, [p.en for p in sample]).to(device)
-        models.idf_student = idf_weights(models.student, [p.x for p in sample]).to(device)
-    before = evaluate_initial_student(models, cfg) if evaluate and not resume else None
-    if before is not None:
-        write_json_atomic(out / "probe_before.json", before)
-    elif resume and (out / "probe_before.json").is_file():
-        before = json.loads((out / "probe_before.json").read_text())
-    optimizer, scheduler = make_optimizer(models, cfg)
-    step, consumed = 0, 0
-    if resume:
-        step, consumed = load_checkpoint(out, models, optimizer, scheduler)
-    if not resume:
-        set_seed(cfg.seed)  # training randomness (dropout) does not depend on the probe having run
+    try:  # until the first checkpoint, a failed start leaves nothing behind: the corrected rerun starts clean
+        if not resume:
+            write_json_atomic(out / "run_config.json", asdict(cfg))
+        if cfg.ot_marginals == "idf":
+            sample = data.pairs[:5000]
+            models.idf_teacher = idf_weights(models.teacher, [p.en for p in sample]).to(device)
+            models.idf_student = idf_weights(models.student, [p.x for p in sample]).to(device)
+        before = evaluate_initial_student(models, cfg) if evaluate and not resume else None
+        if before is not None:
+            write_json_atomic(out / "probe_before.json", before)
+        elif resume and (out / "probe_before.json").is_file():
+            before = json.loads((out / "probe_before.json").read_text())
+        optimizer, scheduler = make_optimizer(models, cfg)
+        step, consumed = 0, 0
+        if resume:
+            step, consumed = load_checkpoint(out, models, optimizer, scheduler)
+            _truncate_log(out / "train_log.jsonl", step)
+        else:
+            set_seed(cfg.seed)  # training randomness (dropout) does not depend on the probe having run
+    except BaseException:
+        if not resume:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     models.student.model.train()
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
     log_path = out / "train_log.jsonl"
-    if not resume and log_path.exists():
-        log_path.unlink()
     if on_start:
         on_start(step, cfg.steps)
     data_iter = batches(data, cfg, start=consumed)
     tokens_seen = 0
     train_started = time.time()
-    while step < cfg.steps:
-        examples = next(data_iter)
-        t0 = time.time()
-        with autocast:
-            result = compute_losses(models, cfg, examples, prefix_kind(cfg, step))
-        loss = result.pop("loss")
-        if not torch.isfinite(loss):
-            last = (out / "checkpoint").is_dir()
-            raise NonFiniteLossError(
-                f"loss is {loss.item()} at step {step + 1}; stopped. "
-                + (f"The last good checkpoint is in {out / 'checkpoint'} (resume with --resume after changing "
-                   "the learning rate or reg)." if last else "No checkpoint was written yet."))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            [p for p in models.student.model.parameters() if p.requires_grad], cfg.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        step += 1
-        consumed += len(examples)
-        tokens_seen += result["tokens"]
-        elapsed = time.time() - t0
-        record = {"step": step, "loss": loss.item(), **result, "grad_norm": float(grad_norm),
-                  "lr": scheduler.get_last_lr()[0], "step_time_s": round(elapsed, 4),
-                  "tokens_per_s": round(result["tokens"] / elapsed, 1) if elapsed > 0 else None}
-        with open(log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            save_checkpoint(out, models, optimizer, scheduler, step, consumed)
-        if on_step:
-            on_step(step, record)
+    try:
+        while step < cfg.steps:
+            examples = next(data_iter)
+            t0 = time.time()
+            with autocast:
+                result = compute_losses(models, cfg, examples, prefix_kind(cfg, step))
+            loss = result.pop("loss")
+            if not torch.isfinite(loss):
+                last = (out / "checkpoint").is_dir()
+                raise NonFiniteLossError(
+                    f"loss is {loss.item()} at step {step + 1}; stopped. "
+                    + (f"The last good checkpoint is in {out / 'checkpoint'} (resume with --resume after changing "
+                       "the learning rate or reg)." if last else "No checkpoint was written yet."))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                [p for p in models.student.model.parameters() if p.requires_grad], cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            consumed += len(examples)
+            tokens_seen += result["tokens"]
+            elapsed = time.time() - t0
+            record = {"step": step, "loss": loss.item(), **result, "grad_norm": float(grad_norm),
+                      "lr": scheduler.get_last_lr()[0], "step_time_s": round(elapsed, 4),
+                      "tokens_per_s": round(result["tokens"] / elapsed, 1) if elapsed > 0 else None}
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                save_checkpoint(out, models, optimizer, scheduler, step, consumed)
+            if on_step:
+                on_step(step, record)
+    except BaseException:
+        if not resume and not (out / "checkpoint").is_dir():  # nothing to resume: leave nothing behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     train_time = time.time() - train_started
     models.student.model.eval()
     after = evaluate_student(models, cfg) if evaluate else None

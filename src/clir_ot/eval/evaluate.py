@@ -6,7 +6,8 @@ Per language, ``OUT/<lang>/`` receives ``run.trec`` (TREC, 6 fields, trec_eval o
 ``per_query.csv`` / ``per_query.json``, ``metrics.json``, and for dense models the resumable
 ``embeddings/``. ``OUT/results.json`` and ``OUT/results.md`` hold the table over languages, with
 every unavailable language listed with its reason. A language whose ``metrics.json`` exists with
-the same configuration hash is not recomputed.
+the same configuration *and* the same input hashes (topics, qrels, corpus, model weights, run file)
+is not recomputed, and the result says that it was reused; any change recomputes it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,19 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..artifacts import config_hash, write_json_atomic, write_manifest, write_text_atomic
+from ..artifacts import (
+    config_hash,
+    folder_lock,
+    prepare_output_dir,
+    write_json_atomic,
+    write_manifest,
+    write_text_atomic,
+)
+from ..config import setting, validate
 from ..data import miracl
 from ..errors import ClirOtError, DataUnavailableError
+from ..languages import check_language
+from ..models.precision import PRECISIONS
 from ..retrieval import fusion
 from ..retrieval.runfile import read_run, write_run
 from ..retrieval.search import to_run
@@ -30,28 +41,53 @@ from . import metrics
 BM25_NAMES = ("bm25",)
 
 
+BACKENDS = ("exact", "faiss")
+FUSIONS = ("bm25", "rrf")
+
+
 @dataclass
 class EvalConfig:
+    """What one evaluation searches and scores; converted and range-checked when made."""
+
     langs: list[str]
     split: str = "dev"
     model: str | None = None  # dense model name/dir/HF id, or "bm25"
     run_file: str | None = None
-    fuse: str | None = None  # None | "bm25" (interpolation) | "rrf"
-    alpha: float = 0.5
-    depth: int = 1000
-    batch_size: int = 32
-    precision: str = "fp32"
+    fuse: str | None = setting(None, choices=FUSIONS)  # None | "bm25" (interpolation) | "rrf"
+    alpha: float = setting(0.5, ge=0.0, le=1.0)
+    depth: int = setting(1000, ge=1)
+    batch_size: int = setting(32, ge=1)
+    precision: str = setting("fp32", choices=PRECISIONS)
     fp16_storage: bool = False
-    backend: str = "exact"
+    backend: str = setting("exact", choices=BACKENDS)
     #: None = the full corpus. N = a reduced pool: every judged passage plus N random others (seeded);
     #: cheaper, easier than the full corpus, and labelled as such wherever reported.
-    pool_distractors: int | None = None
-    pool_seed: int = 0
+    pool_distractors: int | None = setting(None, ge=0)
+    pool_seed: int = setting(0, ge=0)
     #: None = every query. N = N queries drawn at random (seeded): a set-up check, not a result.
-    query_sample: int | None = None
+    query_sample: int | None = setting(None, ge=1)
     measures: list[str] = field(default_factory=lambda: list(metrics.DEFAULT_MEASURES))
 
+    def __post_init__(self) -> None:
+        validate(self)
+        self.langs = [check_language(lang) for lang in self.langs]
+        if not self.langs:
+            raise ClirOtError("invalid configuration: no languages to evaluate")
+        for name in self.measures:
+            try:
+                metrics.parse_measure(name)
+            except ValueError as exc:
+                raise ClirOtError(f"invalid configuration: {exc}") from None
+        if self.run_file and self.model:
+            raise ClirOtError("give either --model or --run, not both")
+        if self.run_file and (self.pool_distractors is not None or self.query_sample):
+            raise ClirOtError("--pool and query sampling choose what a model searches; a --run file was "
+                              "searched already (its corpus is whatever made it)")
+
     def corpus_label(self) -> str:
+        """What was searched. A run file says nothing about the corpus it searched, and neither does the label."""
+        if self.run_file:
+            return f"run file {Path(self.run_file).name} (searched outside clir-ot; its corpus is not known here)"
         return miracl.corpus_label(self.pool_distractors, self.pool_seed, self.query_sample)
 
     def query_ids(self, lang: str) -> set[str] | None:
@@ -76,6 +112,28 @@ class LanguageResult:
     n_queries: int = 0
     run_path: str = ""
     info: dict = field(default_factory=dict)
+    #: set when the saved result was reused because every input hash matched (never saved itself)
+    reused: bool = False
+
+
+def input_identity(lang: str, cfg: EvalConfig) -> dict:
+    """Content hashes of everything a result of ``lang`` depends on besides its configuration: the topics
+    and qrels, the corpus searched (unless a run file is scored), the model's weights and the run file.
+    A saved result is reused only when these and the configuration are unchanged."""
+    from ..artifacts import sha256_file
+    from ..models.loading import model_fingerprint
+
+    identity: dict = {"judgements": miracl.judgement_identity(lang, cfg.split)}
+    if cfg.run_file:
+        path = Path(cfg.run_file)
+        if not path.is_file():
+            raise ClirOtError(f"run file not found: {path}")
+        identity["run_file"] = sha256_file(path)
+    if not cfg.run_file or cfg.fuse:
+        identity["corpus"] = miracl.corpus_identity(lang, cfg.split)["sha256"]
+    if cfg.model and cfg.model not in BM25_NAMES:
+        identity["model"] = model_fingerprint(cfg.model)
+    return identity
 
 
 def corpus_docs(lang: str, cfg: EvalConfig) -> list[miracl.Doc]:
@@ -108,6 +166,18 @@ def bm25_run(lang: str, cfg: EvalConfig) -> tuple[dict, dict]:
     return to_run([q.query_id for q in queries], [d.doc_id for d in docs], scores, idx), index.describe()
 
 
+def embeddings_config(encoder, model: str, lang: str, split: str, precision: str, fp16_storage: bool,
+                      corpus: str, queries: list[miracl.Query]) -> dict:
+    """What a folder of MIRACL embeddings depends on: model weights hash, corpus hash, what was searched
+    (label), the queries, precision and storage type, and the encoder's pooling / prefixes / maximum length."""
+    from ..models.loading import model_fingerprint
+
+    return {"model": model, "model_fingerprint": model_fingerprint(model), "lang": lang, "split": split,
+            "precision": precision, "corpus": corpus, "corpus_sha256": miracl.corpus_identity(lang, split)["sha256"],
+            "query_ids": sorted(q.query_id for q in queries), "fp16_storage": fp16_storage,
+            "spec": asdict(encoder.spec)}
+
+
 def dense_run(lang: str, cfg: EvalConfig, lang_dir: Path,
               on_progress: Callable[[int, int], None] | None) -> tuple[dict, dict]:
     from ..models import load_encoder
@@ -118,13 +188,12 @@ def dense_run(lang: str, cfg: EvalConfig, lang_dir: Path,
     queries = selected_queries(lang, cfg)
     encoder = load_encoder(cfg.model).set_precision(cfg.precision)
     emb_dir = lang_dir / "embeddings"
-    enc_config = {"model": cfg.model, "lang": lang, "split": cfg.split, "precision": cfg.precision,
-                  "corpus": cfg.corpus_label(),
-                  "fp16_storage": cfg.fp16_storage, "spec": asdict(encoder.spec)}
+    enc_config = embeddings_config(encoder, cfg.model, lang, cfg.split, cfg.precision, cfg.fp16_storage,
+                                   cfg.corpus_label(), queries)
     total = len(docs)
     manifest = encode_corpus(encoder, [d.doc_id for d in docs], [d.text for d in docs],
                              [q.query_id for q in queries], [q.text for q in queries], emb_dir, enc_config,
-                             batch_size=cfg.batch_size, fp16=cfg.fp16_storage,
+                             batch_size=cfg.batch_size, fp16=cfg.fp16_storage, replace_foreign=True,
                              on_progress=(lambda n: on_progress(n, total)) if on_progress else None)
     doc_ids, corpus, query_ids, q = load_embeddings(emb_dir)
     started = time.time()
@@ -146,13 +215,23 @@ def per_query_csv(per_query: dict[str, dict[str, float]]) -> str:
 
 def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
                       on_progress: Callable[[int, int], None] | None = None) -> LanguageResult:
+    """Evaluate one language into ``out/<lang>``; a saved result is reused only when the configuration
+    and every input hash (:func:`input_identity`) match, and the returned result then says ``reused``."""
     lang_dir = out / lang
     lang_cfg = cfg.lang_config(lang)
     done = lang_dir / "metrics.json"
+    try:
+        identity = input_identity(lang, cfg)
+    except DataUnavailableError as exc:
+        return LanguageResult(lang, "unavailable", str(exc))
+    key = config_hash({"config": lang_cfg, "inputs": identity})
     if done.is_file():
-        saved = json.loads(done.read_text())
-        if saved.get("config_hash") == config_hash(lang_cfg):
-            return LanguageResult(**saved["result"])
+        try:
+            saved = json.loads(done.read_text())
+        except ValueError:
+            saved = {}
+        if saved.get("key") == key:
+            return LanguageResult(**(saved["result"] | {"reused": True}))
     started = time.time()
     try:
         queries = selected_queries(lang, cfg)
@@ -170,6 +249,7 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
             info["fusion"] = {"method": cfg.fuse, "alpha": cfg.alpha, "bm25": bm25_info}
     except DataUnavailableError as exc:
         return LanguageResult(lang, "unavailable", str(exc))
+    info["inputs"] = identity
     lang_dir.mkdir(parents=True, exist_ok=True)
     write_run(lang_dir / "run.trec", run, tag=cfg.system_name())
     scores = metrics.per_query(qrels, run, cfg.measures)
@@ -179,7 +259,9 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
     info["corpus"] = cfg.corpus_label()
     result = LanguageResult(lang, "ok", metrics=metrics.aggregate(scores), n_queries=len(qrels),
                             run_path=str(lang_dir / "run.trec"), info=info)
-    write_json_atomic(done, {"config_hash": config_hash(lang_cfg), "config": lang_cfg, "result": asdict(result)})
+    saved_result = {k: v for k, v in asdict(result).items() if k != "reused"}
+    write_json_atomic(done, {"key": key, "config_hash": config_hash(lang_cfg), "config": lang_cfg,
+                             "inputs": identity, "result": saved_result})
     return result
 
 
@@ -198,25 +280,48 @@ def markdown_table(results: list[LanguageResult], measures: list[str], system: s
 
 
 def evaluate(cfg: EvalConfig, out: Path, on_language: Callable[[str], None] | None = None,
-             on_progress: Callable[[int, int], None] | None = None) -> list[LanguageResult]:
-    """Evaluate every language of ``cfg``; write per-language artifacts and the summary."""
+             on_progress: Callable[[int, int], None] | None = None, overwrite: bool = False) -> list[LanguageResult]:
+    """Evaluate every language of ``cfg``; write per-language artifacts and the summary.
+
+    ``out`` may hold earlier results of the *same* system (they are reused or recomputed per language by
+    input hashes); results of another system there are refused unless ``overwrite`` (which clears ``out``).
+    One process at a time writes ``out``.
+    """
     if cfg.run_file and len(cfg.langs) != 1:
         raise ClirOtError("--run evaluates one run file: give exactly one --lang")
     if not cfg.run_file and not cfg.model:
         raise ClirOtError("give --model (a dense model or bm25) or --run FILE")
-    if cfg.fuse not in (None, "bm25", "rrf"):
-        raise ClirOtError(f"unknown fusion {cfg.fuse!r}; expected bm25 (interpolation) or rrf")
     started = time.time()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    results = []
-    for lang in cfg.langs:
-        if on_language:
-            on_language(lang)
-        results.append(evaluate_language(lang, cfg, out, on_progress))
     system = cfg.system_name()
-    write_json_atomic(out / "results.json", {"system": system, "results": [asdict(r) for r in results]})
-    write_text_atomic(out / "results.md", markdown_table(results, cfg.measures, system))
-    write_manifest(out, "evaluate", asdict(cfg), started=started)
+    with folder_lock(out, "evaluate"):
+        previous = _saved_system(out)
+        if previous is not None and previous != system:
+            if not overwrite:
+                raise ClirOtError(f"{out} holds the results of another system ({previous}); choose another --out "
+                                  "or pass --overwrite to replace them")
+            prepare_output_dir(out, overwrite=True)
+        results = []
+        for lang in cfg.langs:
+            if on_language:
+                on_language(lang)
+            results.append(evaluate_language(lang, cfg, out, on_progress))
+        write_json_atomic(out / "results.json", {"system": system, "results": [
+            {k: v for k, v in asdict(r).items() if k != "reused"} for r in results]})
+        write_text_atomic(out / "results.md", markdown_table(results, cfg.measures, system))
+        write_manifest(out, "evaluate", asdict(cfg), started=started,
+                       extra={"reused": [r.lang for r in results if r.reused]})
     return results
 
+
+def _saved_system(out: Path) -> str | None:
+    """The system whose results ``out`` holds, or ``None`` for an empty (or new) folder."""
+    summary = out / "results.json"
+    if summary.is_file():
+        try:
+            return str(json.loads(summary.read_text()).get("system"))
+        except ValueError:
+            return "an unreadable results.json"
+    if out.is_dir() and any(p.name != ".lock" for p in out.iterdir()):
+        return "files not written by clir-ot evaluate"
+    return None

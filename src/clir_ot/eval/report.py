@@ -17,6 +17,7 @@ import yaml
 
 from ..artifacts import package_versions, write_json_atomic, write_text_atomic
 from ..data.miracl import corpus_label
+from ..layout import baseline_folder
 from . import metrics, plots
 from .significance import compare, holm, mean_ci
 
@@ -48,7 +49,7 @@ def collect(root: Path, exp) -> dict:
     data: dict[str, dict[str, dict]] = {}
     unavailable: dict[str, str] = {}
     for base in [*exp.baselines, "bm25-full"]:
-        base_dir = root / "baselines" / base
+        base_dir = root / "baselines" / baseline_folder(base)
         if not base_dir.is_dir():
             continue
         for lang_dir in sorted(p for p in base_dir.iterdir() if p.is_dir()):
@@ -161,7 +162,7 @@ def write_report(root: Path, out: Path, exp) -> dict:
     summary = summarise(data)
     sig = significance(data)
     logs, probe_after, probe_before, costs = _training(root, exp)
-    evaluations = {f"evaluate {b}": root / "baselines" / b for b in [*exp.baselines, "bm25-full"]}
+    evaluations = {f"evaluate {b}": root / "baselines" / baseline_folder(b) for b in [*exp.baselines, "bm25-full"]}
     evaluations |= {f"evaluate {m} s{s}": root / "eval" / f"{m}-s{s}" for m in exp.methods for s in exp.seeds}
     for name, folder in evaluations.items():
         if folder.is_dir():

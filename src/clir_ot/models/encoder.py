@@ -20,9 +20,9 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .pooling import POOLINGS, pool
+from .precision import PRECISIONS
 
 SPEC_FILE = "clir_ot_encoder.json"
-PRECISIONS = ("fp32", "bf16", "int8")
 Kind = Literal["query", "passage", "plain"]
 
 

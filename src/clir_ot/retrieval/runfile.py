@@ -13,6 +13,7 @@ from pathlib import Path
 from ..artifacts import atomic_path
 from ..errors import ClirOtError
 from ..eval.metrics import rank
+from ..inputs import open_text, reading
 
 
 def write_run(path: Path, run: Mapping[str, Mapping[str, float]], tag: str = "clir-ot") -> None:
@@ -33,7 +34,7 @@ def read_run(path: Path, known_queries: Iterable[str] | None = None) -> dict[str
         raise ClirOtError(f"run file not found: {path}")
     known = set(known_queries) if known_queries is not None else None
     run: dict[str, dict[str, float]] = {}
-    with open(path, encoding="utf-8") as f:
+    with reading(path, "run file"), open_text(path) as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
                 continue

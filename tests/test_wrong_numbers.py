@@ -1,0 +1,285 @@
+"""No silently wrong number: a result is reused only when every input is unchanged, bad caches and bad
+inputs are refused with one line, and nothing says "full corpus" that was not."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from clir_ot.cli import app
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def run(*args: str):
+    result = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}).invoke(app, list(args))
+    result.clean_stdout = ANSI.sub("", result.stdout)
+    result.clean_stderr = " ".join(ANSI.sub("", result.stderr).split())
+    return result
+
+
+def yo_row(stdout: str) -> str:
+    return next(line for line in stdout.splitlines() if line.startswith("| yo |"))
+
+
+def perturb_weights(model_dir: Path, seed: int) -> None:
+    """Retrain 'in place': new weights written over the model folder, as a rerun of distill would."""
+    from clir_ot.models import load_encoder
+
+    enc = load_encoder(str(model_dir), device="cpu")
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in enc.model.parameters():
+            p.add_(torch.randn_like(p))
+    enc.save(model_dir)
+
+
+def test_changed_weights_at_the_same_path_are_evaluated_again(tiny_xlmr_dir: Path, tmp_path: Path) -> None:
+    model = tmp_path / "student"
+    shutil.copytree(tiny_xlmr_dir, model)
+    out = str(tmp_path / "eval")
+    args = ("eval", "--lang", "yo", "--model", str(model), "--pool", "30", "--out", out)
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    again = run(*args)
+    assert again.exit_code == 0 and yo_row(again.clean_stdout) == yo_row(first.clean_stdout)
+    assert "reused yo" in again.clean_stderr
+    perturb_weights(model, seed=1)
+    changed = run(*args)
+    assert changed.exit_code == 0, changed.output
+    assert "reused" not in changed.clean_stderr
+    assert yo_row(changed.clean_stdout) != yo_row(first.clean_stdout)
+    # the saved embeddings were recomputed too: a fresh evaluation in a new folder gives the same row
+    fresh = run("eval", "--lang", "yo", "--model", str(model), "--pool", "30", "--out", str(tmp_path / "fresh"))
+    assert yo_row(fresh.clean_stdout) == yo_row(changed.clean_stdout)
+
+
+def test_a_changed_run_file_is_scored_again(tmp_path: Path) -> None:
+    bm25 = run("eval", "--lang", "yo", "--model", "bm25", "--out", str(tmp_path / "bm25"))
+    assert bm25.exit_code == 0, bm25.output
+    run_file = tmp_path / "run.trec"
+    shutil.copy(tmp_path / "bm25" / "yo" / "run.trec", run_file)
+    args = ("eval", "--lang", "yo", "--run", str(run_file), "--out", str(tmp_path / "scored"))
+    first = run(*args)
+    assert first.exit_code == 0 and "| 0.7325 |" in yo_row(first.clean_stdout)
+    lines = run_file.read_text().splitlines()
+    flipped = []  # same documents, scores reversed within each query: a different, worse run
+    for line in lines:
+        qid, q0, doc, rank, score, tag = line.split()
+        flipped.append(f"{qid} {q0} {doc} {rank} {-float(score)} {tag}")
+    run_file.write_text("\n".join(flipped) + "\n")
+    second = run(*args)
+    assert second.exit_code == 0 and "reused" not in second.clean_stderr
+    assert yo_row(second.clean_stdout) != yo_row(first.clean_stdout)
+    assert "full corpus" not in second.clean_stdout and "searched outside clir-ot" in second.clean_stdout
+
+
+def test_reproduce_evaluates_a_student_retrained_at_the_same_path(tiny_xlmr_dir: Path, tmp_path: Path) -> None:
+    from clir_ot.reproduce import Experiment, run_eval
+
+    model = tmp_path / "student"
+    shutil.copytree(tiny_xlmr_dir, model)
+    exp = Experiment(name="t", profile="p", student=str(model), eval_langs=["yo"], eval_pool=20, eval_queries=10,
+                     seeds=[0], methods=["kd"])
+    logs: list[str] = []
+    run_eval(exp, str(model), tmp_path / "eval", exp.eval_pool, logs.append)
+    before = json.loads((tmp_path / "eval" / "yo" / "metrics.json").read_text())["result"]["metrics"]
+    run_eval(exp, str(model), tmp_path / "eval", exp.eval_pool, logs.append)
+    assert "reused" in logs[-1]
+    perturb_weights(model, seed=2)
+    run_eval(exp, str(model), tmp_path / "eval", exp.eval_pool, logs.append)
+    after = json.loads((tmp_path / "eval" / "yo" / "metrics.json").read_text())["result"]["metrics"]
+    assert "reused" not in logs[-1] and after != before
+
+
+def test_eval_with_nothing_evaluable_exits_1(tmp_path: Path) -> None:
+    result = run("eval", "--lang", "sw", "--model", "bm25", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1
+    assert "none of the requested languages (sw) could be evaluated" in result.clean_stderr
+    assert "sw unavailable" in result.clean_stdout and "Traceback" not in result.output
+
+
+def test_a_truncated_cached_corpus_is_one_line_exit_1(isolated_env: Path, tmp_path: Path) -> None:
+    from clir_ot.data import miracl
+
+    miracl.prepare(["yo"])
+    path = isolated_env / "miracl/v1.0/yo/docs/docs-1.jsonl.gz"
+    path.write_bytes(path.read_bytes()[:100000])
+    result = run("eval", "--lang", "yo", "--model", "bm25", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1 and "Aborted" not in result.output
+    assert "truncated or corrupt" in result.clean_stdout and "could be evaluated" in result.clean_stderr
+
+
+def test_evaluate_refuses_another_systems_results_without_overwrite(tmp_path: Path) -> None:
+    out = str(tmp_path / "o")
+    assert run("eval", "--lang", "yo", "--model", "bm25", "--out", out).exit_code == 0
+    other = run("eval", "--lang", "yo", "--model", "bm25", "--fuse", "rrf", "--out", out)
+    assert other.exit_code == 1 and "holds the results of another system (bm25)" in other.clean_stderr
+    assert json.loads((tmp_path / "o" / "results.json").read_text())["system"] == "bm25"
+    replaced = run("eval", "--lang", "yo", "--model", "bm25", "--fuse", "rrf", "--out", out, "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads((tmp_path / "o" / "results.json").read_text())["system"].startswith("bm25+bm25(rrf")
+
+
+def test_a_folder_being_written_by_another_process_is_refused(tmp_path: Path) -> None:
+    from clir_ot.artifacts import folder_lock
+
+    with folder_lock(tmp_path / "o", "evaluate"):
+        result = run("eval", "--lang", "yo", "--model", "bm25", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1 and "another clir-ot process is writing" in result.clean_stderr
+    assert run("eval", "--lang", "yo", "--model", "bm25", "--out", str(tmp_path / "o")).exit_code == 0
+
+
+def test_yaml_values_never_become_paths_outside_the_runs_folder(tmp_path: Path) -> None:
+    from clir_ot.errors import ClirOtError
+    from clir_ot.layout import baseline_folder
+    from clir_ot.reproduce import load_experiment
+
+    assert baseline_folder("bm25") == "bm25" and baseline_folder("me5-small") == "me5-small"
+    for system in ("/abs/model", "../../x", "a/b", ".", ".."):
+        folder = baseline_folder(system)
+        assert "/" not in folder and folder not in (".", "..") and (Path("runs") / folder).parent == Path("runs")
+    assert baseline_folder("/abs/model") != baseline_folder("/other/model")
+    spec = tmp_path / "exp.yaml"
+    spec.write_text("name: ../../x\nprofiles: {p: {}}\n")
+    with pytest.raises(ClirOtError, match="experiment name '../../x' must be"):
+        load_experiment(spec, "p")
+    spec.write_text("baselines: [bm25, bm25]\nprofiles: {p: {}}\n")
+    with pytest.raises(ClirOtError, match="map to the same folder"):
+        load_experiment(spec, "p")
+
+
+def test_errors_in_the_distill_block_stop_reproduce_before_any_stage(tmp_path: Path) -> None:
+    spec = tmp_path / "exp.yaml"
+    spec.write_text("baselines: [bm25]\neval_langs: [yo]\ndistill: {lr: -1}\nprofiles: {p: {seeds: [0]}}\n")
+    result = run("reproduce", str(spec), "--profile", "smoke", "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 1 and "no profile 'smoke'" in result.clean_stderr
+    spec.write_text("baselines: [bm25]\neval_langs: [yo]\ndistill: {lr: -1}\nprofiles: {smoke: {seeds: [0]}}\n")
+    result = run("reproduce", str(spec), "--profile", "smoke", "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 1 and "lr must be > 0.0, got -1.0" in result.clean_stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_set_values_on_the_command_line_are_typed(tmp_path: Path) -> None:
+    bad = run("distill", "--set", "batch_size=2.5", "--out", str(tmp_path / "o"))
+    assert bad.exit_code == 1 and "batch_size must be an integer, got 2.5" in bad.clean_stderr
+    assert "Traceback" not in bad.output and not (tmp_path / "o").exists()
+
+
+def _bad_text_files(tmp_path: Path, stem: str, suffix: str, good: str) -> dict[str, Path]:
+    import gzip
+    import os
+
+    files = {}
+    binary = tmp_path / f"{stem}-binary{suffix}"
+    binary.write_bytes(os.urandom(4000))
+    files["binary"] = binary
+    utf16 = tmp_path / f"{stem}-utf16{suffix}"
+    utf16.write_text(good, encoding="utf-16")
+    files["utf-16"] = utf16
+    cut = tmp_path / f"{stem}-cut{suffix}.gz"
+    whole = gzip.compress(good.encode() * 50)
+    cut.write_bytes(whole[: len(whole) // 2])
+    files["cut gzip"] = cut
+    notgz = tmp_path / f"{stem}-notgz{suffix}.gz"
+    notgz.write_text(good, encoding="utf-8")
+    files["not gzip"] = notgz
+    return files
+
+
+BITEXT = "lang\tsource\tref\ten\tx\n" + "de\tt\t1\tThe house is red.\tDas Haus ist rot.\n" * 3
+RUN = "10020#0 Q0 598#0 1 0.5 x\n10020#0 Q0 598#1 2 0.4 x\n"
+
+
+@pytest.mark.parametrize("damage", ["binary", "utf-16", "cut gzip", "not gzip"])
+def test_damaged_bitext_lexicon_and_run_files_are_one_line(tmp_path: Path, damage: str) -> None:
+    bitext = _bad_text_files(tmp_path, "bitext", ".tsv", BITEXT)[damage]
+    lexicon = _bad_text_files(tmp_path, "lexicon", ".json", '{"de": {"house": ["Haus"]}}')[damage]
+    muse = _bad_text_files(tmp_path, "muse", ".txt", "house Haus\n")[damage]
+    runfile = _bad_text_files(tmp_path, "run", ".trec", RUN)[damage]
+    for args, path in ((("data", "audit", str(bitext)), bitext), (("data", "audit", str(lexicon)), lexicon),
+                       (("data", "audit", f"{muse}:de"), muse),
+                       (("eval", "--lang", "yo", "--run", str(runfile), "--out", str(tmp_path / "o")), runfile)):
+        result = run(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "Traceback" not in result.output and str(path) in result.clean_stderr, (args, result.clean_stderr)
+        assert "error:" in result.clean_stderr and result.exception is None or isinstance(result.exception,
+                                                                                          SystemExit)
+
+
+def test_lexicon_values_that_are_not_lists_are_one_line(tmp_path: Path) -> None:
+    lex = tmp_path / "lexicon.json"
+    lex.write_text('{"de": {"house": 5}}', encoding="utf-8")
+    result = run("data", "audit", str(lex))
+    assert result.exit_code == 1 and "entry 'house': expected a list of translations, found int" in result.clean_stderr
+
+
+@pytest.mark.parametrize("damage", ["empty config", "truncated weights", "broken spec"])
+def test_a_damaged_model_folder_is_one_line(tiny_xlmr_dir: Path, tmp_path: Path, damage: str) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(tiny_xlmr_dir, model)
+    if damage == "empty config":
+        (model / "config.json").write_text("{}")
+    elif damage == "truncated weights":
+        weights = model / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
+    else:
+        (model / "clir_ot_encoder.json").write_text('{"pooling": "max-of-nothing"}')
+    result = run("eval", "--lang", "yo", "--model", str(model), "--pool", "5", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "could not load model" in result.clean_stderr or "damaged clir_ot_encoder.json" in result.clean_stderr
+
+
+def test_damaged_cache_files_are_misses_not_crashes(tmp_path: Path) -> None:
+    from clir_ot.data.training import DEMO_BITEXT, load_training_data
+    from clir_ot.settings import cache_dir
+
+    load_training_data([DEMO_BITEXT], None, "sw")  # fills the audit cache
+    for path in (cache_dir() / "audits").glob("*.json"):
+        path.write_text("{not json")
+    data = load_training_data([DEMO_BITEXT], None, "sw")
+    assert data.audits[0].content_counts() == {"yo": 3}  # the audit ran again: 3 Bible name lists, as before
+
+
+def test_error_text_that_looks_like_markup_is_printed_literally(tmp_path: Path) -> None:
+    result = run("eval", "--lang", "yo", "--model", "[/red]x[/bold]", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1 and "error: could not load model '[/red]x[/bold]'" in result.clean_stderr
+    assert "Traceback" not in result.output
+
+
+def test_offline_mode_never_tries_a_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from clir_ot.data import miracl
+    from clir_ot.errors import DataUnavailableError
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a download was attempted in offline mode")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    for lang in ("de", "ar", "sw"):
+        with pytest.raises(DataUnavailableError, match="offline mode is on"):
+            miracl.load_corpus(lang) if lang == "sw" else miracl.load_queries(lang)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_outputs_respect_the_umask(tmp_path: Path, umask: int) -> None:
+    import os
+
+    from clir_ot.artifacts import make_temp_dir, write_json_atomic
+
+    old = os.umask(umask)
+    try:
+        write_json_atomic(tmp_path / "a.json", {"x": 1})
+        folder = make_temp_dir(tmp_path, ".t-")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask
