@@ -142,3 +142,25 @@ def test_distill_refuses_training_file_in_an_evaluation_language(tmp_path, tiny_
 def test_distill_unknown_override_is_a_clear_error(tmp_path) -> None:
     result = run("distill", "--set", "learning_rate=1", "--out", str(tmp_path / "o"))
     assert result.exit_code == 1 and "unknown configuration field 'learning_rate'" in result.clean_stderr
+
+
+def test_eval_writes_long_per_query_scores_and_json(tmp_path) -> None:
+    import json
+
+    import ir_measures
+
+    result = run("eval", "--lang", "yo", "--model", "bm25", "--out", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    [yo] = payload["results"]
+    assert payload["system"] == "bm25" and yo["status"] == "ok"
+    assert yo["metrics"]["R@100"] == pytest.approx(0.7325, abs=5e-5)
+    rows = [line.split("\t") for line in (tmp_path / "yo" / "per_query.tsv").read_text().splitlines()]
+    assert len(rows) == 119 * 4 + 4 and ["all", "R@100", f"{yo['metrics']['R@100']:.6f}"] in rows
+    ours = {(q, m): float(v) for q, m, v in rows if q != "all"}
+    from clir_ot.data import miracl
+
+    qrels = [ir_measures.Qrel(q.query_id, q.doc_id, q.relevance) for q in miracl.load_qrels("yo")]
+    run_rows = list(ir_measures.read_trec_run(str(tmp_path / "yo" / "run.trec")))
+    for m in ir_measures.iter_calc([ir_measures.R @ 100, ir_measures.nDCG @ 10, ir_measures.AP], qrels, run_rows):
+        assert ours[(m.query_id, str(m.measure))] == pytest.approx(m.value, abs=1e-6)

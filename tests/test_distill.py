@@ -78,6 +78,14 @@ def test_outputs_probe_manifest_and_frozen_embeddings(tiny_xlmr_dir, small_bitex
     assert data["training_languages"] == ["de", "fr"] and data["bitext"][0]["rows"] == 80
     assert len(data["bitext"][0]["sha256"]) == 64 and manifest["seed"] == 3
     assert "torch" in manifest["versions"] and manifest["steps"] == 6
+    card = (out / "student" / "README.md").read_text()
+    assert card.startswith("---\nbase_model: ") and "library_name: sentence-transformers" in card
+    assert "Excluded from training (never trained on, audited by label and content): sw, yo, te, bn, hi, th" in card
+    assert "| small.tsv | bitext | 80 | 0 |" in card and "## Contamination" in card
+    after_sw = probe["after"]["probe"]["sw"]["accuracy"]
+    assert f"| sw | {probe['before']['probe']['sw']['accuracy']:.3f} | {after_sw:.3f} |" in card
+    assert json.loads((out / "student" / "config_sentence_transformers.json").read_text())["prompts"] == {
+        "query": "query: ", "document": "passage: "}
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert all({"loss", "ot_cost", "plan_entropy", "retention", "tokens_per_s"} <= r.keys() for r in log)
     assert (out / "config.yaml").is_file()

@@ -283,3 +283,11 @@ def test_outputs_respect_the_umask(tmp_path: Path, umask: int) -> None:
         os.umask(old)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask
     assert folder.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+@pytest.mark.parametrize(("option", "value"), [("--depth", "0"), ("--batch-size", "0"), ("--pool", "-1"),
+                                               ("--precision", "fp8"), ("--backend", "annoy"), ("--alpha", "2")])
+def test_bad_evaluate_options_are_one_line_exit_1(option: str, value: str, tmp_path: Path) -> None:
+    result = run("eval", "--lang", "yo", "--model", "bm25", option, value, "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1 and f"error: Invalid value for '{option}'" in result.clean_stderr
+    assert len(ANSI.sub("", result.stderr).strip().splitlines()) == 1 and not (tmp_path / "o").exists()

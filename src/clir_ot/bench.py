@@ -1,8 +1,11 @@
 """Benchmarks (``make bench``): speed targets live here, never in timed tests.
 
-    python -m clir_ot.bench [--only sinkhorn,step,search,metrics,encode] [--out bench/results.json]
+    python -m clir_ot.bench [--only sinkhorn,pot_batch,step,search,metrics,encode] [--out bench/results.json]
+
+Every result records the machine (CPU model, threads, AVX-512 / bf16 / AMX flags).
 
 1. sinkhorn: batched log-domain Sinkhorn vs POT solving the same pairs one by one (B=32, n=m=48, reg 0.05).
+   pot_batch: the same against POT's own batched log-domain solver (``ot.batch``) on padded batches.
 2. step: one OT training step vs one KD step on the same batch (me5-small student, self-teacher).
 3. search: exact chunked search vs FAISS IndexFlatIP (49,043 × 384, 119 queries).
 4. metrics: clir_ot.eval.metrics vs ir_measures over the dev qrels of the six languages.
@@ -58,6 +61,71 @@ def bench_sinkhorn() -> dict:
                         for i in range(B)])
     return {"batched_s": ours, "pot_loop_s": pot, "speedup": pot / ours, "max_abs_diff": float(np.abs(P - ref).max()),
             "setting": f"B={B}, n=m={n}, reg={reg}, stop 1e-6, CPU threads {torch.get_num_threads()}"}
+
+
+def bench_pot_batch() -> dict:
+    """Our batched Sinkhorn vs POT's batched log-domain solver (``ot.batch.solve_batch``) on padded batches
+    (random lengths, zero mass on padding), solve alone and solve + envelope gradient of the OT value."""
+    import ot.batch
+
+    from .distill.sinkhorn import sinkhorn
+
+    g = torch.Generator().manual_seed(0)
+    B, n, reg, kw = 32, 48, 0.05, dict(num_iter=1000, stop_thr=1e-6)
+    lengths_t = torch.randint(8, n + 1, (B,), generator=g)
+    lengths_s = torch.randint(8, n + 1, (B,), generator=g)
+    mask_t = torch.arange(n)[None, :] < lengths_t[:, None]
+    mask_s = torch.arange(n)[None, :] < lengths_s[:, None]
+    a = mask_t.float() / lengths_t[:, None]
+    b = mask_s.float() / lengths_s[:, None]
+    t = torch.nn.functional.normalize(torch.randn(B, n, 64, generator=g), dim=-1)
+    s = torch.nn.functional.normalize(torch.randn(B, n, 64, generator=g), dim=-1)
+
+    def cost(requires_grad: bool) -> torch.Tensor:
+        return (1 - t @ s.transpose(1, 2)).requires_grad_(requires_grad)
+
+    def ours_solve() -> torch.Tensor:
+        return sinkhorn(a, b, cost(False), reg, **kw)
+
+    def pot_solve() -> torch.Tensor:
+        return ot.batch.solve_batch(cost(False), reg, a, b, max_iter=1000, tol=1e-6, method="log_sinkhorn",
+                                    grad="detach").plan
+
+    def ours_grad() -> None:
+        M = cost(True)
+        (sinkhorn(a, b, M, reg, **kw) * M).sum().backward()
+
+    def pot_grad() -> None:
+        M = cost(True)
+        ot.batch.solve_batch(M, reg, a, b, max_iter=1000, tol=1e-6, method="log_sinkhorn",
+                             grad="envelope").value.sum().backward()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        P, Q = ours_solve(), pot_solve()
+        out = {"ours_solve_s": timed(ours_solve), "pot_solve_s": timed(pot_solve),
+               "ours_solve_and_grad_s": timed(ours_grad), "pot_solve_and_grad_s": timed(pot_grad)}
+    out |= {"pot_over_ours_solve": out["pot_solve_s"] / out["ours_solve_s"],
+            "pot_over_ours_grad": out["pot_solve_and_grad_s"] / out["ours_solve_and_grad_s"],
+            "max_abs_plan_diff": float((P - Q.float()).abs().max()),
+            "pot_plan_finite": bool(torch.isfinite(Q).all()),
+            "setting": f"B={B}, lengths 8..{n} (padded to {n}), reg={reg}, tol 1e-6, CPU threads "
+                       f"{torch.get_num_threads()}, POT {ot.__version__}"}
+    return out
+
+
+def machine() -> dict:
+    """The CPU every benchmark ran on: model and the instruction-set flags that decide speed."""
+    from .artifacts import hardware
+
+    flags: list[str] = []
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        line = next((x for x in cpuinfo.read_text().splitlines() if x.startswith("flags")), "")
+        wanted = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile",
+                  "avx_vnni"}
+        flags = sorted(set(line.split(":", 1)[-1].split()) & wanted)
+    return hardware() | {"cpu_flags": flags}
 
 
 def bench_step(student: str = "me5-small") -> dict:
@@ -172,8 +240,8 @@ def bench_encode(n: int = 1000) -> dict:
     return out
 
 
-BENCHES = {"sinkhorn": bench_sinkhorn, "step": bench_step, "search": bench_search, "metrics": bench_metrics,
-           "encode": bench_encode}
+BENCHES = {"sinkhorn": bench_sinkhorn, "pot_batch": bench_pot_batch, "step": bench_step, "search": bench_search,
+           "metrics": bench_metrics, "encode": bench_encode}
 
 
 def main() -> None:
@@ -184,7 +252,7 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for name in args.only.split(","):
         print(f"== {name}", flush=True)
-        results[name] = BENCHES[name]() | {"measured": time.strftime("%Y-%m-%d %H:%M")}
+        results[name] = BENCHES[name]() | {"measured": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()}
         print(json.dumps(results[name], indent=2), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 import time
 import zlib
 from enum import Enum
@@ -35,6 +36,11 @@ err_console = Console(stderr=True)
 _INPUT_ERRORS = (UnicodeError, EOFError, zlib.error, json.JSONDecodeError, gzip.BadGzipFile)
 
 
+#: The usage-error classes of whichever click Typer uses (its own copy in recent versions, click before).
+_USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_NO_ARGS_IS_HELP = getattr(sys.modules[_USAGE_ERROR.__module__], "NoArgsIsHelpError", ())
+
+
 def print_error(message: str) -> None:
     """``error: message`` on stderr, the message printed literally (text such as ``[/x]`` is not markup)."""
     err_console.print(Text("error: ", style="bold red") + Text(message), highlight=False, soft_wrap=True)
@@ -48,6 +54,12 @@ class _UserErrorsGroup(TyperGroup):
             return super().invoke(ctx)
         except ClirOtError as exc:
             print_error(str(exc))
+            raise typer.Exit(code=1) from None
+        except _NO_ARGS_IS_HELP:
+            raise
+        except _USAGE_ERROR as exc:  # a bad option value (--depth 0, --precision fp8): one line too
+            where = exc.ctx.command_path if exc.ctx is not None else "clir-ot"
+            print_error(f"{exc.format_message()} (see '{where} --help')")
             raise typer.Exit(code=1) from None
         except _INPUT_ERRORS as exc:
             print_error(f"could not read an input file: {type(exc).__name__}: {exc}")

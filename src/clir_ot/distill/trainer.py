@@ -45,6 +45,7 @@ from ..errors import ClirOtError
 from ..inputs import read_json_or_none
 from ..languages import EVAL_LANGUAGES, check_language, normalize_language
 from ..models import Encoder, load_encoder, resolve_device
+from .card import model_card
 from .losses import MSEDistillLoss, OTAlignmentLoss, token_masses
 
 METHODS = ("ot", "kd", "ot+kd")
@@ -352,28 +353,22 @@ def evaluate_student(models: Models, cfg: DistillConfig) -> dict:
     return out
 
 
-def _model_identity(name: str) -> dict:
-    """What identifies a model's weights: for a local folder its weights files' size and modification time."""
-    from ..models.loading import resolve_model
-
-    source = Path(resolve_model(name)[0])
-    if not source.is_dir():
-        return {"name": name}
-    files = sorted(source.glob("*.safetensors")) + sorted(source.glob("*.bin"))
-    return {"name": name, "path": str(source.resolve()),
-            "weights": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]}
-
-
 def evaluate_initial_student(models: Models, cfg: DistillConfig) -> dict:
-    """:func:`evaluate_student` before training, read from the cache when the same initial student, teacher
-    and probe settings were evaluated before on this kind of device."""
+    """:func:`evaluate_student` before training, read from the cache when the same initial student and teacher
+    (weights sha256), probe settings and retrieval-check data (corpus, topics, qrels sha256) were evaluated
+    before on this kind of device."""
     from ..artifacts import config_hash
+    from ..data import miracl
+    from ..models.loading import model_fingerprint
     from ..settings import cache_dir
 
-    key = config_hash({"student": _model_identity(cfg.student),
-                       "teacher": "self" if cfg.teacher == "self" else _model_identity(cfg.teacher),
+    check_data = {"corpus": miracl.corpus_identity(cfg.check_lang)["sha256"],
+                  "judgements": miracl.judgement_identity(cfg.check_lang)} if cfg.check_lang else None
+    key = config_hash({"student": model_fingerprint(cfg.student),
+                       "teacher": "self" if cfg.teacher == "self" else model_fingerprint(cfg.teacher),
                        "device": models.student.device.type, "probe_langs": cfg.probe_langs,
-                       "check": [cfg.check_lang, cfg.check_pool, cfg.check_queries], "version": 2})
+                       "check": [cfg.check_lang, cfg.check_pool, cfg.check_queries], "check_data": check_data,
+                       "version": 3})
     cached = read_json_or_none(cache_dir() / "probes" / f"{key}.json")
     if isinstance(cached, dict):
         return cached
@@ -485,6 +480,7 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
     shutil.rmtree(tmp_student, ignore_errors=True)
     models.student.spec.label = f"{models.student.spec.label or cfg.student} + {cfg.method} distilled (seed {cfg.seed})"
     models.student.save(tmp_student)
+    write_text_atomic(tmp_student / "README.md", model_card(asdict(cfg), data.manifest(), probe, step))
     shutil.rmtree(out / "student", ignore_errors=True)
     os.replace(tmp_student, out / "student")
     manifest = write_manifest(out, "distill", asdict(cfg), started=started, extra={

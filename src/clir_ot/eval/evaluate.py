@@ -3,8 +3,9 @@
     clir-ot evaluate --benchmark miracl --lang yo --model me5-small --out runs/eval/me5
 
 Per language, ``OUT/<lang>/`` receives ``run.trec`` (TREC, 6 fields, trec_eval order),
-``per_query.csv`` / ``per_query.json``, ``metrics.json``, and for dense models the resumable
-``embeddings/``. ``OUT/results.json`` and ``OUT/results.md`` hold the table over languages, with
+``per_query.csv`` / ``per_query.json`` (wide), ``per_query.tsv`` (long: ``query_id measure value``,
+as ``ir_measures`` and ``trec_eval -q`` print them, with ``all`` rows), ``metrics.json``, and for dense
+models the resumable ``embeddings/``. ``OUT/results.json`` and ``OUT/results.md`` hold the table over languages, with
 every unavailable language listed with its reason. A language whose ``metrics.json`` exists with
 the same configuration *and* the same input hashes (topics, qrels, corpus, model weights, run file)
 is not recomputed, and the result says that it was reused; any change recomputes it.
@@ -203,6 +204,14 @@ def dense_run(lang: str, cfg: EvalConfig, lang_dir: Path,
         "search_backend": cfg.backend, "search_time_s": round(time.time() - started, 3)}
 
 
+def per_query_long(per_query: dict[str, dict[str, float]], aggregate: dict[str, float]) -> str:
+    """Per-query scores in the long form of ``ir_measures`` / ``trec_eval -q``: ``query_id<TAB>measure<TAB>value``,
+    one line per query and measure, then the mean over queries under the query id ``all``."""
+    lines = [f"{qid}\t{m}\t{v:.6f}" for qid, scores in per_query.items() for m, v in scores.items()]
+    lines += [f"all\t{m}\t{v:.6f}" for m, v in aggregate.items()]
+    return "".join(line + "\n" for line in lines)
+
+
 def per_query_csv(per_query: dict[str, dict[str, float]]) -> str:
     buf = io.StringIO()
     names = list(next(iter(per_query.values())).keys()) if per_query else []
@@ -255,6 +264,7 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
     scores = metrics.per_query(qrels, run, cfg.measures)
     write_text_atomic(lang_dir / "per_query.csv", per_query_csv(scores))
     write_json_atomic(lang_dir / "per_query.json", scores)
+    write_text_atomic(lang_dir / "per_query.tsv", per_query_long(scores, metrics.aggregate(scores)))
     info["wall_time_s"] = round(time.time() - started, 2)
     info["corpus"] = cfg.corpus_label()
     result = LanguageResult(lang, "ok", metrics=metrics.aggregate(scores), n_queries=len(qrels),

@@ -130,11 +130,52 @@ class Encoder(torch.nn.Module):
         return out
 
     def save(self, directory: Path) -> None:
+        """A folder that clir-ot, ``transformers`` and sentence-transformers load as it is: the model, the
+        tokenizer (its ``model_max_length`` set to the spec's maximum), the spec, and the sentence-transformers
+        modules (Transformer, Pooling, Normalize) with the spec's prefixes as named prompts."""
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(directory)
+        max_length = min(self.spec.max_length, self._position_limit())
+        self.tokenizer.model_max_length = max_length
         self.tokenizer.save_pretrained(directory)
         self.spec.write(directory)
+        write_sentence_transformers_config(directory, self.spec, self.dim, max_length)
+
+    def _position_limit(self) -> int:
+        """Longest input the position embeddings allow (RoBERTa-style models reserve padding_idx + 1 slots)."""
+        config = self.model.config
+        positions = int(getattr(config, "max_position_embeddings", self.spec.max_length))
+        offset = int(config.pad_token_id) + 1 if getattr(config, "model_type", "") in ("xlm-roberta", "roberta") \
+            and config.pad_token_id is not None else 0
+        return positions - offset
+
+
+def write_sentence_transformers_config(directory: Path, spec: EncoderSpec, dim: int, max_length: int) -> None:
+    """The sentence-transformers module files (the layout every version since 2 reads): the model folder is
+    module 0 (``sentence_bert_config.json``: maximum length), then pooling, then L2 normalisation; the E5
+    prefixes are the prompts ``query`` and ``document`` (the names ``encode_query`` / ``encode_document``
+    and mteb use)."""
+    directory = Path(directory)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if spec.normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        (directory / "2_Normalize").mkdir(exist_ok=True)
+    pooling = {"word_embedding_dimension": dim, "pooling_mode_cls_token": spec.pooling == "cls",
+               "pooling_mode_mean_tokens": spec.pooling == "mean", "pooling_mode_max_tokens": False,
+               "pooling_mode_mean_sqrt_len_tokens": False, "pooling_mode_weightedmean_tokens": False,
+               "pooling_mode_lasttoken": False, "include_prompt": True}
+    prompts = {name: prefix for name, prefix in (("query", spec.query_prefix), ("document", spec.passage_prefix))
+               if prefix}
+    files = {"modules.json": modules, "sentence_bert_config.json": {"max_seq_length": max_length,
+                                                                    "do_lower_case": False},
+             "1_Pooling/config.json": pooling,
+             "config_sentence_transformers.json": {"prompts": prompts, "default_prompt_name": None,
+                                                   "similarity_fn_name": "cosine"}}
+    (directory / "1_Pooling").mkdir(exist_ok=True)
+    for name, content in files.items():
+        (directory / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
