@@ -43,6 +43,19 @@ def test_equals_pot_per_pair_on_ragged_padded_batch() -> None:
         assert P[i, la[i]:].abs().sum() == 0 and P[i, :, lb[i]:].abs().sum() == 0
 
 
+def test_equals_pots_batched_solver_on_a_padded_batch() -> None:
+    """POT 0.9.7's own batched log-domain solver (``ot.batch``), which takes zero-mass padding as it is."""
+    import ot.batch
+
+    a, b, M, la, lb = ragged_batch(seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        P = sinkhorn(a, b, M, reg=0.05, num_iter=3000, stop_thr=1e-8)
+    ref = ot.batch.solve_batch(M.double(), 0.05, a.double(), b.double(), max_iter=3000, tol=1e-10,
+                               method="log_sinkhorn", grad="detach").plan
+    np.testing.assert_allclose(P.numpy(), ref.float().numpy(), atol=2e-6)
+
+
 def test_marginals_batched_equals_looped_and_padded_equals_unpadded() -> None:
     a, b, M, la, lb = ragged_batch(1)
     P, info = sinkhorn(a, b, M, reg=0.1, num_iter=500, stop_thr=1e-6, log=True)
