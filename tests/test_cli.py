@@ -164,3 +164,10 @@ def test_eval_writes_long_per_query_scores_and_json(tmp_path) -> None:
     run_rows = list(ir_measures.read_trec_run(str(tmp_path / "yo" / "run.trec")))
     for m in ir_measures.iter_calc([ir_measures.R @ 100, ir_measures.nDCG @ 10, ir_measures.AP], qrels, run_rows):
         assert ours[(m.query_id, str(m.measure))] == pytest.approx(m.value, abs=1e-6)
+
+
+def test_version() -> None:
+    from importlib import metadata
+
+    result = run("--version")
+    assert result.exit_code == 0 and result.clean_stdout.strip() == f"clir-ot {metadata.version('clir-ot')}"

@@ -55,8 +55,9 @@ def test_malformed_lines_are_counted_with_line_numbers(tmp_path: Path, demo_pair
 def test_plain_two_column_file_needs_its_language(tmp_path: Path) -> None:
     path = tmp_path / "plain.tsv"
     path.write_text("The house is red.\tDas Haus ist rot.\nI like tea.\tIch mag Tee.\n", encoding="utf-8")
-    with pytest.raises(ClirOtError, match="must be declared with its language"):
+    with pytest.raises(ClirOtError, match="must be declared with its language") as info:
         read_bitext(path)
+    assert f"'{path}:de'" in str(info.value) and "--bitext-lang" not in str(info.value)  # no such option
     bitext = read_bitext(*resolve_data_path(f"{path}:de"))
     assert [p.lang for p in bitext.pairs] == ["de", "de"] and bitext.pairs[1].x == "Ich mag Tee."
 
