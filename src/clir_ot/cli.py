@@ -424,13 +424,15 @@ class Method(str, Enum):
     ot = "ot"
     kd = "kd"
     ot_kd = "ot+kd"
+    noise = "noise"
 
 
 @app.command("distill")
 def distill_cmd(
     lang: Annotated[str, typer.Option(help="Target evaluation language (excluded from training, with all six).")]
     = "sw",
-    method: Annotated[Method | None, typer.Option(help="ot, kd or ot+kd.")] = None,
+    method: Annotated[Method | None, typer.Option(help="ot, kd, ot+kd, or noise (the control: retention term "
+                                                  "only, no cross-lingual signal).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with DistillConfig fields.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/distill/<lang>-<method>-s<seed>).")]

@@ -2,11 +2,14 @@
 
     clir-ot distill --lang sw --method ot --seed 0 --out runs/distill/sw-ot-s0
 
-Methods (``--method``):
+Methods (``--method``), shorthands for weighted sums of objective terms (:mod:`.objective`):
 
 - ``kd``:    kd_weight · (‖S(en) − T(en)‖² + ‖S(x) − T(en)‖²)            (Reimers & Gurevych 2020)
 - ``ot``:    ot_weight · ⟨P*, C⟩_F + retention_weight · ‖S(en) − T(en)‖²   (OPTICAL + retention)
 - ``ot+kd``: ot_weight · ⟨P*, C⟩_F + kd_weight · (‖S(en) − T(en)‖² + ‖S(x) − T(en)‖²)
+- ``noise``: retention_weight · ‖S(en) − T(en)‖²  (control: any update, no cross-lingual signal)
+
+``objective: {ot: 1, kd_x: 0.5, ...}`` replaces the method's mix.
 
 x is the translation or the code-switched English of each pair (both are drawn). The teacher is
 frozen: the student's own initial copy (``teacher: self``, self-distillation: the student keeps its
@@ -45,10 +48,11 @@ from ..errors import ClirOtError
 from ..inputs import read_json_or_none
 from ..languages import EVAL_LANGUAGES, check_language, normalize_language
 from ..models import Encoder, load_encoder, resolve_device
+from . import objective
 from .card import model_card
-from .losses import MSEDistillLoss, OTAlignmentLoss, token_masses
+from .losses import MSEDistillLoss, OTAlignmentLoss
 
-METHODS = ("ot", "kd", "ot+kd")
+METHODS = tuple(objective.METHOD_TERMS)  # ot, kd, ot+kd, noise: shorthands for objective mixes
 PREFIX_MODES = ("both", "query", "passage", "none")
 
 
@@ -62,6 +66,8 @@ class DistillConfig:
 
     lang: str = "sw"
     method: str = setting("ot", choices=METHODS)
+    #: ``{term: weight}`` replacing the method's mix (terms: :data:`clir_ot.distill.objective.TERMS`)
+    objective: dict[str, float] | None = None
     student: str = "me5-small"
     teacher: str = "self"
     bitext: list[str] = field(default_factory=lambda: [DEMO_BITEXT])
@@ -110,6 +116,18 @@ class DistillConfig:
             self.check_lang = check_language(self.check_lang)
         self.probe_langs = check_probe_languages(self.probe_langs)
         check_device(self.device)
+        if self.objective is not None:
+            unknown = sorted(set(self.objective) - set(objective.TERMS))
+            if unknown:
+                raise ClirOtError(f"invalid configuration: unknown objective term(s) {', '.join(unknown)}; "
+                                  f"known: {', '.join(objective.TERMS)}")
+            for term, weight in self.objective.items():
+                if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
+                    raise ClirOtError(f"invalid configuration: objective weight of {term} must be a number ≥ 0, "
+                                      f"got {weight!r}")
+            self.objective = {term: float(w) for term, w in self.objective.items()}
+        if not objective.resolve(self):
+            raise ClirOtError("invalid configuration: the objective has no term with a weight above 0")
 
 
 def check_probe_languages(langs: list[str]) -> list[str]:
@@ -223,48 +241,9 @@ def mass_mask(encoder: Encoder, batch: dict[str, torch.Tensor], kind: str, keep_
     return mask
 
 
-def tokens_and_sentence(encoder: Encoder, batch: dict[str, torch.Tensor], layer: int):
-    out = encoder.model(**batch, output_hidden_states=layer != -1)
-    tokens = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
-    return tokens, encoder.sentence_embeddings(out.last_hidden_state, batch["attention_mask"])
-
-
 def compute_losses(models: Models, cfg: DistillConfig, examples: list[TrainingExample], kind: str) -> dict:
-    """One forward pass: the total loss and its parts (floats for logging)."""
-    en = [ex.en for ex in examples]
-    x = [ex.x for ex in examples]
-    t_batch = models.teacher.tokenize(en, kind, cfg.max_length)
-    with torch.no_grad():
-        t_tok, t_sent = tokens_and_sentence(models.teacher, t_batch, cfg.teacher_layer)
-    s_x_batch = models.student.tokenize(x, kind, cfg.max_length)
-    s_x_tok, s_x_sent = tokens_and_sentence(models.student, s_x_batch, cfg.student_layer)
-    needs_en = cfg.method != "ot" or cfg.retention_weight > 0
-    s_en_sent = None
-    if needs_en:
-        s_en_batch = models.student.tokenize(en, kind, cfg.max_length)
-        s_en_sent = tokens_and_sentence(models.student, s_en_batch, -1)[1]
-    parts: dict = {}
-    total = s_x_sent.new_zeros((), dtype=torch.float32)
-    if cfg.method in ("ot", "ot+kd"):
-        t_mask = mass_mask(models.teacher, t_batch, kind, cfg.ot_special_tokens)
-        s_mask = mass_mask(models.student, s_x_batch, kind, cfg.ot_special_tokens)
-        t_w = models.idf_teacher[t_batch["input_ids"]] if models.idf_teacher is not None else None
-        s_w = models.idf_student[s_x_batch["input_ids"]] if models.idf_student is not None else None
-        ot = models.ot.compute_loss_from_embeddings(t_tok, token_masses(t_mask, t_w),
-                                                    s_x_tok, token_masses(s_mask, s_w))
-        total = total + cfg.ot_weight * ot.loss
-        parts.update(ot_cost=ot.loss.item(), plan_entropy=ot.entropy.mean().item(), sinkhorn_iters=ot.n_iter,
-                     sinkhorn_err=ot.err)
-    if cfg.method in ("kd", "ot+kd"):
-        kd = models.kd.compute_loss_from_embeddings(t_sent, s_en_sent, s_x_sent)
-        total = total + cfg.kd_weight * kd
-        parts["kd"] = kd.item()
-    elif cfg.retention_weight > 0:
-        retention = models.kd.compute_loss_from_embeddings(t_sent, s_en_sent, None)
-        total = total + cfg.retention_weight * retention
-        parts["retention"] = retention.item()
-    parts["tokens"] = int(t_batch["attention_mask"].sum() + s_x_batch["attention_mask"].sum())
-    return {"loss": total, **parts}
+    """One forward pass of the objective (:mod:`clir_ot.distill.objective`): the total loss and its parts."""
+    return objective.compute(models, cfg, [ex.en for ex in examples], [ex.x for ex in examples], kind)
 
 
 def make_optimizer(models: Models, cfg: DistillConfig):
