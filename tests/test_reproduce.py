@@ -20,8 +20,9 @@ def experiment(tmp_path: Path, tiny_xlmr_dir: Path) -> Path:
     bitext = tmp_path / "bitext.tsv"
     write_bitext(bitext, [p for p in pairs if p.lang == "de"][:30] + [p for p in pairs if p.lang == "ru"][:30])
     spec = {
-        "student": str(tiny_xlmr_dir), "teacher": "self", "methods": ["kd", "ot"], "baselines": ["bm25",
-                                                                                              str(tiny_xlmr_dir)],
+        "student": str(tiny_xlmr_dir), "teacher": "self", "conditions": {"kd": {"method": "kd"}, "ot": {"method": "ot"}},
+        "compare": [["ot", "kd"], ["kd", "before"], ["ot", "before"]],
+        "baselines": ["bm25", str(tiny_xlmr_dir)],
         "eval_langs": ["yo", "sw"], "diagnostic_langs": ["sw"],
         "distill": {"bitext": [str(bitext)], "lexicon": None, "max_length": 32, "lr": 1e-3},
         "profiles": {"tiny": {"seeds": [0, 1], "eval_pool": 30, "diagnostic_max_passages": 60,
@@ -59,7 +60,8 @@ def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monk
     assert "sw" in result["unavailable"]
     comparisons = {(s["comparison"], s["metric"]) for s in result["significance"]}
     assert ("ot vs kd", "R@100") in comparisons and ("kd vs before", "nDCG@10") in comparisons
-    assert all(0 <= s["p_randomization_holm"] <= 1 for s in result["significance"])
+    assert all(0 <= s["p_holm"] <= 1 and s["ci_low"] <= s["mean_diff"] <= s["ci_high"] for s in result["significance"])
+    assert {s["seed"] for s in result["significance_per_seed"]} == {0, 1}
     md = (report / "results.md").read_text()
     for needle in ("Contamination", "Which differences hold", "partial-pool diagnostic", "exclusion audit",
                    "reduced pool: judged + 30", "bars_R_at_100.png", "recall_at_k.png", "training_curves.png"):

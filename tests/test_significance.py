@@ -58,3 +58,36 @@ def test_holm_matches_the_textbook_procedure() -> None:
     # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> monotone 0.06
     assert sig.holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert sig.holm([0.9, 0.8]) == [1.0, 1.0]
+
+
+def test_two_level_bootstrap_equals_the_exact_resampling_distribution() -> None:
+    """2 seeds × 3 queries against a single run: all 3³ query draws × 2² seed draws enumerated directly."""
+    import itertools
+
+    a = np.array([[0.2, 0.9, 0.4], [0.6, 0.5, 1.0]])
+    b = np.array([[0.3, 0.4, 0.5]])
+    exact = []
+    for q in itertools.product(range(3), repeat=3):
+        for s in itertools.product(range(2), repeat=2):
+            exact.append(np.mean([a[si, qi] for si in s for qi in q]) - np.mean([b[0, qi] for qi in q]))
+    exact = np.array(exact)
+    res = sig.two_level_bootstrap(a, b, n_samples=200000, seed=3)
+    assert res["mean_diff"] == pytest.approx(a.mean() - b.mean())
+    assert res["se"] == pytest.approx(exact.std(), rel=0.01)
+    lo, hi = np.quantile(exact, [0.025, 0.975])
+    assert res["ci_low"] == pytest.approx(lo, abs=0.02) and res["ci_high"] == pytest.approx(hi, abs=0.02)
+    p_exact = min(1.0, 2 * min(np.mean(exact <= 0), np.mean(exact >= 0)))
+    assert res["p"] == pytest.approx(p_exact, abs=0.01)
+
+
+def test_seed_variance_widens_the_two_level_interval() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(size=300)
+    steady = np.stack([base + 0.02] * 3)
+    shaky = np.stack([base + 0.02 + off for off in (-0.05, 0.0, 0.05)])  # same mean, seeds disagree
+    narrow = sig.two_level_bootstrap(steady, base[None, :], seed=0)
+    wide = sig.two_level_bootstrap(shaky, base[None, :], seed=0)
+    assert narrow["mean_diff"] == pytest.approx(wide["mean_diff"])
+    assert wide["ci_high"] - wide["ci_low"] > 3 * (narrow["ci_high"] - narrow["ci_low"])
+    alone = sig.two_level_bootstrap(steady)
+    assert alone["ci_low"] < steady.mean() < alone["ci_high"] and np.isnan(alone["p"])

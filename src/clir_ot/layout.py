@@ -10,11 +10,13 @@ import hashlib
 import re
 from pathlib import Path
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,119}$")
+#: The name of the student before distillation in conditions, comparisons and reports.
+BEFORE = "before"
 
 
 def is_safe_name(name: str) -> bool:
-    """Letters, digits, ``.``, ``_``, ``+``, ``-`` (not first), at most 80 characters: one path part."""
+    """Letters, digits, ``.``, ``_``, ``+``, ``-`` (not first), at most 120 characters: one path part."""
     return bool(SAFE_NAME.match(name)) and name not in (".", "..")
 
 
@@ -25,3 +27,39 @@ def baseline_folder(system: str) -> str:
         return system
     stem = re.sub(r"[^A-Za-z0-9._+-]+", "_", Path(system.rstrip("/")).name).strip("._") or "model"
     return f"{stem[:40]}-{hashlib.sha256(system.encode()).hexdigest()[:8]}"
+
+
+def run_tag(condition: str, seed: int) -> str:
+    """``<condition>-s<seed>``: the folder name of one distillation and its evaluations."""
+    return f"{condition}-s{seed}"
+
+
+def baseline_dir(root: Path, system: str) -> Path:
+    return Path(root) / "baselines" / baseline_folder(system)
+
+
+def distill_dir(root: Path, condition: str, seed: int) -> Path:
+    return Path(root) / "distill" / run_tag(condition, seed)
+
+
+def student_dir(root: Path, condition: str, seed: int) -> Path:
+    return distill_dir(root, condition, seed) / "student"
+
+
+def snapshot_dir(root: Path, condition: str, seed: int, step: int) -> Path:
+    """A student saved at an intermediate step (kept only until its curve point is measured)."""
+    return distill_dir(root, condition, seed) / "snapshots" / f"step-{step}"
+
+
+def eval_dir(root: Path, condition: str, seed: int, step: int | None = None) -> Path:
+    """The evaluation of a student (``step`` None) or of its snapshot at ``step``."""
+    base = Path(root) / "eval" / run_tag(condition, seed)
+    return base if step is None else Path(root) / "curves" / run_tag(condition, seed) / f"step-{step}"
+
+
+def curve_file(root: Path, condition: str, seed: int) -> Path:
+    return Path(root) / "curves" / f"{run_tag(condition, seed)}.json"
+
+
+def diag_file(root: Path, tag: str) -> Path:
+    return Path(root) / "diag" / f"{tag}.json"

@@ -1,119 +1,89 @@
-"""The whole zero-shot experiment from one YAML file: baselines, distillation × seeds, evaluation,
-the partial-pool diagnostic, OT alignment heatmaps and the report.
+"""The whole experiment from one YAML file (:mod:`clir_ot.experiment`): baselines, each condition ×
+seed distilled and evaluated, curve points at declared steps, the partial-pool diagnostic, OT
+alignment heatmaps, the report, and the check of expected scores.
 
     clir-ot reproduce experiments/zero_shot_miracl.yaml --profile cpu     # what `make reproduce` runs
 
-Stages write into ``RUNS/<experiment>/<profile>/``:
+Stages write into ``RUNS/<experiment>/<profile>/`` (folder names from :mod:`clir_ot.layout`, which the
+report reads through too):
 
-    baselines/<system>/      clir-ot evaluate outputs (BM25, teacher alone, student before)
-    distill/<method>-s<seed> clir-ot distill outputs
-    eval/<method>-s<seed>/   clir-ot evaluate outputs of each student
-    diag/<system>.json       partial-pool diagnostic (labelled: NOT MIRACL)
-    explain/                 OT plans on UDHR pairs, before and after OT distillation
+    baselines/<system>/            clir-ot evaluate outputs (BM25, teacher alone, student before)
+    distill/<condition>-s<seed>/   clir-ot distill outputs (snapshots/ while their curve points are pending)
+    eval/<condition>-s<seed>/      clir-ot evaluate outputs of each student
+    curves/<condition>-s<seed>/    evaluations of the snapshots; curves/<condition>-s<seed>.json the curve
+    diag/<system>.json             partial-pool diagnostic (labelled: NOT MIRACL)
+    explain/                       OT plans on UDHR pairs, before and after OT distillation
 
-Re-running skips every stage whose artifact exists with the same configuration hash and resumes an
-interrupted distillation from its checkpoint; a finished stage with a *different* configuration is
-refused (never silently overwritten).
+Every stage goes through :func:`stage_state`: a finished stage whose inputs hash the same is skipped
+(and says so), an interrupted distillation resumes from its checkpoint, and a finished distillation
+with a *different* configuration is refused (never silently overwritten).
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+
+import numpy as np
 
 from .artifacts import config_hash, folder_lock, hardware, package_versions, write_json_atomic, write_yaml_atomic
-from .config import build, read_yaml, setting, validate
 from .data import miracl
-from .distill.trainer import METHODS, DistillConfig
 from .errors import ClirOtError
-from .eval.evaluate import EvalConfig
 from .eval.evaluate import evaluate as run_evaluate
+from .experiment import Experiment, load_experiment
 from .inputs import read_json_or_none
-from .languages import EVAL_LANGUAGES, check_language
-from .layout import baseline_folder, is_safe_name
+from .layout import (
+    BEFORE,
+    baseline_dir,
+    curve_file,
+    diag_file,
+    distill_dir,
+    eval_dir,
+    run_tag,
+    snapshot_dir,
+    student_dir,
+)
 from .models.loading import resolve_device
 
 Log = Callable[[str], None]
+__all__ = ["Experiment", "load_experiment", "reproduce"]
 
 
-@dataclass
-class Experiment:
-    """An experiment file with one profile applied; converted and range-checked when made."""
-
-    name: str
-    profile: str
-    student: str = "me5-small"
-    teacher: str = "self"
-    methods: list[str] = setting(default_factory=lambda: ["kd", "ot", "ot+kd"], choices=METHODS)
-    seeds: list[int] = setting(default_factory=lambda: [0, 1, 2], ge=0)
-    baselines: list[str] = field(default_factory=lambda: ["bm25", "minilm", "me5-small"])
-    eval_langs: list[str] = field(default_factory=lambda: list(EVAL_LANGUAGES))
-    eval_pool: int | None = setting(None, ge=0)
-    eval_queries: int | None = setting(None, ge=1)
-    eval_batch_size: int = setting(32, ge=1)
-    diagnostic_langs: list[str] = field(default_factory=lambda: ["sw", "te", "bn", "hi", "th"])
-    diagnostic_max_passages: int | None = setting(None, ge=1)
-    diagnostic_seeds: list[int] = setting(default_factory=lambda: [0], ge=0)
-    explain_pairs: int = setting(1, ge=0)
-    distill: dict[str, Any] = field(default_factory=dict)
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        validate(self)
-        for what, value in (("name", self.name), ("profile", self.profile)):
-            if not is_safe_name(value):
-                raise ClirOtError(f"invalid configuration: experiment {what} {value!r} must be letters, digits, "
-                                  "'.', '_', '+' or '-' (it names a folder)")
-        if not self.seeds or not self.methods:
-            raise ClirOtError("invalid configuration: an experiment needs at least one method and one seed")
-        self.eval_langs = [check_language(lang) for lang in self.eval_langs]
-        self.diagnostic_langs = [check_language(lang) for lang in self.diagnostic_langs]
-        folders = [baseline_folder(b) for b in self.baselines]
-        if len(set(folders)) != len(folders):
-            raise ClirOtError(f"invalid configuration: baselines {self.baselines} map to the same folder")
-        for method in self.methods:  # every distillation's settings, checked before the first stage runs
-            for seed in self.seeds:
-                self.distill_config(method, seed)
-
-    def distill_config(self, method: str, seed: int) -> DistillConfig:
-        return build(DistillConfig, self.distill, {"method": method, "seed": seed, "student": self.student,
-                                                   "teacher": self.teacher})
-
-    def eval_config(self, model: str, pool: int | None) -> EvalConfig:
-        return EvalConfig(langs=self.eval_langs, model=model, pool_distractors=pool,
-                          batch_size=self.eval_batch_size, query_sample=self.eval_queries)
+def stage_state(record: Path, key: str) -> str:
+    """``"done"`` when ``record`` (a JSON file with ``config_hash``) was written for ``key``, ``"other"`` when it
+    was written for another key, ``"todo"`` when there is none (or it is damaged)."""
+    saved = read_json_or_none(record)
+    if not isinstance(saved, dict) or "config_hash" not in saved:
+        return "todo"
+    return "done" if saved["config_hash"] == key else "other"
 
 
-def load_experiment(path: Path, profile: str) -> Experiment:
-    """Read an experiment YAML and apply the named profile (its keys override the top level;
-    ``distill`` mappings are merged)."""
-    raw = read_yaml(path)
-    profiles = raw.pop("profiles", {}) or {}
-    if profile not in profiles:
-        raise ClirOtError(f"{path} has no profile {profile!r}; profiles: {', '.join(profiles) or 'none'}")
-    chosen = dict(profiles[profile] or {})
-    distill = {**(raw.pop("distill", {}) or {}), **(chosen.pop("distill", {}) or {})}
-    return build(Experiment, {"name": Path(path).stem}, raw, chosen, {"profile": profile, "distill": distill})
+def distill_config(exp: Experiment, condition: str, seed: int):
+    """The condition's DistillConfig, saving snapshots at the experiment's curve steps."""
+    from .config import build
+
+    cfg = exp.distill_config(condition, seed)
+    return build(type(cfg), asdict(cfg), {"snapshot_steps": exp.curve_steps}) if exp.curve_steps else cfg
 
 
-def run_distill(exp: Experiment, method: str, seed: int, root: Path, log: Log) -> Path:
+def run_distill(exp: Experiment, condition: str, seed: int, root: Path, log: Log) -> Path:
     from .distill.trainer import train
 
-    cfg = exp.distill_config(method, seed)
-    out = root / "distill" / f"{method}-s{seed}"
-    manifest = out / "manifest.json"
-    if manifest.is_file():
-        if (read_json_or_none(manifest) or {}).get("config_hash") == config_hash(asdict(cfg)):
-            log(f"skip distill {method} seed {seed}: done")
-            return out
+    cfg = distill_config(exp, condition, seed)
+    out = distill_dir(root, condition, seed)
+    state = stage_state(out / "manifest.json", config_hash(asdict(cfg)))
+    if state == "done":
+        log(f"skip distill {condition} seed {seed}: done with the same configuration")
+        return out
+    if state == "other":
         raise ClirOtError(f"{out} was trained with another configuration; move it away or use another --runs-dir")
-    resume = (out / "checkpoint" / "trainer.pt").is_file()
+    resume = (out / "checkpoint" / "trainer.pt").is_file() or (out / "checkpoint.old" / "trainer.pt").is_file()
     if out.exists() and not resume:
-        log(f"restart distill {method} seed {seed}: interrupted before its first checkpoint")
-    log(f"{'resume' if resume else 'run'} distill {method} seed {seed} ({cfg.steps} steps)")
+        log(f"restart distill {condition} seed {seed}: interrupted before its first checkpoint")
+    log(f"{'resume' if resume else 'run'} distill {condition} seed {seed} ({cfg.steps} steps)")
     train(cfg, out, resume=resume, overwrite=not resume)
     return out
 
@@ -135,7 +105,7 @@ def run_diagnostic(exp: Experiment, model: str, out: Path, log: Log) -> None:
 
     cfg = {"model": model, "weights": model_fingerprint(model), "langs": exp.diagnostic_langs,
            "max_passages": exp.diagnostic_max_passages}
-    if (read_json_or_none(out) or {}).get("config_hash") == config_hash(cfg):
+    if stage_state(out, config_hash(cfg)) == "done":
         log(f"skip diagnostic {model}: done with the same weights (sha256)")
         return
     log(f"partial-pool diagnostic {model}")
@@ -151,39 +121,116 @@ def run_explain(exp: Experiment, root: Path, log: Log) -> None:
     from .distill.explain import explain_udhr
     from .models.loading import model_fingerprint
 
-    ot_student = root / "distill" / f"ot-s{exp.seeds[0]}" / "student"
+    ot_condition = next((c for c in exp.condition_names() if exp.distill_config(c, exp.seeds[0]).method == "ot"), None)
     teacher = exp.teacher if exp.teacher != "self" else exp.student
-    for name, model in (("before", exp.student), ("after-ot", str(ot_student))):
+    reg = exp.distill_config(ot_condition, exp.seeds[0]).ot_reg if ot_condition else 0.05
+    models = [("before", exp.student)]
+    if ot_condition and student_dir(root, ot_condition, exp.seeds[0]).is_dir():
+        models.append(("after-ot", str(student_dir(root, ot_condition, exp.seeds[0]))))
+    for name, model in models:
         out = root / "explain" / name
-        if name == "after-ot" and not ot_student.is_dir():
-            continue
         key = config_hash({"student": model_fingerprint(model), "teacher": model_fingerprint(teacher),
-                           "reg": exp.distill_config("ot", 0).ot_reg,
-                           "langs": exp.eval_langs, "pairs": exp.explain_pairs})
-        stamp = out / "inputs.json"
-        if (out / "alignments.json").is_file() and read_json_or_none(stamp) == {"key": key}:
+                           "reg": reg, "langs": exp.eval_langs, "pairs": exp.explain_pairs})
+        if (out / "alignments.json").is_file() and stage_state(out / "inputs.json", key) == "done":
             continue
         log(f"explain {name}: OT plans on UDHR pairs")
-        explain_udhr(model, teacher, exp.eval_langs, out, pairs_per_lang=exp.explain_pairs,
-                     reg=exp.distill_config("ot", 0).ot_reg)
-        write_json_atomic(stamp, {"key": key})
+        explain_udhr(model, teacher, exp.eval_langs, out, pairs_per_lang=exp.explain_pairs, reg=reg)
+        write_json_atomic(out / "inputs.json", {"config_hash": key})
+
+
+def drift(root: Path, exp: Experiment, student_eval: Path) -> dict[str, float] | None:
+    """Mean cosine between a student's passage embeddings and the initial student's, over the passages both
+    evaluations encoded (the first evaluation language with embeddings), and the drift ``1 − cosine``."""
+    from .retrieval.encode import load_embeddings
+
+    for lang in exp.eval_langs:
+        ours, base = student_eval / lang / "embeddings", baseline_dir(root, exp.student) / lang / "embeddings"
+        if not ((ours / "state.json").is_file() and (base / "state.json").is_file()):
+            continue
+        ids_a, emb_a, _, _ = load_embeddings(ours)
+        ids_b, emb_b, _, _ = load_embeddings(base)
+        where = {d: i for i, d in enumerate(ids_b)}
+        common = [(i, where[d]) for i, d in enumerate(ids_a) if d in where]
+        if not common:
+            continue
+        rows_a, rows_b = np.array([i for i, _ in common]), np.array([j for _, j in common])
+        cosine = float(np.mean(np.sum(emb_a[rows_a].astype(np.float64) * emb_b[rows_b], axis=1)))
+        return {"lang": lang, "passages": len(common), "cosine": cosine, "drift": 1.0 - cosine}
+    return None
+
+
+def probe_of(model: str, exp: Experiment) -> dict:
+    """The held-out UDHR probe of ``model`` against the experiment's teacher."""
+    from .distill.probe import translation_probe
+    from .models import load_encoder
+
+    student = load_encoder(model)
+    teacher = load_encoder(exp.teacher if exp.teacher != "self" else exp.student)
+    return translation_probe(student, teacher, exp.distill_config(exp.condition_names()[0], 0).probe_langs)
+
+
+def run_curve(exp: Experiment, condition: str, seed: int, root: Path, log: Log) -> None:
+    """The curve of one student: step 0 (the student before), each declared step (its snapshot, evaluated,
+    probed and measured for drift, then deleted) and the last step; written to ``curves/<tag>.json``."""
+    cfg = distill_config(exp, condition, seed)
+    manifest = read_json_or_none(distill_dir(root, condition, seed) / "manifest.json") or {}
+    key = config_hash({"distill": manifest.get("config_hash"), "steps": exp.curve_steps,
+                       "eval": asdict(exp.eval_config("x", exp.eval_pool)) | {"model": None}})
+    out = curve_file(root, condition, seed)
+    if stage_state(out, key) == "done":
+        return
+    probe = manifest.get("probe") or {}
+    points = [{"step": 0, "eval": str(baseline_dir(root, exp.student)), "drift": {"cosine": 1.0, "drift": 0.0},
+               "probe": (probe.get("before") or {}).get("probe")}]
+    for step in exp.curve_steps:
+        point_dir = eval_dir(root, condition, seed, step)
+        point_file = point_dir / "point.json"
+        if stage_state(point_file, key) != "done":
+            snapshot = snapshot_dir(root, condition, seed, step)
+            if not snapshot.is_dir():
+                raise ClirOtError(f"{snapshot} is missing: the curve point of {run_tag(condition, seed)} at step "
+                                  f"{step} cannot be measured; delete {distill_dir(root, condition, seed)} to retrain")
+            log(f"curve {run_tag(condition, seed)} step {step}")
+            run_eval(exp, str(snapshot), point_dir, exp.eval_pool, log)
+            write_json_atomic(point_file, {"config_hash": key, "probe": probe_of(str(snapshot), exp),
+                                           "drift": drift(root, exp, point_dir)})
+            shutil.rmtree(snapshot)  # the weights need not be kept: the point is measured
+        saved = read_json_or_none(point_file) or {}
+        points.append({"step": step, "eval": str(point_dir), "drift": saved.get("drift"), "probe": saved.get("probe")})
+    final_eval = eval_dir(root, condition, seed)
+    points.append({"step": cfg.steps, "eval": str(final_eval), "drift": drift(root, exp, final_eval),
+                   "probe": (probe.get("after") or {}).get("probe")})
+    for point in points:
+        folder = Path(point.pop("eval"))
+        point["metrics"] = {lang: (read_json_or_none(folder / lang / "metrics.json") or {}).get("result", {})
+                            .get("metrics") for lang in exp.eval_langs if (folder / lang / "metrics.json").is_file()}
+    write_json_atomic(out, {"config_hash": key, "condition": condition, "seed": seed, "points": points})
 
 
 def reproduce(experiment: Path, profile: str, runs_dir: Path, reports_dir: Path, log: Log) -> Path:
-    """Run every stage (skipping finished ones) and write the report; return the report folder."""
-
+    """Run every stage (skipping finished ones), write the report and check the profile's expected scores;
+    return the report folder."""
     started = time.time()
     exp = load_experiment(experiment, profile)
-    resolve_device(exp.distill_config(exp.methods[0], exp.seeds[0]).device)  # before any stage runs
+    for condition in exp.condition_names():  # a device this machine lacks stops the run before any stage
+        resolve_device(exp.distill_config(condition, exp.seeds[0]).device)
     root = Path(runs_dir) / exp.name / profile
     with folder_lock(root, "reproduce"):
-        return _reproduce(exp, root, Path(reports_dir), started, log)
+        report_dir = _reproduce(exp, root, Path(reports_dir), started, log)
+    if exp.expected:
+        from .eval.report import check_expected
+
+        mismatches = check_expected(report_dir / "results.json", exp.expected)
+        if mismatches:
+            raise ClirOtError(f"the {profile} scores differ from those expected in {experiment}: "
+                              + "; ".join(mismatches))
+        log(f"expected scores: all {sum(len(m) for c in exp.expected.values() for m in c.values())} match")
+    return report_dir
 
 
 def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, log: Log) -> Path:
     from .eval.report import write_report
 
-    profile = exp.profile
     write_yaml_atomic(root / "experiment.yaml", asdict(exp))
     write_json_atomic(root / "environment.json", {"hardware": hardware(), "versions": package_versions()})
     miracl.prepare(exp.eval_langs, "dev")
@@ -195,27 +242,29 @@ def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, l
         timings[name] = round(time.time() - t, 1)
 
     for base in exp.baselines:
-        stage(f"baseline {base}", lambda b=base: run_eval(exp, b, root / "baselines" / baseline_folder(b),
-                                                          exp.eval_pool, log))
+        stage(f"baseline {base}", lambda b=base: run_eval(exp, b, baseline_dir(root, b), exp.eval_pool, log))
     if exp.eval_pool is not None:  # BM25 on the full corpus: the reference against Pyserini
         stage("baseline bm25 full corpus", lambda: run_eval(exp, "bm25", root / "baselines" / "bm25-full", None, log))
+    conditions = exp.condition_names()
     for seed in exp.seeds:
-        for method in exp.methods:
-            tag = f"{method}-s{seed}"
-            stage(f"distill {tag}", lambda m=method, s=seed: run_distill(exp, m, s, root, log))
-            student = str(root / "distill" / tag / "student")
-            stage(f"evaluate {tag}", lambda st=student, t=tag: run_eval(exp, st, root / "eval" / t, exp.eval_pool, log))
-    stage("diagnostic before", lambda: run_diagnostic(exp, exp.student, root / "diag" / "before.json", log))
+        for condition in conditions:
+            tag = run_tag(condition, seed)
+            stage(f"distill {tag}", lambda c=condition, s=seed: run_distill(exp, c, s, root, log))
+            stage(f"evaluate {tag}", lambda c=condition, s=seed: run_eval(
+                exp, str(student_dir(root, c, s)), eval_dir(root, c, s), exp.eval_pool, log))
+            if exp.curve_steps:
+                stage(f"curve {tag}", lambda c=condition, s=seed: run_curve(exp, c, s, root, log))
+    stage("diagnostic before", lambda: run_diagnostic(exp, exp.student, diag_file(root, BEFORE), log))
     for seed in exp.diagnostic_seeds:
-        for method in exp.methods:
-            tag = f"{method}-s{seed}"
-            stage(f"diagnostic {tag}", lambda t=tag: run_diagnostic(
-                exp, str(root / "distill" / t / "student"), root / "diag" / f"{t}.json", log))
+        for condition in conditions:
+            tag = run_tag(condition, seed)
+            stage(f"diagnostic {tag}", lambda c=condition, s=seed, t=tag: run_diagnostic(
+                exp, str(student_dir(root, c, s)), diag_file(root, t), log))
     stage("explain", lambda: run_explain(exp, root, log))
     previous = read_json_or_none(root / "timings.json") or {}
     write_json_atomic(root / "timings.json", {"this_run": timings, "this_run_total_s": round(time.time() - started, 1),
                                               "previous": previous.get("this_run")})
-    report_dir = Path(reports_dir) / exp.name / profile
+    report_dir = Path(reports_dir) / exp.name / exp.profile
     write_report(root, report_dir, exp)
     log(f"report: {report_dir / 'results.md'}")
     return report_dir

@@ -41,7 +41,9 @@ def udhr_pairs(langs: list[str]) -> dict[str, tuple[list[str], list[str]]]:
 
 def translation_probe(student: Encoder, teacher: Encoder, langs: list[str], batch_size: int = 16,
                       teacher_cache: dict[str, np.ndarray] | None = None) -> dict[str, dict]:
-    """``{lang: {"accuracy", "src2trg", "trg2src", "mse_x100", "pairs"}}`` on UDHR paragraphs.
+    """``{lang: {"accuracy", "src2trg", "trg2src", "mse_x100", "pairs", "per_pair"}}`` on UDHR paragraphs;
+    ``per_pair`` holds each paragraph's share of the two directions it gets right (0, 0.5 or 1), whose
+    mean is ``accuracy`` (what a bootstrap over paragraphs resamples).
 
     The teacher is frozen, so its embeddings of the English paragraphs are computed once per distinct
     paragraph and, given ``teacher_cache``, reused by later calls (the probe after training)."""
@@ -56,10 +58,11 @@ def translation_probe(student: Encoder, teacher: Encoder, langs: list[str], batc
         s = student.encode(x, "passage", batch_size=batch_size)
         sims = s @ t.T
         idx = np.arange(len(en))
-        src2trg = float((sims.argmax(1) == idx).mean())
-        trg2src = float((sims.argmax(0) == idx).mean())
+        hit_s2t, hit_t2s = sims.argmax(1) == idx, sims.argmax(0) == idx
+        src2trg, trg2src = float(hit_s2t.mean()), float(hit_t2s.mean())
         results[lang] = {"accuracy": (src2trg + trg2src) / 2, "src2trg": src2trg, "trg2src": trg2src,
-                         "mse_x100": float(((t - s) ** 2).mean() * 100), "pairs": len(en)}
+                         "mse_x100": float(((t - s) ** 2).mean() * 100), "pairs": len(en),
+                         "per_pair": ((hit_s2t.astype(float) + hit_t2s.astype(float)) / 2).tolist()}
     return results
 
 

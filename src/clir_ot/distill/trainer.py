@@ -100,6 +100,8 @@ class DistillConfig:
     kd_weight: float = setting(1.0, ge=0.0)
     retention_weight: float = setting(1.0, ge=0.0)
     checkpoint_every: int = setting(50, ge=1)
+    #: steps (before the last) at which the student is also saved, under ``snapshots/step-<k>/``, for curves
+    snapshot_steps: list[int] = setting(default_factory=list, ge=1)
     probe_langs: list[str] = field(default_factory=lambda: list(EVAL_LANGUAGES))
     check_lang: str | None = "yo"
     check_pool: int | None = setting(0, ge=0)
@@ -280,6 +282,19 @@ def save_checkpoint(out: Path, models: Models, optimizer, scheduler, step: int, 
     shutil.rmtree(old, ignore_errors=True)
 
 
+def save_student(student: Encoder, target: Path, card: str | None = None) -> None:
+    """Save ``student`` as a complete model folder at ``target``, atomically (temporary folder, then rename)."""
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    was_training = student.model.training
+    student.save(tmp)
+    student.model.train(was_training)
+    if card is not None:
+        write_text_atomic(tmp / "README.md", card)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+
+
 def _recover_checkpoint(out: Path) -> None:
     """A kill between the two renames of :func:`save_checkpoint` leaves only ``checkpoint.old``: restore it."""
     if not (out / "checkpoint").is_dir() and (out / "checkpoint.old" / "trainer.pt").is_file():
@@ -347,7 +362,7 @@ def evaluate_initial_student(models: Models, cfg: DistillConfig) -> dict:
                        "teacher": "self" if cfg.teacher == "self" else model_fingerprint(cfg.teacher),
                        "device": models.student.device.type, "probe_langs": cfg.probe_langs,
                        "check": [cfg.check_lang, cfg.check_pool, cfg.check_queries], "check_data": check_data,
-                       "version": 3})
+                       "version": 4})
     cached = read_json_or_none(cache_dir() / "probes" / f"{key}.json")
     if isinstance(cached, dict):
         return cached
@@ -442,6 +457,8 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
                       "tokens_per_s": round(result["tokens"] / elapsed, 1) if elapsed > 0 else None}
             with open(log_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
+            if step in cfg.snapshot_steps and step < cfg.steps:
+                save_student(models.student, out / "snapshots" / f"step-{step}")
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 save_checkpoint(out, models, optimizer, scheduler, step, consumed)
             if on_step:
@@ -455,13 +472,9 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
     after = evaluate_student(models, cfg) if evaluate else None
     probe = {"before": before, "after": after}
     write_json_atomic(out / "probe.json", probe)
-    tmp_student = out / "student.tmp"
-    shutil.rmtree(tmp_student, ignore_errors=True)
     models.student.spec.label = f"{models.student.spec.label or cfg.student} + {cfg.method} distilled (seed {cfg.seed})"
-    models.student.save(tmp_student)
-    write_text_atomic(tmp_student / "README.md", model_card(asdict(cfg), data.manifest(), probe, step))
-    shutil.rmtree(out / "student", ignore_errors=True)
-    os.replace(tmp_student, out / "student")
+    save_student(models.student, out / "student",
+                 card=model_card(asdict(cfg), data.manifest(), probe, step))
     manifest = write_manifest(out, "distill", asdict(cfg), started=started, extra={
         "training_data": data.manifest(), "seed": cfg.seed, "device": str(device),
         "train_time_s": round(train_time, 2), "steps": step, "examples_seen": consumed,

@@ -91,3 +91,27 @@ def training_curves(logs: dict[str, list[dict]], probe: dict[str, dict[str, floa
     axes[2].set_title("UDHR probe: translation accuracy (held out)")
     axes[2].legend(fontsize=7)
     return _save(fig, path)
+
+
+def trade_off(curves: dict[str, dict], path: Path, title: str) -> Path:
+    """Per condition (mean over seeds, one point per curve step): retrieval change against probe gain, and
+    retrieval and probe against drift."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    panels = (("probe gain (accuracy − step 0)", "nDCG@10 change (− step 0)", "probe", "nDCG@10", True),
+              ("drift (1 − cos to the initial student)", "nDCG@10", "drift", "nDCG@10", False),
+              ("drift (1 − cos to the initial student)", "UDHR probe accuracy", "drift", "probe", False))
+    for ax, (xlabel, ylabel, xk, yk, relative) in zip(axes, panels, strict=True):
+        for condition, curve in curves.items():
+            pts = [p for p in curve["mean"] if xk in p and yk in p]
+            if not pts:
+                continue
+            x0, y0 = (pts[0][xk], pts[0][yk]) if relative else (0.0, 0.0)
+            ax.plot([p[xk] - x0 for p in pts], [p[yk] - y0 for p in pts], marker="o", label=condition)
+            for p in pts:
+                ax.annotate(str(p["step"]), (p[xk] - x0, p[yk] - y0), fontsize=6, alpha=0.7)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    _title(fig, title)
+    return _save(fig, path)

@@ -17,12 +17,11 @@ import yaml
 
 from ..artifacts import package_versions, write_json_atomic, write_text_atomic
 from ..data.miracl import corpus_label
-from ..layout import baseline_folder
+from ..layout import baseline_dir, curve_file, distill_dir, eval_dir
 from . import metrics, plots
-from .significance import compare, holm, mean_ci
+from .significance import compare, holm, mean_ci, two_level_bootstrap
 
 MEASURES = list(metrics.DEFAULT_MEASURES)
-COMPARISONS = [("ot", "kd"), ("ot", "before"), ("kd", "before"), ("ot+kd", "before")]
 CONTAMINATION = (
     "**Contamination.** multilingual-e5's supervised fine-tuning mix includes MIRACL train and Mr. TyDi "
     "(mE5 technical report, arXiv 2402.05672): sw, te, bn, hi and th were seen with MIRACL-style supervision. "
@@ -45,29 +44,30 @@ def baseline_label(name: str, exp) -> str:
 
 
 def collect(root: Path, exp) -> dict:
-    """Per language and condition: per-seed aggregates and per-query scores."""
+    """Per language and condition: per-seed aggregates and per-query scores (with the seed of each)."""
     data: dict[str, dict[str, dict]] = {}
     unavailable: dict[str, str] = {}
     for base in [*exp.baselines, "bm25-full"]:
-        base_dir = root / "baselines" / baseline_folder(base)
+        base_dir = baseline_dir(root, base) if base != "bm25-full" else root / "baselines" / "bm25-full"
         if not base_dir.is_dir():
             continue
-        for lang_dir in sorted(p for p in base_dir.iterdir() if p.is_dir()):
+        for lang_dir in sorted(p for p in base_dir.iterdir() if (p / "metrics.json").is_file()):
             data.setdefault(lang_dir.name, {})[baseline_label(base, exp)] = {
-                "seeds": [_json(lang_dir / "metrics.json")["result"]["metrics"]],
+                "seeds": [_json(lang_dir / "metrics.json")["result"]["metrics"]], "seed_ids": [None],
                 "per_query": [_json(lang_dir / "per_query.json")], "runs": [lang_dir / "run.trec"]}
         results = base_dir / "results.json"
         if results.is_file():
             for r in _json(results)["results"]:
                 if r["status"] != "ok":
                     unavailable[r["lang"]] = r["reason"]
-    for method in exp.methods:
+    for condition in exp.condition_names():
         for seed in exp.seeds:
-            run_dir = root / "eval" / f"{method}-s{seed}"
+            run_dir = eval_dir(root, condition, seed)
             for lang_dir in sorted(p for p in run_dir.glob("*") if (p / "metrics.json").is_file()):
                 entry = data.setdefault(lang_dir.name, {}).setdefault(
-                    method, {"seeds": [], "per_query": [], "runs": []})
+                    condition, {"seeds": [], "seed_ids": [], "per_query": [], "runs": []})
                 entry["seeds"].append(_json(lang_dir / "metrics.json")["result"]["metrics"])
+                entry["seed_ids"].append(seed)
                 entry["per_query"].append(_json(lang_dir / "per_query.json"))
                 entry["runs"].append(lang_dir / "run.trec")
     return {"data": data, "unavailable": unavailable}
@@ -78,29 +78,37 @@ def summarise(data: dict) -> dict:
                    for cond, entry in conds.items()} for lang, conds in data.items()}
 
 
-def seed_mean_per_query(entry: dict) -> dict[str, dict[str, float]]:
-    qids = entry["per_query"][0].keys()
-    return {q: {m: float(np.mean([pq[q][m] for pq in entry["per_query"]])) for m in MEASURES} for q in qids}
+def _matrix(entry: dict, qids: list[str], metric: str) -> np.ndarray:
+    return np.array([[pq[q][metric] for q in qids] for pq in entry["per_query"]])
 
 
-def significance(data: dict) -> list[dict]:
-    """Paired tests over queries (per-query scores averaged over seeds); Holm across languages × metrics."""
-    rows = []
-    for a, b in COMPARISONS:
-        family = []
+def significance(data: dict, comparisons: list[tuple[str, str]]) -> tuple[list[dict], list[dict]]:
+    """The declared comparisons, per language and metric.
+
+    Headline: the two-level bootstrap over queries and seeds (:func:`two_level_bootstrap`) — Δ, 95% CI and
+    p, Holm-adjusted across every declared comparison × language × metric. Per seed: the paired
+    randomisation test of each seed's run against the other condition's run of the same seed (or its
+    single run), Holm-adjusted across all per-seed tests.
+    """
+    headline, per_seed = [], []
+    for a, b in comparisons:
         for lang, conds in data.items():
             if a not in conds or b not in conds:
                 continue
-            qa, qb = seed_mean_per_query(conds[a]), seed_mean_per_query(conds[b])
-            qids = sorted(qa)
+            qids = sorted(set(conds[a]["per_query"][0]) & set(conds[b]["per_query"][0]))
             for m in MEASURES:
-                res = compare([qa[q][m] for q in qids], [qb[q][m] for q in qids])
-                family.append({"comparison": f"{a} vs {b}", "lang": lang, "metric": m, **res.to_dict()})
-        for key in ("p_t", "p_randomization"):
-            for row, adj in zip(family, holm([r[key] for r in family]), strict=True):
-                row[f"{key}_holm"] = adj
-        rows += family
-    return rows
+                A, B = _matrix(conds[a], qids, m), _matrix(conds[b], qids, m)
+                boot = two_level_bootstrap(A, B)
+                headline.append({"comparison": f"{a} vs {b}", "lang": lang, "metric": m, **boot})
+                for i, seed in enumerate(conds[a]["seed_ids"]):
+                    j = conds[b]["seed_ids"].index(seed) if seed in conds[b]["seed_ids"] else 0
+                    res = compare(A[i], B[j])
+                    per_seed.append({"comparison": f"{a} vs {b}", "lang": lang, "metric": m, "seed": seed,
+                                     "seed_b": conds[b]["seed_ids"][j], **res.to_dict()})
+    for rows, key in ((headline, "p"), (per_seed, "p_randomization")):
+        for row, adj in zip(rows, holm([r[key] for r in rows]), strict=True):
+            row[f"{key}_holm"] = adj
+    return headline, per_seed
 
 
 def _fmt(s: dict) -> str:
@@ -128,29 +136,107 @@ def _curves(data: dict) -> dict:
 
 
 def _training(root: Path, exp) -> tuple[dict, dict, dict, dict]:
-    logs, probe_after, probe_before, costs = {}, {}, {}, {}
-    for method in exp.methods:
+    """Training logs (mean over seeds), the UDHR probe before and after each condition with two-level bootstrap
+    intervals over paragraphs and seeds, and the cost of each distillation."""
+    logs, after_items, before_items, costs = {}, {}, {}, {}
+    for condition in exp.condition_names():
         per_seed = []
         for seed in exp.seeds:
-            d = root / "distill" / f"{method}-s{seed}"
+            d = distill_dir(root, condition, seed)
             if not (d / "manifest.json").is_file():
                 continue
             manifest = _json(d / "manifest.json")
-            costs[f"distill {method} s{seed}"] = {"wall_time_s": manifest.get("wall_time_s"),
-                                                  "train_time_s": manifest.get("train_time_s"),
-                                                  "tokens_seen": manifest.get("tokens_seen_this_run")}
+            costs[f"distill {condition} s{seed}"] = {"wall_time_s": manifest.get("wall_time_s"),
+                                                     "train_time_s": manifest.get("train_time_s"),
+                                                     "tokens_seen": manifest.get("tokens_seen_this_run")}
             per_seed.append([json.loads(x) for x in (d / "train_log.jsonl").read_text().splitlines()])
             probe = manifest.get("probe") or {}
-            for when, target in (("after", probe_after), ("before", probe_before)):
-                for lang, res in ((probe.get(when) or {}).get("probe") or {}).items():
-                    target.setdefault(method, {}).setdefault(lang, []).append(res["accuracy"])
+            for lang, res in ((probe.get("after") or {}).get("probe") or {}).items():
+                after_items.setdefault(condition, {}).setdefault(lang, []).append(_probe_items(res))
+            for lang, res in ((probe.get("before") or {}).get("probe") or {}).items():
+                before_items.setdefault(lang, [_probe_items(res)])
         if per_seed:
             n = min(len(s) for s in per_seed)
-            logs[method] = [{k: float(np.mean([s[i][k] for s in per_seed])) for k in per_seed[0][i]
-                             if isinstance(per_seed[0][i][k], int | float) and all(k in s[i] for s in per_seed)}
-                            for i in range(n)]
-    mean = lambda d: {m: {lang: float(np.mean(v)) for lang, v in langs.items()} for m, langs in d.items()}  # noqa: E731
-    return logs, mean(probe_after), mean(probe_before), costs
+            logs[condition] = [{k: float(np.mean([s[i][k] for s in per_seed])) for k in per_seed[0][i]
+                                if isinstance(per_seed[0][i][k], int | float) and all(k in s[i] for s in per_seed)}
+                               for i in range(n)]
+    probe_after = {c: {lang: _probe_interval(v) for lang, v in langs.items()} for c, langs in after_items.items()}
+    probe_before = {lang: _probe_interval(v) for lang, v in before_items.items()}
+    return logs, probe_after, probe_before, costs
+
+
+def _probe_items(result: dict) -> list[float]:
+    """Per-paragraph probe scores; a probe saved before they were kept gives its accuracy as one item."""
+    return result.get("per_pair") or [result["accuracy"]]
+
+
+def _probe_interval(per_seed: list[list[float]]) -> dict:
+    """Mean probe accuracy with a two-level bootstrap 95% interval over paragraphs and seeds."""
+    width = min(len(x) for x in per_seed)
+    boot = two_level_bootstrap(np.array([x[:width] for x in per_seed]))
+    return {"mean": boot["mean_diff"], "ci_low": boot["ci_low"], "ci_high": boot["ci_high"], "seeds": len(per_seed),
+            "paragraphs": width}
+
+
+def curves_summary(root: Path, exp) -> dict:
+    """Per condition and curve step, the mean over seeds of headline retrieval (first evaluation language with
+    results), probe accuracy (mean over probe languages) and drift; plus the per-seed points."""
+    out: dict = {}
+    for condition in exp.condition_names():
+        seeds = [_json(curve_file(root, condition, s)) for s in exp.seeds if curve_file(root, condition, s).is_file()]
+        if not seeds:
+            continue
+        per_seed = [[_curve_point(p) for p in c["points"]] for c in seeds]
+        steps = [p["step"] for p in per_seed[0]]
+        mean = []
+        for i, step in enumerate(steps):
+            pts = [s[i] for s in per_seed if i < len(s)]
+            mean.append({"step": step, **{k: float(np.mean([p[k] for p in pts if p.get(k) is not None]))
+                                          for k in ("R@100", "nDCG@10", "probe", "drift")
+                                          if any(p.get(k) is not None for p in pts)}})
+        out[condition] = {"mean": mean, "per_seed": per_seed, "lang": per_seed[0][0].get("lang")}
+    return out
+
+
+def _curve_point(point: dict) -> dict:
+    lang = next((lg for lg, m in (point.get("metrics") or {}).items() if m), None)
+    metrics_ = (point.get("metrics") or {}).get(lang) or {}
+    probe = point.get("probe") or {}
+    return {"step": point["step"], "lang": lang, "R@100": metrics_.get("R@100"), "nDCG@10": metrics_.get("nDCG@10"),
+            "probe": float(np.mean([v["accuracy"] for v in probe.values()])) if probe else None,
+            "drift": (point.get("drift") or {}).get("drift")}
+
+
+def at_equal_drift(curves: dict, comparisons: list[tuple[str, str]], metric: str = "nDCG@10") -> list[dict]:
+    """For each declared comparison of two conditions with curves: retrieval (``metric``) interpolated along
+    each seed's curve at the largest drift both reach, the difference a − b per seed (seeds paired by
+    index), and its mean with a t-based 95% interval over seeds."""
+    rows = []
+    for a, b in comparisons:
+        if a not in curves or b not in curves:
+            continue
+
+        def reach(seeds: list[list[dict]]) -> float:
+            return min(max(p["drift"] for p in s if p["drift"] is not None) for s in seeds)
+
+        level = min(reach(curves[a]["per_seed"]), reach(curves[b]["per_seed"]))
+        diffs = []
+        for sa, sb in zip(curves[a]["per_seed"], curves[b]["per_seed"], strict=False):
+            ra, rb = _interpolate(sa, metric, level), _interpolate(sb, metric, level)
+            if ra is not None and rb is not None:
+                diffs.append(ra - rb)
+        if diffs:
+            rows.append({"comparison": f"{a} vs {b}", "metric": metric, "drift": level, "seeds": len(diffs),
+                         **{k: v for k, v in mean_ci(diffs).items() if k != "n"}})
+    return rows
+
+
+def _interpolate(points: list[dict], metric: str, drift_level: float) -> float | None:
+    pts = sorted((p["drift"], p[metric]) for p in points if p.get("drift") is not None and p.get(metric) is not None)
+    if not pts:
+        return None
+    xs, ys = zip(*pts, strict=True)
+    return float(np.interp(drift_level, xs, ys))
 
 
 def write_report(root: Path, out: Path, exp) -> dict:
@@ -160,10 +246,14 @@ def write_report(root: Path, out: Path, exp) -> dict:
     collected = collect(root, exp)
     data = collected["data"]
     summary = summarise(data)
-    sig = significance(data)
+    comparisons = exp.comparisons()
+    sig, sig_per_seed = significance(data, comparisons)
     logs, probe_after, probe_before, costs = _training(root, exp)
-    evaluations = {f"evaluate {b}": root / "baselines" / baseline_folder(b) for b in [*exp.baselines, "bm25-full"]}
-    evaluations |= {f"evaluate {m} s{s}": root / "eval" / f"{m}-s{s}" for m in exp.methods for s in exp.seeds}
+    curves = curves_summary(root, exp)
+    equal_drift = [row for m in ("nDCG@10", "R@100") for row in at_equal_drift(curves, comparisons, m)]
+    evaluations = {f"evaluate {b}": baseline_dir(root, b) for b in exp.baselines}
+    evaluations["evaluate bm25-full"] = root / "baselines" / "bm25-full"
+    evaluations |= {f"evaluate {c} s{s}": eval_dir(root, c, s) for c in exp.condition_names() for s in exp.seeds}
     for name, folder in evaluations.items():
         if folder.is_dir():
             costs[name] = {"wall_time_s": _evaluation_time(folder)}
@@ -183,9 +273,14 @@ def write_report(root: Path, out: Path, exp) -> dict:
         figures.append(plots.recall_curves(_curves(data), out / "recall_at_k.png",
                                            f"Recall@k, k = 1..1000 (mean over seeds) — {corpus}"))
     if logs:
-        figures.append(plots.training_curves(logs, {f"{m} after": v for m, v in probe_after.items()}
-                                             | ({"before": next(iter(probe_before.values()))} if probe_before else {}),
-                                             out / "training_curves.png"))
+        probe_means = {f"{c} after": {lang: v["mean"] for lang, v in langs.items()} for c, langs in probe_after.items()}
+        if probe_before:
+            probe_means = {"before": {lang: v["mean"] for lang, v in probe_before.items()}} | probe_means
+        figures.append(plots.training_curves(logs, probe_means, out / "training_curves.png"))
+    if curves:
+        figures.append(plots.trade_off(curves, out / "trade_off.png",
+                                       f"{exp.name} ({exp.profile}): retrieval, probe and drift along training — "
+                                       f"{corpus}"))
     explain_dir = root / "explain"
     for png in sorted(explain_dir.glob("*/*.png")) if explain_dir.is_dir() else []:
         target = out / "explain" / png.parent.name / png.name
@@ -194,7 +289,9 @@ def write_report(root: Path, out: Path, exp) -> dict:
         figures.append(target)
 
     result = {"experiment": exp.name, "profile": exp.profile, "corpus": corpus, "summary": summary,
-              "significance": sig, "unavailable": collected["unavailable"], "probe_before": probe_before,
+              "comparisons": [list(c) for c in comparisons], "significance": sig,
+              "significance_per_seed": sig_per_seed, "curves": {c: v["mean"] for c, v in curves.items()},
+              "equal_drift": equal_drift, "unavailable": collected["unavailable"], "probe_before": probe_before,
               "probe_after": probe_after, "diagnostic": {k: {lang: r["aggregate"] for lang, r in v["results"].items()}
                                                          for k, v in diag.items()},
               "diagnostic_sizes": {lang: {"documents": r["documents"], "queries": r["queries"]}
@@ -205,6 +302,38 @@ def write_report(root: Path, out: Path, exp) -> dict:
     write_text_atomic(out / "results.csv", _csv(summary))
     write_text_atomic(out / "results.md", _markdown(result, exp, figures, out))
     return result
+
+
+def _holding_paragraph(r: dict) -> str:
+    """One paragraph: the headline differences whose Holm-adjusted p < 0.05 and whose interval excludes 0."""
+    held = [s for s in r["significance"] if s["p_holm"] < 0.05 and (s["ci_low"] > 0 or s["ci_high"] < 0)]
+    if not r["significance"]:
+        return "no comparison could be tested."
+    if not held:
+        return (f"none of the {len(r['significance'])} tested differences holds after Holm correction "
+                "(two-level bootstrap over queries and seeds).")
+    parts = [f"{s['comparison']} on {s['lang']} {s['metric']} ({s['mean_diff']:+.4f} "
+             f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}])" for s in held]
+    return (f"{len(held)} of {len(r['significance'])} tested differences hold after Holm correction "
+            f"(two-level bootstrap over queries and seeds): " + "; ".join(parts) + ". The others do not.")
+
+
+def check_expected(results_json: Path, expected: dict) -> list[str]:
+    """Mismatches between a report's scores and ``expected`` (``{lang: {condition: {metric: value}}}``, means
+    over seeds as the report prints them, to 4 decimals): ``math.isclose`` with an absolute tolerance of
+    5e-5. Empty when everything matches."""
+    import math
+
+    summary = _json(results_json)["summary"]
+    out = []
+    for lang, conds in expected.items():
+        for cond, ms in conds.items():
+            for metric, value in ms.items():
+                got = ((summary.get(lang) or {}).get(cond) or {}).get(metric, {}).get("mean")
+                if got is None or not math.isclose(got, float(value), rel_tol=0, abs_tol=5e-5):
+                    out.append(f"{lang} {cond} {metric}: expected {value}, got "
+                               f"{'nothing' if got is None else f'{got:.4f}'}")
+    return out
 
 
 def _evaluation_time(folder: Path) -> float:
@@ -249,8 +378,11 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
     timings = r.get("timings") or {}
     pool_note = (" (a reduced pool is easier than the full corpus: compare conditions with each other, not with "
                  "published full-corpus numbers)") if exp.eval_pool is not None or exp.eval_queries else ""
-    L += [f"- student `{exp.student}`, teacher `{exp.teacher}`; methods {', '.join(exp.methods)}; seeds "
-          f"{exp.seeds}; distillation: {exp.distill}",
+    specs = exp.condition_specs()
+    L += [f"- student `{exp.student}`, teacher `{exp.teacher}`; seeds {exp.seeds}; distillation: {exp.distill}",
+          "- conditions: " + "; ".join(f"**{c}** {spec}" for c, spec in specs.items()),
+          "- comparisons: " + ", ".join(f"{a} vs {b}" for a, b in r["comparisons"])
+          + (f"; curve steps 0, {', '.join(map(str, exp.curve_steps))} and the last" if exp.curve_steps else ""),
           f"- evaluation: MIRACL dev, **{r['corpus']}**{pool_note}",
           f"- wall time of the last `reproduce` call: {timings.get('this_run_total_s', 'n/a')} s",
           f"- hardware: {_hardware_line(r.get('hardware'))}", "",
@@ -263,28 +395,53 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
         L.append("")
     for lang, reason in r["unavailable"].items():
         L.append(f"- **{lang} unavailable**: {reason}")
-    L += ["", "## Significance (paired over queries; per-query scores averaged over seeds)", "",
-          "Paired t-test and paired randomisation test (10,000 sign flips); Holm correction across languages × "
-          "metrics within each comparison; d_z = mean difference / sd of differences.", "",
-          "| comparison | lang | metric | Δ (a − b) | 95% bootstrap CI | p (t) | p (rand) | p Holm (rand) | d_z |",
-          "|---|---|---|---|---|---|---|---|---|"]
+    L += ["", "## Significance (the declared comparisons)", "",
+          "Headline: a two-level bootstrap (10,000 replicates) that resamples queries and, per condition, seeds, "
+          "so seed variance enters the interval; Δ = a − b, percentile 95% CI, two-sided bootstrap p, Holm "
+          "across all declared comparisons × languages × metrics.", "",
+          "| comparison | lang | metric | Δ (a − b) | 95% CI (queries × seeds) | p | p Holm |",
+          "|---|---|---|---|---|---|---|"]
     for s in r["significance"]:
         L.append(f"| {s['comparison']} | {s['lang']} | {s['metric']} | {s['mean_diff']:+.4f} | "
-                 f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}] | {s['p_t']:.4f} | {s['p_randomization']:.4f} | "
-                 f"{s['p_randomization_holm']:.4f} | {s['cohens_dz']:+.2f} |")
-    held = [s for s in r["significance"] if s["p_randomization_holm"] < 0.05]
-    L += ["", "**Which differences hold** (Holm-adjusted randomisation p < 0.05): " +
-          ("; ".join(f"{s['comparison']} on {s['lang']} {s['metric']} ({s['mean_diff']:+.4f})" for s in held)
-           if held else "none."), ""]
+                 f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}] | {s['p']:.4f} | {s['p_holm']:.4f} |")
+    L += ["", "Per seed: paired randomisation test over queries (10,000 sign flips) of each seed's run against "
+          "the other condition's run of the same seed (or its single run); Holm across all per-seed tests.", "",
+          "| comparison | lang | metric | seed | Δ | p (rand) | p Holm | d_z |", "|---|---|---|---|---|---|---|---|"]
+    for s in r["significance_per_seed"]:
+        L.append(f"| {s['comparison']} | {s['lang']} | {s['metric']} | {s['seed']} | {s['mean_diff']:+.4f} | "
+                 f"{s['p_randomization']:.4f} | {s['p_randomization_holm']:.4f} | {s['cohens_dz']:+.2f} |")
+    L += ["", "**Which differences hold.** " + _holding_paragraph(r), ""]
+    if r.get("curves"):
+        L += ["## Trade-off curves (mean over seeds)", "",
+              "Each student measured at step 0 (the student before), the declared steps and the last: retrieval on "
+              "the first evaluation language, the UDHR probe (mean translation accuracy over its languages) and "
+              "drift = 1 − mean cosine between the student's and the initial student's passage embeddings (the "
+              "evaluation pool).", "", "| condition | step | R@100 | nDCG@10 | probe | drift |",
+              "|---|---|---|---|---|---|"]
+        for c, pts in r["curves"].items():
+            for p in pts:
+                L.append(f"| {c} | {p['step']} | " + " | ".join(
+                    f"{p[k]:.4f}" if k in p else "–" for k in ("R@100", "nDCG@10", "probe", "drift")) + " |")
+        L.append("")
+        if r.get("equal_drift"):
+            L += ["**At equal drift** (each seed's curve interpolated at the largest drift both conditions reach; "
+                  "a − b, mean over seeds with a t 95% interval):", ""]
+            for e in r["equal_drift"]:
+                verdict = ("a ahead" if e["ci_low"] > 0 else "b ahead" if e["ci_high"] < 0 else
+                           "no difference shown") if e["seeds"] > 1 else "one seed: no interval"
+                L.append(f"- {e['comparison']}, {e['metric']} at drift {e['drift']:.4f}: {e['mean']:+.4f} "
+                         f"[{e['ci_low']:+.4f}, {e['ci_high']:+.4f}] ({e['seeds']} seeds; {verdict})")
+            L.append("")
     if r["probe_after"]:
         langs = list(next(iter(r["probe_after"].values())))
         L += ["## Held-out UDHR probe (translation accuracy of student(x) vs teacher(en); never trained on)", "",
+              "Mean with a two-level bootstrap 95% interval over paragraphs and seeds.", "",
               "| condition | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
+        cell = lambda v: f"{v['mean']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]" if v else "–"  # noqa: E731
         if r["probe_before"]:
-            before = next(iter(r["probe_before"].values()))
-            L.append("| before | " + " | ".join(f"{before.get(lg, float('nan')):.3f}" for lg in langs) + " |")
+            L.append("| before | " + " | ".join(cell(r["probe_before"].get(lg)) for lg in langs) + " |")
         for m, v in r["probe_after"].items():
-            L.append(f"| {m} | " + " | ".join(f"{v.get(lg, float('nan')):.3f}" for lg in langs) + " |")
+            L.append(f"| {m} | " + " | ".join(cell(v.get(lg)) for lg in langs) + " |")
         L.append("")
     if r["diagnostic"]:
         from ..data.partial import LABEL

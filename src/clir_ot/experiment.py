@@ -1,0 +1,210 @@
+"""An experiment file: baselines, named conditions (a method plus DistillConfig overrides, grids that
+expand into conditions), the comparisons to test, curve steps, profiles and expected smoke scores.
+
+    conditions:
+      kd: {method: kd}
+      ot: {method: ot}
+      noise: {method: noise}                       # the control: retention only, no cross-lingual signal
+      ot-grid: {method: ot, sweep: {ot_reg: [0.05, 0.2], student_layer: [-1, 6]}}
+    compare: [[ot, kd], [ot, noise], [kd, before]]
+    curve_steps: [50]                              # evaluate each student at these steps too (0 and the end always)
+    profiles:
+      smoke: {seeds: [0, 1], distill: {steps: 3}, expected: {yo: {kd: {nDCG@10: 0.8551}}}}
+
+A condition with ``sweep`` is replaced by one condition per grid point, named
+``<name>-<field><value>-...`` (``ot-grid-ot_reg0.05-student_layer6``). ``before`` names the student
+before distillation. An experiment without ``conditions`` takes one per entry of ``methods``.
+``extends: other.yaml`` starts from another experiment file and overrides what this one says
+(mappings merged key by key, lists and values replaced): variants are a few lines, not a copy.
+Unknown keys, duplicate or colliding names, and comparisons of unknown conditions are refused.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .config import build, read_yaml, setting, validate
+from .distill.trainer import METHODS, DistillConfig
+from .errors import ClirOtError
+from .eval.evaluate import EvalConfig
+from .languages import EVAL_LANGUAGES, check_language
+from .layout import BEFORE, baseline_folder, is_safe_name
+
+#: Comparisons tested when an experiment declares none (those whose conditions exist).
+DEFAULT_COMPARISONS = (("ot", "kd"), ("ot", "noise"), ("kd", "noise"), ("ot", BEFORE), ("kd", BEFORE),
+                       ("ot+kd", BEFORE), ("noise", BEFORE))
+_DISTILL_FIELDS = {f.name for f in fields(DistillConfig)}
+
+
+@dataclass
+class Experiment:
+    """An experiment file with one profile applied; converted and range-checked when made."""
+
+    name: str
+    profile: str
+    student: str = "me5-small"
+    teacher: str = "self"
+    methods: list[str] = setting(default_factory=lambda: ["kd", "ot", "ot+kd"], choices=METHODS)
+    conditions: dict[str, Any] | None = None
+    compare: list[list[str]] | None = None
+    curve_steps: list[int] = setting(default_factory=list, ge=1)
+    seeds: list[int] = setting(default_factory=lambda: [0, 1, 2], ge=0)
+    baselines: list[str] = field(default_factory=lambda: ["bm25", "minilm", "me5-small"])
+    eval_langs: list[str] = field(default_factory=lambda: list(EVAL_LANGUAGES))
+    eval_pool: int | None = setting(None, ge=0)
+    eval_queries: int | None = setting(None, ge=1)
+    eval_batch_size: int = setting(32, ge=1)
+    diagnostic_langs: list[str] = field(default_factory=lambda: ["sw", "te", "bn", "hi", "th"])
+    diagnostic_max_passages: int | None = setting(None, ge=1)
+    diagnostic_seeds: list[int] = setting(default_factory=lambda: [0], ge=0)
+    explain_pairs: int = setting(1, ge=0)
+    distill: dict[str, Any] = field(default_factory=dict)
+    expected: dict[str, Any] | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        validate(self)
+        for what, value in (("name", self.name), ("profile", self.profile)):
+            if not is_safe_name(value):
+                raise ClirOtError(f"invalid configuration: experiment {what} {value!r} must be letters, digits, "
+                                  "'.', '_', '+' or '-' (it names a folder)")
+        if not self.seeds:
+            raise ClirOtError("invalid configuration: an experiment needs at least one seed")
+        self.eval_langs = [check_language(lang) for lang in self.eval_langs]
+        self.diagnostic_langs = [check_language(lang) for lang in self.diagnostic_langs]
+        folders = [baseline_folder(b) for b in self.baselines]
+        if len(set(folders)) != len(folders):
+            raise ClirOtError(f"invalid configuration: baselines {self.baselines} map to the same folder")
+        specs = self.condition_specs()
+        if not specs:
+            raise ClirOtError("invalid configuration: an experiment needs at least one condition")
+        self.comparisons()
+        for name in specs:  # every distillation's settings, checked before the first stage runs
+            for seed in self.seeds:
+                cfg = self.distill_config(name, seed)
+                if any(step >= cfg.steps for step in self.curve_steps):
+                    raise ClirOtError(f"invalid configuration: curve_steps {self.curve_steps} must lie below the "
+                                      f"{cfg.steps} training steps of {name!r} (step 0 and the end are always "
+                                      "measured)")
+
+    def condition_specs(self) -> dict[str, dict[str, Any]]:
+        """``{condition name: DistillConfig overrides (method included)}``, grids expanded, in file order."""
+        raw = self.conditions if self.conditions is not None else {m: {"method": m} for m in self.methods}
+        return expand_conditions(raw)
+
+    def condition_names(self) -> list[str]:
+        return list(self.condition_specs())
+
+    def distill_config(self, condition: str, seed: int) -> DistillConfig:
+        specs = self.condition_specs()
+        if condition not in specs:
+            raise ClirOtError(f"unknown condition {condition!r}; conditions: {', '.join(specs)}")
+        return build(DistillConfig, self.distill, specs[condition],
+                     {"seed": seed, "student": self.student, "teacher": self.teacher})
+
+    def comparisons(self) -> list[tuple[str, str]]:
+        """The declared comparisons ``(a, b)``; by default those of :data:`DEFAULT_COMPARISONS` that exist."""
+        names = set(self.condition_names()) | {BEFORE}
+        if self.compare is None:
+            return [(a, b) for a, b in DEFAULT_COMPARISONS if a in names and b in names]
+        out = []
+        for pair in self.compare:
+            if len(pair) != 2 or pair[0] == pair[1]:
+                raise ClirOtError(f"invalid configuration: compare entry {pair} must name two different conditions")
+            unknown = [c for c in pair if c not in names]
+            if unknown:
+                raise ClirOtError(f"invalid configuration: compare names unknown condition(s) {', '.join(unknown)}; "
+                                  f"conditions: {', '.join(sorted(names))}")
+            if tuple(pair) in out:
+                raise ClirOtError(f"invalid configuration: compare lists {pair} twice")
+            out.append((pair[0], pair[1]))
+        return out
+
+    def eval_config(self, model: str, pool: int | None) -> EvalConfig:
+        return EvalConfig(langs=self.eval_langs, model=model, pool_distractors=pool,
+                          batch_size=self.eval_batch_size, query_sample=self.eval_queries)
+
+
+def _format_value(value: Any) -> str:
+    text = repr(value) if isinstance(value, float) else str(value)
+    return "".join(c if c.isalnum() or c in "._+-" else "_" for c in text)
+
+
+def expand_conditions(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Named conditions from their YAML form; a ``sweep`` grid becomes one condition per point."""
+    if not isinstance(raw, dict) or not raw:
+        raise ClirOtError("invalid configuration: conditions must be a non-empty mapping of names to settings")
+    out: dict[str, dict[str, Any]] = {}
+
+    def add(name: str, spec: dict[str, Any], origin: str) -> None:
+        if not is_safe_name(name) or name == BEFORE:
+            raise ClirOtError(f"invalid configuration: condition name {name!r} must be letters, digits, '.', '_', "
+                              f"'+' or '-' and not {BEFORE!r}")
+        if name in out:
+            raise ClirOtError(f"invalid configuration: condition {name!r} ({origin}) collides with another "
+                              "condition of the same name")
+        out[name] = spec
+
+    for name, spec in raw.items():
+        spec = dict(spec or {})
+        unknown = sorted(set(spec) - _DISTILL_FIELDS - {"sweep"})
+        if unknown:
+            raise ClirOtError(f"invalid configuration: condition {name!r} has unknown key(s) {', '.join(unknown)}; "
+                              "use DistillConfig fields (method, ot_reg, ...) or sweep")
+        if "method" not in spec and "objective" not in spec:
+            raise ClirOtError(f"invalid configuration: condition {name!r} needs a method (or an objective)")
+        sweep = spec.pop("sweep", None)
+        if sweep is None:
+            add(str(name), spec, "declared")
+            continue
+        if not isinstance(sweep, dict) or not sweep:
+            raise ClirOtError(f"invalid configuration: sweep of {name!r} must map fields to lists of values")
+        for key, values in sweep.items():
+            if key not in _DISTILL_FIELDS or key in ("method", "seed"):
+                raise ClirOtError(f"invalid configuration: sweep of {name!r} over unknown field {key!r}")
+            if not isinstance(values, list) or not values or len(set(map(repr, values))) != len(values):
+                raise ClirOtError(f"invalid configuration: sweep of {name!r} over {key!r} needs a list of distinct "
+                                  "values")
+        keys = list(sweep)
+        for point in itertools.product(*(sweep[k] for k in keys)):
+            label = "-".join(f"{k}{_format_value(v)}" for k, v in zip(keys, point, strict=True))
+            add(f"{name}-{label}", spec | dict(zip(keys, point, strict=True)), f"grid point of {name!r}")
+    return out
+
+
+def _merge(base: dict, top: dict) -> dict:
+    """``top`` over ``base``: mappings merged key by key, anything else replaced."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_experiment_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The YAML of ``path`` with its ``extends:`` chain resolved (relative to the file that says it)."""
+    path = Path(path)
+    raw = read_yaml(path)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    base_path = (path.parent / str(parent)).resolve()
+    if base_path in _seen or base_path == path.resolve():
+        raise ClirOtError(f"{path}: extends {parent} makes a cycle")
+    base = read_experiment_file(base_path, (*_seen, path.resolve()))
+    base.pop("name", None)  # the name comes from the file that is run
+    return _merge(base, raw)
+
+
+def load_experiment(path: Path, profile: str) -> Experiment:
+    """Read an experiment YAML (its ``extends`` chain first) and apply the named profile: the profile's keys
+    override the top level, ``distill`` mappings are merged."""
+    raw = read_experiment_file(path)
+    profiles = raw.pop("profiles", {}) or {}
+    if profile not in profiles:
+        raise ClirOtError(f"{path} has no profile {profile!r}; profiles: {', '.join(profiles) or 'none'}")
+    chosen = dict(profiles[profile] or {})
+    distill = {**(raw.pop("distill", {}) or {}), **(chosen.pop("distill", {}) or {})}
+    return build(Experiment, {"name": Path(path).stem}, raw, chosen, {"profile": profile, "distill": distill})

@@ -1,0 +1,110 @@
+"""Experiments as named conditions: grids, comparisons, extends, refusals — and a condition added in YAML
+alone, run end to end on a tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clir_ot.errors import ClirOtError
+from clir_ot.experiment import expand_conditions, load_experiment
+
+
+def test_a_sweep_expands_into_named_conditions() -> None:
+    specs = expand_conditions({"kd": {"method": "kd"},
+                               "ot": {"method": "ot", "sweep": {"ot_reg": [0.05, 0.2], "student_layer": [-1, 6]}}})
+    assert list(specs) == ["kd", "ot-ot_reg0.05-student_layer-1", "ot-ot_reg0.05-student_layer6",
+                           "ot-ot_reg0.2-student_layer-1", "ot-ot_reg0.2-student_layer6"]
+    assert specs["ot-ot_reg0.2-student_layer6"] == {"method": "ot", "ot_reg": 0.2, "student_layer": 6}
+
+
+@pytest.mark.parametrize(("conditions", "message"), [
+    ({"kd": {"method": "kd", "learning_rate": 1}}, "unknown key"),
+    ({"kd": {"lr": 1e-5}}, "needs a method"),
+    ({"before": {"method": "kd"}}, "must be letters"),
+    ({"../x": {"method": "kd"}}, "must be letters"),
+    ({"ot": {"method": "ot", "sweep": {"ot_reg": []}}}, "needs a list of distinct values"),
+    ({"ot": {"method": "ot", "sweep": {"ot_reg": [0.1, 0.1]}}}, "needs a list of distinct values"),
+    ({"ot": {"method": "ot", "sweep": {"regularisation": [0.1]}}}, "over unknown field"),
+    ({"ot": {"method": "ot", "sweep": {"seed": [0, 1]}}}, "over unknown field"),
+    ({"ot-ot_reg0.1": {"method": "kd"}, "ot": {"method": "ot", "sweep": {"ot_reg": [0.1]}}}, "collides"),
+    ({}, "non-empty mapping"),
+])
+def test_bad_conditions_are_refused(conditions: dict, message: str) -> None:
+    with pytest.raises(ClirOtError, match=message):
+        expand_conditions(conditions)
+
+
+def _write(path: Path, spec: dict) -> Path:
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_comparisons_curve_steps_and_extends(tmp_path: Path) -> None:
+    base = _write(tmp_path / "base.yaml", {
+        "conditions": {"kd": {"method": "kd"}, "ot": {"method": "ot"}, "noise": {"method": "noise"}},
+        "compare": [["ot", "kd"], ["ot", "noise"], ["kd", "before"]],
+        "distill": {"lr": 1e-5, "steps": 10}, "profiles": {"p": {"seeds": [0], "distill": {"batch_size": 4}}}})
+    exp = load_experiment(base, "p")
+    assert exp.comparisons() == [("ot", "kd"), ("ot", "noise"), ("kd", "before")]
+    assert exp.distill_config("noise", 0).method == "noise" and exp.distill_config("ot", 0).batch_size == 4
+    variant = _write(tmp_path / "variant.yaml", {"extends": "base.yaml", "teacher": "minilm",
+                                                 "distill": {"lr": 2e-5}, "profiles": {"p": {"seeds": [0, 1]}}})
+    v = load_experiment(variant, "p")
+    assert (v.name, v.teacher, v.seeds, v.distill_config("kd", 1).lr) == ("variant", "minilm", [0, 1], 2e-5)
+    assert v.distill_config("kd", 1).steps == 10 and v.distill_config("kd", 1).batch_size == 4
+    for bad, message in ((["ot", "ot+kd"], "unknown condition"), (["ot", "ot"], "two different"),
+                         (["ot"], "two different")):
+        with pytest.raises(ClirOtError, match=message):
+            load_experiment(_write(tmp_path / "bad.yaml", {"extends": "base.yaml", "compare": [bad],
+                                                           "profiles": {"p": {}}}), "p")
+    with pytest.raises(ClirOtError, match="must lie below the 10 training steps"):
+        load_experiment(_write(tmp_path / "bad.yaml", {"extends": "base.yaml", "curve_steps": [10],
+                                                       "profiles": {"p": {}}}), "p")
+    with pytest.raises(ClirOtError, match="makes a cycle"):
+        load_experiment(_write(tmp_path / "loop.yaml", {"extends": "loop.yaml", "profiles": {"p": {}}}), "p")
+
+
+def test_a_condition_added_in_yaml_alone_runs_end_to_end(tmp_path: Path, tiny_xlmr_dir: Path) -> None:
+    """A grid and the noise control, declared in the experiment file only: distilled, evaluated, curved,
+    compared and reported."""
+    from clir_ot.data.bitext import read_bitext, write_bitext
+    from clir_ot.data.training import DEMO_BITEXT, resolve_data_path
+    from clir_ot.reproduce import reproduce
+
+    pairs = read_bitext(resolve_data_path(DEMO_BITEXT)[0]).pairs
+    bitext = tmp_path / "bitext.tsv"
+    write_bitext(bitext, [p for p in pairs if p.lang == "de"][:24])
+    spec = _write(tmp_path / "yaml_only.yaml", {
+        "student": str(tiny_xlmr_dir), "baselines": ["bm25", str(tiny_xlmr_dir)], "eval_langs": ["yo"],
+        "diagnostic_langs": ["sw"], "diagnostic_max_passages": 20, "diagnostic_seeds": [],
+        "conditions": {"kd": {"method": "kd"}, "noise": {"method": "noise"},
+                       "ot": {"method": "ot", "sweep": {"ot_reg": [0.05, 0.5]}}},
+        "compare": [["ot-ot_reg0.05", "kd"], ["ot-ot_reg0.5", "noise"], ["noise", "before"]],
+        "curve_steps": [2],
+        "distill": {"bitext": [str(bitext)], "lexicon": None, "max_length": 24, "lr": 1e-3, "steps": 4,
+                    "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2, "probe_langs": ["yo"],
+                    "check_lang": None},
+        "profiles": {"tiny": {"seeds": [0, 1], "eval_pool": 20, "eval_queries": 10}}})
+    report = reproduce(spec, "tiny", tmp_path / "runs", tmp_path / "reports", log=lambda m: None)
+    result = json.loads((report / "results.json").read_text())
+    yo = result["summary"]["yo"]
+    assert {"kd", "noise", "ot-ot_reg0.05", "ot-ot_reg0.5", "before"} <= yo.keys()
+    assert {s["comparison"] for s in result["significance"]} == {"ot-ot_reg0.05 vs kd", "ot-ot_reg0.5 vs noise",
+                                                                 "noise vs before"}
+    curve = result["curves"]["noise"]
+    assert [p["step"] for p in curve] == [0, 2, 4] and curve[0]["drift"] == 0.0 and curve[2]["drift"] > 0
+    assert all({"R@100", "nDCG@10", "probe", "drift"} <= p.keys() for p in curve)
+    root = tmp_path / "runs" / "yaml_only" / "tiny"
+    assert not list(root.glob("distill/*/snapshots/step-2"))  # measured, then deleted
+    assert {e["comparison"] for e in result["equal_drift"]} >= {"ot-ot_reg0.05 vs kd"}
+    md = (report / "results.md").read_text()
+    for needle in ("## Trade-off curves", "At equal drift", "trade_off.png", "Which differences hold",
+                   "two-level bootstrap", "| noise | 2 |"):
+        assert needle in md, needle
+    assert (report / "trade_off.png").stat().st_size > 1000
+    probe = result["probe_after"]["noise"]["yo"]
+    assert probe["ci_low"] <= probe["mean"] <= probe["ci_high"] and probe["paragraphs"] == 48
