@@ -20,7 +20,8 @@ def experiment(tmp_path: Path, tiny_xlmr_dir: Path) -> Path:
     bitext = tmp_path / "bitext.tsv"
     write_bitext(bitext, [p for p in pairs if p.lang == "de"][:30] + [p for p in pairs if p.lang == "ru"][:30])
     spec = {
-        "student": str(tiny_xlmr_dir), "teacher": "self", "conditions": {"kd": {"method": "kd"}, "ot": {"method": "ot"}},
+        "student": str(tiny_xlmr_dir), "teacher": "self",
+        "conditions": {"kd": {"method": "kd"}, "ot": {"method": "ot"}},
         "compare": [["ot", "kd"], ["kd", "before"], ["ot", "before"]],
         "baselines": ["bm25", str(tiny_xlmr_dir)],
         "eval_langs": ["yo", "sw"], "diagnostic_langs": ["sw"],
