@@ -230,3 +230,30 @@ def test_resume_after_a_kill_between_the_checkpoint_renames(tiny_xlmr_dir, small
     train(cfg, tmp_path / "full", evaluate=False)
     a, b = final_weights(tmp_path / "full"), final_weights(tmp_path / "cut")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_learned_map_lets_a_teacher_of_another_space_train_and_resume(tiny_xlmr_dir, tiny_bert_dir, small_bitext,
+                                                                       tmp_path) -> None:
+    """Teacher BERT (hidden 32) and student XLM-R (hidden 16): refused without a map; with one the map is
+    trained with the student, checkpointed, and the student alone is saved."""
+    with pytest.raises(ClirOtError, match="set teacher_map: true"):
+        train(config(tiny_xlmr_dir, small_bitext, method="ot", teacher=str(tiny_bert_dir)), tmp_path / "no",
+              evaluate=False)
+    cfg = config(tiny_xlmr_dir, small_bitext, method="ot+kd", teacher=str(tiny_bert_dir), teacher_map=True, steps=4)
+    train(cfg, tmp_path / "full", evaluate=False)
+    learned = torch.load(tmp_path / "full" / "teacher_map.pt")["weight"]
+    assert learned.shape == (32, 16)
+
+    def interrupt(step: int, record: dict) -> None:
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", evaluate=False, on_step=interrupt)
+    train(cfg, tmp_path / "cut", resume=True, evaluate=False)
+    a, b = final_weights(tmp_path / "full"), final_weights(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(torch.load(tmp_path / "cut" / "teacher_map.pt")["weight"], learned)
+    from clir_ot.models import load_encoder
+
+    assert load_encoder(str(tmp_path / "full" / "student")).dim == 16  # the map is not part of the student

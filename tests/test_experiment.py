@@ -23,6 +23,7 @@ def test_a_sweep_expands_into_named_conditions() -> None:
 
 @pytest.mark.parametrize(("conditions", "message"), [
     ({"kd": {"method": "kd", "learning_rate": 1}}, "unknown key"),
+    ({"kd": {"method": "kd", "seeds": [-1]}}, "seeds of .kd. must be"),
     ({"kd": {"lr": 1e-5}}, "needs a method"),
     ({"before": {"method": "kd"}}, "must be letters"),
     ({"../x": {"method": "kd"}}, "must be letters"),
@@ -82,7 +83,7 @@ def test_a_condition_added_in_yaml_alone_runs_end_to_end(tmp_path: Path, tiny_xl
         "student": str(tiny_xlmr_dir), "baselines": ["bm25", str(tiny_xlmr_dir)], "eval_langs": ["yo"],
         "diagnostic_langs": ["sw"], "diagnostic_max_passages": 20, "diagnostic_seeds": [],
         "conditions": {"kd": {"method": "kd"}, "noise": {"method": "noise"},
-                       "ot": {"method": "ot", "sweep": {"ot_reg": [0.05, 0.5]}}},
+                       "ot": {"method": "ot", "seeds": [0], "sweep": {"ot_reg": [0.05, 0.5]}}},
         "compare": [["ot-ot_reg0.05", "kd"], ["ot-ot_reg0.5", "noise"], ["noise", "before"]],
         "curve_steps": [2],
         "distill": {"bitext": [str(bitext)], "lexicon": None, "max_length": 24, "lr": 1e-3, "steps": 4,
@@ -108,3 +109,15 @@ def test_a_condition_added_in_yaml_alone_runs_end_to_end(tmp_path: Path, tiny_xl
     assert (report / "trade_off.png").stat().st_size > 1000
     probe = result["probe_after"]["noise"]["yo"]
     assert probe["ci_low"] <= probe["mean"] <= probe["ci_high"] and probe["paragraphs"] == 48
+
+    # expected scores in the file are checked: equal ones pass, a moved one stops the run with exit 1
+    kd = round(yo["kd"]["nDCG@10"]["mean"], 6)
+    for value, fails in ((kd, False), (kd + 0.001, True)):
+        spec_dict = yaml.safe_load(spec.read_text())
+        spec_dict["profiles"]["tiny"]["expected"] = {"yo": {"kd": {"nDCG@10": value}}}
+        spec.write_text(yaml.safe_dump(spec_dict))
+        if fails:
+            with pytest.raises(ClirOtError, match=r"differ from those expected .*yo kd nDCG@10: expected"):
+                reproduce(spec, "tiny", tmp_path / "runs", tmp_path / "reports", log=lambda m: None)
+        else:
+            reproduce(spec, "tiny", tmp_path / "runs", tmp_path / "reports", log=lambda m: None)

@@ -46,8 +46,11 @@ def test_profiles_are_applied(experiment: Path) -> None:
     for name in ("zero_shot_miracl", "zero_shot_miracl_minilm"):
         for profile in ("smoke", "cpu", "gpu"):
             exp = load_experiment(Path("experiments") / f"{name}.yaml", profile)
-            assert len(exp.seeds) >= (2 if profile == "smoke" else 3)
-            exp.distill_config("ot", 0)  # every profile yields a valid distillation config
+            assert len(exp.seeds) >= 2 and {"kd"} <= set(exp.condition_names())
+            for condition in exp.condition_names():  # every condition yields a valid distillation config
+                exp.distill_config(condition, exp.seeds_of(condition)[0])
+    cpu = load_experiment(Path("experiments/zero_shot_miracl.yaml"), "cpu")
+    assert cpu.condition_names() == ["kd", "ot", "noise"] and cpu.seeds == [0, 1, 2] and cpu.curve_steps == [50]
 
 
 def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monkeypatch) -> None:

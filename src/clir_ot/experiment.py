@@ -5,17 +5,19 @@ expand into conditions), the comparisons to test, curve steps, profiles and expe
       kd: {method: kd}
       ot: {method: ot}
       noise: {method: noise}                       # the control: retention only, no cross-lingual signal
-      ot-grid: {method: ot, sweep: {ot_reg: [0.05, 0.2], student_layer: [-1, 6]}}
+      ot-grid: {method: ot, seeds: [0], sweep: {ot_reg: [0.05, 0.2], student_layer: [-1, 6]}}
     compare: [[ot, kd], [ot, noise], [kd, before]]
     curve_steps: [50]                              # evaluate each student at these steps too (0 and the end always)
     profiles:
       smoke: {seeds: [0, 1], distill: {steps: 3}, expected: {yo: {kd: {nDCG@10: 0.8551}}}}
 
 A condition with ``sweep`` is replaced by one condition per grid point, named
-``<name>-<field><value>-...`` (``ot-grid-ot_reg0.05-student_layer6``). ``before`` names the student
+``<name>-<field><value>-...`` (``ot-grid-ot_reg0.05-student_layer6``). ``seeds`` in a condition
+replaces the experiment's seeds for it (e.g. one seed for each point of a grid). ``before`` names the student
 before distillation. An experiment without ``conditions`` takes one per entry of ``methods``.
 ``extends: other.yaml`` starts from another experiment file and overrides what this one says
-(mappings merged key by key, lists and values replaced): variants are a few lines, not a copy.
+(mappings merged key by key, except ``conditions`` and ``expected``, which a variant replaces whole;
+lists and values replaced): variants are a few lines, not a copy.
 Unknown keys, duplicate or colliding names, and comparisons of unknown conditions are refused.
 """
 
@@ -83,7 +85,7 @@ class Experiment:
             raise ClirOtError("invalid configuration: an experiment needs at least one condition")
         self.comparisons()
         for name in specs:  # every distillation's settings, checked before the first stage runs
-            for seed in self.seeds:
+            for seed in self.seeds_of(name):
                 cfg = self.distill_config(name, seed)
                 if any(step >= cfg.steps for step in self.curve_steps):
                     raise ClirOtError(f"invalid configuration: curve_steps {self.curve_steps} must lie below the "
@@ -98,11 +100,16 @@ class Experiment:
     def condition_names(self) -> list[str]:
         return list(self.condition_specs())
 
+    def seeds_of(self, condition: str) -> list[int]:
+        """The seeds a condition runs with: its own ``seeds`` where it declares them, else the experiment's."""
+        return list(self.condition_specs()[condition].get("seeds") or self.seeds)
+
     def distill_config(self, condition: str, seed: int) -> DistillConfig:
         specs = self.condition_specs()
         if condition not in specs:
             raise ClirOtError(f"unknown condition {condition!r}; conditions: {', '.join(specs)}")
-        return build(DistillConfig, self.distill, specs[condition],
+        overrides = {k: v for k, v in specs[condition].items() if k != "seeds"}
+        return build(DistillConfig, self.distill, overrides,
                      {"seed": seed, "student": self.student, "teacher": self.teacher})
 
     def comparisons(self) -> list[tuple[str, str]]:
@@ -150,10 +157,14 @@ def expand_conditions(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
     for name, spec in raw.items():
         spec = dict(spec or {})
-        unknown = sorted(set(spec) - _DISTILL_FIELDS - {"sweep"})
+        unknown = sorted(set(spec) - _DISTILL_FIELDS - {"sweep", "seeds"})
         if unknown:
             raise ClirOtError(f"invalid configuration: condition {name!r} has unknown key(s) {', '.join(unknown)}; "
-                              "use DistillConfig fields (method, ot_reg, ...) or sweep")
+                              "use DistillConfig fields (method, ot_reg, ...), sweep or seeds")
+        seeds = spec.get("seeds")
+        if seeds is not None and (not isinstance(seeds, list) or not seeds
+                                  or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)):
+            raise ClirOtError(f"invalid configuration: seeds of {name!r} must be a list of integers ≥ 0")
         if "method" not in spec and "objective" not in spec:
             raise ClirOtError(f"invalid configuration: condition {name!r} needs a method (or an objective)")
         sweep = spec.pop("sweep", None)
@@ -175,11 +186,16 @@ def expand_conditions(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+#: Keys whose mapping a variant replaces whole (a variant's conditions are its own, not added to the base's).
+_REPLACED = ("conditions", "expected")
+
+
 def _merge(base: dict, top: dict) -> dict:
-    """``top`` over ``base``: mappings merged key by key, anything else replaced."""
+    """``top`` over ``base``: mappings merged key by key (except :data:`_REPLACED`), anything else replaced."""
     out = dict(base)
     for key, value in top.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        merge = isinstance(value, dict) and isinstance(out.get(key), dict) and key not in _REPLACED
+        out[key] = _merge(out[key], value) if merge else value
     return out
 
 

@@ -121,12 +121,16 @@ def run_explain(exp: Experiment, root: Path, log: Log) -> None:
     from .distill.explain import explain_udhr
     from .models.loading import model_fingerprint
 
-    ot_condition = next((c for c in exp.condition_names() if exp.distill_config(c, exp.seeds[0]).method == "ot"), None)
+    ot_condition = next((c for c in exp.condition_names()
+                         if exp.distill_config(c, exp.seeds_of(c)[0]).method == "ot"), None)
     teacher = exp.teacher if exp.teacher != "self" else exp.student
-    reg = exp.distill_config(ot_condition, exp.seeds[0]).ot_reg if ot_condition else 0.05
     models = [("before", exp.student)]
-    if ot_condition and student_dir(root, ot_condition, exp.seeds[0]).is_dir():
-        models.append(("after-ot", str(student_dir(root, ot_condition, exp.seeds[0]))))
+    reg = 0.05
+    if ot_condition:
+        seed = exp.seeds_of(ot_condition)[0]
+        reg = exp.distill_config(ot_condition, seed).ot_reg
+        if student_dir(root, ot_condition, seed).is_dir():
+            models.append(("after-ot", str(student_dir(root, ot_condition, seed))))
     for name, model in models:
         out = root / "explain" / name
         key = config_hash({"student": model_fingerprint(model), "teacher": model_fingerprint(teacher),
@@ -213,7 +217,7 @@ def reproduce(experiment: Path, profile: str, runs_dir: Path, reports_dir: Path,
     started = time.time()
     exp = load_experiment(experiment, profile)
     for condition in exp.condition_names():  # a device this machine lacks stops the run before any stage
-        resolve_device(exp.distill_config(condition, exp.seeds[0]).device)
+        resolve_device(exp.distill_config(condition, exp.seeds_of(condition)[0]).device)
     root = Path(runs_dir) / exp.name / profile
     with folder_lock(root, "reproduce"):
         report_dir = _reproduce(exp, root, Path(reports_dir), started, log)
@@ -246,8 +250,8 @@ def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, l
     if exp.eval_pool is not None:  # BM25 on the full corpus: the reference against Pyserini
         stage("baseline bm25 full corpus", lambda: run_eval(exp, "bm25", root / "baselines" / "bm25-full", None, log))
     conditions = exp.condition_names()
-    for seed in exp.seeds:
-        for condition in conditions:
+    for seed in sorted({s for c in conditions for s in exp.seeds_of(c)}):
+        for condition in [c for c in conditions if seed in exp.seeds_of(c)]:
             tag = run_tag(condition, seed)
             stage(f"distill {tag}", lambda c=condition, s=seed: run_distill(exp, c, s, root, log))
             stage(f"evaluate {tag}", lambda c=condition, s=seed: run_eval(
@@ -256,7 +260,7 @@ def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, l
                 stage(f"curve {tag}", lambda c=condition, s=seed: run_curve(exp, c, s, root, log))
     stage("diagnostic before", lambda: run_diagnostic(exp, exp.student, diag_file(root, BEFORE), log))
     for seed in exp.diagnostic_seeds:
-        for condition in conditions:
+        for condition in [c for c in conditions if seed in exp.seeds_of(c)]:
             tag = run_tag(condition, seed)
             stage(f"diagnostic {tag}", lambda c=condition, s=seed, t=tag: run_diagnostic(
                 exp, str(student_dir(root, c, s)), diag_file(root, t), log))

@@ -53,11 +53,16 @@ class Forward:
     def __init__(self, models: Models, cfg: DistillConfig, en: list[str], x: list[str], kind: str) -> None:
         self.models, self.cfg, self.en, self.x, self.kind = models, cfg, en, x, kind
 
-    def _encode(self, encoder, texts: list[str], layer: int):
+    def _encode(self, encoder, texts: list[str], layer: int, mapped: bool = False):
         batch = encoder.tokenize(texts, self.kind, self.cfg.max_length)
         out = encoder.model(**batch, output_hidden_states=layer != -1)
         tokens = out.last_hidden_state if layer == -1 else out.hidden_states[layer]
-        return batch, tokens, encoder.sentence_embeddings(out.last_hidden_state, batch["attention_mask"])
+        sentence = encoder.sentence_embeddings(out.last_hidden_state, batch["attention_mask"])
+        teacher_map = self.models.teacher_map
+        if mapped and teacher_map is not None:  # the student's states in the teacher's space (loss only)
+            tokens = teacher_map(tokens)
+            sentence = torch.nn.functional.normalize(teacher_map(sentence), dim=-1)
+        return batch, tokens, sentence
 
     @cached_property
     def teacher_en(self):
@@ -66,11 +71,11 @@ class Forward:
 
     @cached_property
     def student_x(self):
-        return self._encode(self.models.student, self.x, self.cfg.student_layer)
+        return self._encode(self.models.student, self.x, self.cfg.student_layer, mapped=True)
 
     @cached_property
     def student_en(self):
-        return self._encode(self.models.student, self.en, -1)
+        return self._encode(self.models.student, self.en, -1, mapped=True)
 
 
 Term = Callable[[Forward], tuple[torch.Tensor, dict]]

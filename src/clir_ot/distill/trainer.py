@@ -95,6 +95,9 @@ class DistillConfig:
     ot_marginals: str = setting("uniform", choices=("uniform", "idf"))
     ot_special_tokens: bool = False
     teacher_layer: int = -1
+    #: learn a linear map from the student's space to the teacher's, jointly, used by the loss only (for a
+    #: teacher whose space is unrelated to the student's, e.g. minilm); the saved student is the encoder alone
+    teacher_map: bool = False
     student_layer: int = -1
     ot_weight: float = setting(1.0, ge=0.0)
     kd_weight: float = setting(1.0, ge=0.0)
@@ -170,6 +173,11 @@ class Models:
     idf_teacher: torch.Tensor | None = None
     idf_student: torch.Tensor | None = None
     probe_teacher_cache: dict = field(default_factory=dict)  # frozen teacher: its UDHR embeddings never change
+    teacher_map: torch.nn.Linear | None = None  # student space → teacher space, trained with the student
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        params = [p for p in self.student.model.parameters() if p.requires_grad]
+        return params + (list(self.teacher_map.parameters()) if self.teacher_map is not None else [])
 
 
 def build_models(cfg: DistillConfig, device: torch.device) -> Models:
@@ -183,9 +191,17 @@ def build_models(cfg: DistillConfig, device: torch.device) -> Models:
         if not -1 <= layer <= n_layers:
             raise ClirOtError(f"invalid configuration: {who}_layer {layer} is outside -1..{n_layers} "
                               f"(the {who} has {n_layers} layers; 0 = embedding output, -1 = last)")
-    if teacher.dim != student.dim:
+    teacher_map = None
+    if cfg.teacher_map:  # identity where the dimensions agree: training starts from the unmapped losses
+        teacher_map = torch.nn.Linear(student.dim, teacher.dim, bias=False).to(device)
+        with torch.no_grad():
+            if teacher.dim == student.dim:
+                teacher_map.weight.copy_(torch.eye(student.dim))
+            else:
+                torch.nn.init.orthogonal_(teacher_map.weight)
+    elif teacher.dim != student.dim:
         raise ClirOtError(f"teacher ({teacher.dim}) and student ({student.dim}) dimensions differ; "
-                          "the losses compare their embeddings directly")
+                          "the losses compare their embeddings directly (set teacher_map: true to learn a map)")
     teacher.model.eval()
     for p in teacher.model.parameters():
         p.requires_grad_(False)
@@ -193,7 +209,7 @@ def build_models(cfg: DistillConfig, device: torch.device) -> Models:
         student.model.get_input_embeddings().weight.requires_grad_(False)
     ot = OTAlignmentLoss(cfg.ot_reg, cfg.ot_iters, cfg.ot_stop_thr, cfg.ot_grad, cfg.ot_reg_m)
     kd = MSEDistillLoss()
-    return Models(student, teacher, ot, kd)
+    return Models(student, teacher, ot, kd, teacher_map=teacher_map)
 
 
 def idf_weights(encoder: Encoder, texts: list[str]) -> torch.Tensor:
@@ -249,7 +265,7 @@ def compute_losses(models: Models, cfg: DistillConfig, examples: list[TrainingEx
 
 
 def make_optimizer(models: Models, cfg: DistillConfig):
-    params = [p for p in models.student.model.parameters() if p.requires_grad]
+    params = models.trainable_parameters()
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def schedule(step: int) -> float:  # linear warm-up, then linear decay to 0
@@ -270,6 +286,8 @@ def save_checkpoint(out: Path, models: Models, optimizer, scheduler, step: int, 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     torch.save(trainable_state(models), tmp / "student_trainable.pt")
+    if models.teacher_map is not None:
+        torch.save(models.teacher_map.state_dict(), tmp / "teacher_map.pt")
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
                 "consumed": consumed, "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
@@ -318,6 +336,8 @@ def load_checkpoint(out: Path, models: Models, optimizer, scheduler) -> tuple[in
     missing = models.student.model.load_state_dict(state, strict=False)
     if missing.unexpected_keys:
         raise ClirOtError(f"checkpoint in {ckpt} does not match the student model")
+    if models.teacher_map is not None:
+        models.teacher_map.load_state_dict(torch.load(ckpt / "teacher_map.pt", map_location=models.student.device))
     trainer = torch.load(ckpt / "trainer.pt", weights_only=False)
     optimizer.load_state_dict(trainer["optimizer"])
     scheduler.load_state_dict(trainer["scheduler"])
@@ -444,8 +464,7 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
                        "the learning rate or reg)." if last else "No checkpoint was written yet."))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in models.student.model.parameters() if p.requires_grad], cfg.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(models.trainable_parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
             step += 1
@@ -475,6 +494,8 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
     models.student.spec.label = f"{models.student.spec.label or cfg.student} + {cfg.method} distilled (seed {cfg.seed})"
     save_student(models.student, out / "student",
                  card=model_card(asdict(cfg), data.manifest(), probe, step))
+    if models.teacher_map is not None:  # kept for inspection; the student never uses it
+        torch.save(models.teacher_map.state_dict(), out / "teacher_map.pt")
     manifest = write_manifest(out, "distill", asdict(cfg), started=started, extra={
         "training_data": data.manifest(), "seed": cfg.seed, "device": str(device),
         "train_time_s": round(train_time, 2), "steps": step, "examples_seen": consumed,

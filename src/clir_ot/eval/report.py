@@ -61,7 +61,7 @@ def collect(root: Path, exp) -> dict:
                 if r["status"] != "ok":
                     unavailable[r["lang"]] = r["reason"]
     for condition in exp.condition_names():
-        for seed in exp.seeds:
+        for seed in exp.seeds_of(condition):
             run_dir = eval_dir(root, condition, seed)
             for lang_dir in sorted(p for p in run_dir.glob("*") if (p / "metrics.json").is_file()):
                 entry = data.setdefault(lang_dir.name, {}).setdefault(
@@ -141,7 +141,7 @@ def _training(root: Path, exp) -> tuple[dict, dict, dict, dict]:
     logs, after_items, before_items, costs = {}, {}, {}, {}
     for condition in exp.condition_names():
         per_seed = []
-        for seed in exp.seeds:
+        for seed in exp.seeds_of(condition):
             d = distill_dir(root, condition, seed)
             if not (d / "manifest.json").is_file():
                 continue
@@ -183,7 +183,8 @@ def curves_summary(root: Path, exp) -> dict:
     results), probe accuracy (mean over probe languages) and drift; plus the per-seed points."""
     out: dict = {}
     for condition in exp.condition_names():
-        seeds = [_json(curve_file(root, condition, s)) for s in exp.seeds if curve_file(root, condition, s).is_file()]
+        seeds = [_json(curve_file(root, condition, s)) for s in exp.seeds_of(condition)
+                 if curve_file(root, condition, s).is_file()]
         if not seeds:
             continue
         per_seed = [[_curve_point(p) for p in c["points"]] for c in seeds]
@@ -253,7 +254,7 @@ def write_report(root: Path, out: Path, exp) -> dict:
     equal_drift = [row for m in ("nDCG@10", "R@100") for row in at_equal_drift(curves, comparisons, m)]
     evaluations = {f"evaluate {b}": baseline_dir(root, b) for b in exp.baselines}
     evaluations["evaluate bm25-full"] = root / "baselines" / "bm25-full"
-    evaluations |= {f"evaluate {c} s{s}": eval_dir(root, c, s) for c in exp.condition_names() for s in exp.seeds}
+    evaluations |= {f"evaluate {c} s{s}": eval_dir(root, c, s) for c in exp.condition_names() for s in exp.seeds_of(c)}
     for name, folder in evaluations.items():
         if folder.is_dir():
             costs[name] = {"wall_time_s": _evaluation_time(folder)}
@@ -427,10 +428,12 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
             L += ["**At equal drift** (each seed's curve interpolated at the largest drift both conditions reach; "
                   "a − b, mean over seeds with a t 95% interval):", ""]
             for e in r["equal_drift"]:
-                verdict = ("a ahead" if e["ci_low"] > 0 else "b ahead" if e["ci_high"] < 0 else
-                           "no difference shown") if e["seeds"] > 1 else "one seed: no interval"
-                L.append(f"- {e['comparison']}, {e['metric']} at drift {e['drift']:.4f}: {e['mean']:+.4f} "
-                         f"[{e['ci_low']:+.4f}, {e['ci_high']:+.4f}] ({e['seeds']} seeds; {verdict})")
+                if e["seeds"] > 1:
+                    verdict = "a ahead" if e["ci_low"] > 0 else "b ahead" if e["ci_high"] < 0 else "no difference shown"
+                    interval = f" [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}] ({e['seeds']} seeds; {verdict})"
+                else:
+                    interval = " (one seed: no interval)"
+                L.append(f"- {e['comparison']}, {e['metric']} at drift {e['drift']:.4f}: {e['mean']:+.4f}{interval}")
             L.append("")
     if r["probe_after"]:
         langs = list(next(iter(r["probe_after"].values())))
