@@ -110,17 +110,22 @@ def copy_atomic(src: Path, dst: Path) -> None:
         shutil.copyfile(src, tmp)
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes; remembered in this process per path, size and modification time."""
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (``sha256``, ``md5``, ...); remembered in this process per path, size
+    and modification time, so repeated checks of one file read it once."""
     st = Path(path).stat()
-    return _sha256_keyed(str(path), st.st_size, st.st_mtime_ns, chunk)
+    return _digest_keyed(str(path), st.st_size, st.st_mtime_ns, algorithm)
+
+
+def sha256_file(path: Path) -> str:
+    return file_digest(path, "sha256")
 
 
 @lru_cache(maxsize=256)
-def _sha256_keyed(path: str, size: int, mtime_ns: int, chunk: int) -> str:
-    h = hashlib.sha256()
+def _digest_keyed(path: str, size: int, mtime_ns: int, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
-        while block := f.read(chunk):
+        while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()
 

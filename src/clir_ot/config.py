@@ -103,6 +103,10 @@ def _fail(name: str, expected: str, value: Any) -> ClirOtError:
     return ClirOtError(f"invalid configuration: {name} must be {expected}, got {value!r}")
 
 
+#: Types whose values must already be of that type, with how the error names it.
+_EXACT: dict[type, str] = {bool: "true or false", str: "a string"}
+
+
 def _convert(name: str, value: Any, hint: Any) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -112,10 +116,10 @@ def _convert(name: str, value: Any, hint: Any) -> Any:
         return _convert(name, value, inner[0]) if len(inner) == 1 else value
     if hint is Any:
         return value
-    if hint is bool:
-        if isinstance(value, bool):
+    if hint in _EXACT:  # bool and str are taken as they are, never converted (YAML's "no" is not a string)
+        if isinstance(value, hint):
             return value
-        raise _fail(name, "true or false", value)
+        raise _fail(name, _EXACT[hint], value)
     if hint is int:
         if isinstance(value, bool):
             raise _fail(name, "an integer", value)
@@ -139,10 +143,6 @@ def _convert(name: str, value: Any, hint: Any) -> Any:
         if number is None or not math.isfinite(number):
             raise _fail(name, "a finite number", value)
         return number
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise _fail(name, "a string", value)
     if origin is list:
         item = args[0] if args else Any
         if isinstance(value, str) and item is str:

@@ -105,12 +105,14 @@ class Experiment:
         return list(self.condition_specs()[condition].get("seeds") or self.seeds)
 
     def distill_config(self, condition: str, seed: int) -> DistillConfig:
+        """The condition's DistillConfig for ``seed``, saving snapshots at the experiment's curve steps."""
         specs = self.condition_specs()
         if condition not in specs:
             raise ClirOtError(f"unknown condition {condition!r}; conditions: {', '.join(specs)}")
         overrides = {k: v for k, v in specs[condition].items() if k != "seeds"}
         return build(DistillConfig, self.distill, overrides,
-                     {"seed": seed, "student": self.student, "teacher": self.teacher})
+                     {"seed": seed, "student": self.student, "teacher": self.teacher,
+                      "snapshot_steps": self.curve_steps})
 
     def comparisons(self) -> list[tuple[str, str]]:
         """The declared comparisons ``(a, b)``; by default those of :data:`DEFAULT_COMPARISONS` that exist."""

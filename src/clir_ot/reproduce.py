@@ -61,18 +61,10 @@ def stage_state(record: Path, key: str) -> str:
     return "done" if saved["config_hash"] == key else "other"
 
 
-def distill_config(exp: Experiment, condition: str, seed: int):
-    """The condition's DistillConfig, saving snapshots at the experiment's curve steps."""
-    from .config import build
-
-    cfg = exp.distill_config(condition, seed)
-    return build(type(cfg), asdict(cfg), {"snapshot_steps": exp.curve_steps}) if exp.curve_steps else cfg
-
-
 def run_distill(exp: Experiment, condition: str, seed: int, root: Path, log: Log) -> Path:
     from .distill.trainer import train
 
-    cfg = distill_config(exp, condition, seed)
+    cfg = exp.distill_config(condition, seed)
     out = distill_dir(root, condition, seed)
     state = stage_state(out / "manifest.json", config_hash(asdict(cfg)))
     if state == "done":
@@ -176,7 +168,7 @@ def probe_of(model: str, exp: Experiment) -> dict:
 def run_curve(exp: Experiment, condition: str, seed: int, root: Path, log: Log) -> None:
     """The curve of one student: step 0 (the student before), each declared step (its snapshot, evaluated,
     probed and measured for drift, then deleted) and the last step; written to ``curves/<tag>.json``."""
-    cfg = distill_config(exp, condition, seed)
+    cfg = exp.distill_config(condition, seed)
     manifest = read_json_or_none(distill_dir(root, condition, seed) / "manifest.json") or {}
     key = config_hash({"distill": manifest.get("config_hash"), "steps": exp.curve_steps,
                        "eval": asdict(exp.eval_config("x", exp.eval_pool)) | {"model": None}})

@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
-from ..artifacts import copy_atomic
+from ..artifacts import copy_atomic, file_digest
 from ..errors import ClirOtError, DataUnavailableError
 from ..languages import check_language
 from ..resources import embedded_miracl_mirror
@@ -123,14 +123,6 @@ def mirror_files(mirror: Path, lang: str, split: str) -> dict[str, list[Path]]:
             "qrels": [tq / f"qrels.miracl-v1.0-{lang}-{split}.tsv"], "corpus": corpus}
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass
 class PrepareReport:
     copied: list[str] = field(default_factory=list)
@@ -160,7 +152,7 @@ def prepare(langs: list[str], split: str = "dev", mirror: Path | None = None) ->
                 if dst.exists():
                     report.present.append(label)
                 elif src.is_file():
-                    if md5 is not None and kind != "corpus" and _md5(src) != md5:
+                    if md5 is not None and kind != "corpus" and file_digest(src, "md5") != md5:
                         raise ClirOtError(f"{src} does not match the official MIRACL file "
                                           f"(md5 {md5} expected by ir_datasets); refusing to cache it")
                     copy_atomic(src, dst)
@@ -188,9 +180,9 @@ def corpus_unavailable_message(lang: str, reason: str) -> str:
 
 
 def _dataset(lang: str, split: str):
+    """``ir_datasets.load`` of ``miracl/<lang>/<split>``; callers fill the cache first."""
     import ir_datasets
 
-    ensure_embedded(lang, split)
     return ir_datasets.load(f"miracl/{lang}/{split}")
 
 
@@ -231,29 +223,14 @@ def load_qrels(lang: str, split: str = "dev") -> list[Qrel]:
         raise DataUnavailableError(f"MIRACL {lang}/{split} qrels are not available: {exc}") from exc
 
 
-def _file_hashes(path: Path) -> tuple[str, str]:
-    """(md5, sha256) of a file, read once; remembered per path, size and modification time in this process."""
-    st = path.stat()
-    return _file_hashes_keyed(str(path), st.st_size, st.st_mtime_ns)
-
-
-@lru_cache(maxsize=64)
-def _file_hashes_keyed(path: str, size: int, mtime_ns: int) -> tuple[str, str]:
-    md5, sha = hashlib.md5(), hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            md5.update(block)
-            sha.update(block)
-    return md5.hexdigest(), sha.hexdigest()
-
-
 def _verify_file(path: Path, md5: str | None, what: str, expected_rows: int | None, lang: str) -> None:
     """Refuse a cached topics/qrels file that is not the official one (md5 from ir_datasets' registry)."""
-    if md5 is None or _file_hashes(path)[0] == md5:
+    found = file_digest(path, "md5")
+    if md5 is None or found == md5:
         return
     rows = count_lines(path)
     raise DataUnavailableError(
-        f"{what} in the ir_datasets cache ({path}) is not the official file: md5 {_file_hashes(path)[0]}, "
+        f"{what} in the ir_datasets cache ({path}) is not the official file: md5 {found}, "
         f"ir_datasets expects {md5}" + (f"; it has {rows:,} lines, the official one {expected_rows:,}"
                                          if expected_rows is not None else "")
         + f". Delete it and run `clir-ot data prepare --lang {lang}` (or let ir_datasets download it).")
@@ -345,10 +322,12 @@ def _parsed_docs(lang: str, split: str, sha256: str) -> tuple[Doc, ...]:
 
 def judgement_identity(lang: str, split: str = "dev") -> dict:
     """sha256 of the (verified) topics and qrels files that an evaluation of ``lang`` counts."""
-    load_queries(lang, split)
-    load_qrels(lang, split)
+    lang = _check(lang, split)
+    ensure_embedded(lang, split)
+    for kind in ("topics", "qrels"):
+        _require_file(kind, lang, split)
     files = cache_files(lang, split)
-    return {kind: _file_hashes(files[kind][0][0])[1] for kind in ("topics", "qrels")}
+    return {kind: file_digest(files[kind][0][0]) for kind in ("topics", "qrels")}
 
 
 def corpus_identity(lang: str, split: str = "dev") -> dict:
@@ -358,9 +337,8 @@ def corpus_identity(lang: str, split: str = "dev") -> dict:
     lang = _check(lang, split)
     require_corpus(lang, split)
     shards = cache_files(lang, split)["corpus"]
-    hashes = [_file_hashes(p) for p, _ in shards]
-    official = all(md5 == h[0] for (_, md5), h in zip(shards, hashes, strict=True))
-    combined = hashlib.sha256("".join(h[1] for h in hashes).encode()).hexdigest()
+    official = all(md5 == file_digest(p, "md5") for p, md5 in shards)
+    combined = hashlib.sha256("".join(file_digest(p) for p, _ in shards).encode()).hexdigest()
     return {"lang": lang, "passages": expected_counts(lang, split)["corpus"], "sha256": combined,
             "official_md5": official}
 
