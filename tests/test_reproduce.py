@@ -11,6 +11,7 @@ import yaml
 from clir_ot.data.bitext import read_bitext, write_bitext
 from clir_ot.data.training import DEMO_BITEXT, resolve_data_path
 from clir_ot.distill import trainer
+from clir_ot.errors import ClirOtError
 from clir_ot.reproduce import load_experiment, reproduce
 
 
@@ -23,8 +24,9 @@ def experiment(tmp_path: Path, tiny_xlmr_dir: Path) -> Path:
         "student": str(tiny_xlmr_dir), "teacher": "self",
         "conditions": {"kd": {"method": "kd"}, "ot": {"method": "ot"}},
         "compare": [["ot", "kd"], ["kd", "before"], ["ot", "before"]],
-        "baselines": ["bm25", str(tiny_xlmr_dir)],
+        "baselines": ["bm25", "bm25-strong", str(tiny_xlmr_dir)],
         "eval_langs": ["yo", "sw"], "diagnostic_langs": ["sw"],
+        "clir_langs": ["sw", "de"], "clir_queries": 8, "clir_pool": 10, "token_probe_pairs": 3,
         "distill": {"bitext": [str(bitext)], "lexicon": None, "max_length": 32, "lr": 1e-3},
         "profiles": {"tiny": {"seeds": [0, 1], "eval_pool": 30, "diagnostic_max_passages": 60,
                               "diagnostic_seeds": [0],
@@ -74,6 +76,25 @@ def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monk
                 "explain/after-ot/yo-0.png"):
         assert (report / png).stat().st_size > 1000, png
     assert "yo,ot,R@100" in (report / "results.csv").read_text()
+    # the positive control: bible-clir per query encoder, gains over before, seen (de) vs unseen (sw)
+    clir = result["clir"]
+    assert clir["seen"] == ["de"] and clir["unseen"] == ["sw"]
+    assert clir["summary"]["teacher"]["sw"]["kd"]["R@1"]["n"] == 2 and "bm25-strong" in clir["summary"]["student"]["de"]
+    assert "bm25" not in clir["summary"]["teacher"]["sw"]  # BM25 has no query encoder to swap
+    assert {(g["condition"], g["lang"], g["query_encoder"]) for g in clir["gains"]} == {
+        (c, lang, enc) for c in ("kd", "ot") for lang in ("sw", "de") for enc in ("student", "teacher")}
+    assert {t["condition"] for t in clir["transfer"]} == {"kd", "ot"}
+    for needle in ("Positive control: bible-clir", "Seen vs unseen languages", "Strong lexical baseline",
+                   "8 sampled queries", "sw (excluded)"):
+        assert needle in md, needle
+    assert (root / "clir" / "ot-s1" / "teacher" / "sw" / "metrics.json").is_file()
+    # the token-alignment probe: before and every student, per language with a lexicon, hits per word
+    tokens = result["token_alignment"]
+    assert set(tokens["summary"]) == {"ot", "nearest"} and set(tokens["summary"]["ot"]) == {"sw", "de"}
+    assert tokens["summary"]["ot"]["de"]["ot"]["n_seeds"] == 2 and tokens["summary"]["ot"]["de"]["before"]["words"] > 3
+    assert {(d["condition"], d["lang"]) for d in tokens["diffs"] if d["kind"] == "ot"} == {
+        (c, lang) for c in ("kd", "ot") for lang in ("sw", "de")}
+    assert "Token alignment (held-out verses" in md
     # the machine is recorded by the run (not by whoever writes the report later)
     env = json.loads((root / "environment.json").read_text())
     assert env["hardware"]["cpu_count"] >= 1 and env["hardware"]["gpu"] is None and "torch" in env["versions"]
@@ -115,3 +136,10 @@ def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monk
     assert any("resume distill ot seed 1" in m for m in logs)
     again = json.loads((report / "results.json").read_text())
     assert again["summary"]["yo"]["ot"] == result["summary"]["yo"]["ot"]
+
+    # the training file changes under the same configuration: the finished distillations are not reused
+    bitext = tmp_path / "bitext.tsv"
+    rows = read_bitext(bitext).pairs
+    write_bitext(bitext, rows[:-1])
+    with pytest.raises(ClirOtError, match="trained on other training data"):
+        reproduce(experiment, "tiny", runs, reports, log=lambda m: None)

@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
+from .data.benchmarks import BENCHMARKS
 from .errors import ClirOtError
 from .languages import EVAL_LANGUAGES, LANGUAGE_NAMES, MIRACL_LANGUAGES, parse_language_list
 
@@ -176,6 +177,36 @@ def data_bitext(
                       "held-out probe; any training use of it is refused")
 
 
+@data_app.command("lexicon")
+def data_lexicon(
+    langs: Annotated[str, typer.Option("--langs", "--lang", help="Comma-separated target languages.")],
+    out: Annotated[Path, typer.Option(help="Output JSON lexicon {lang: {english: [translations]}}; .gz to compress.")],
+    held_out_words: Annotated[bool, typer.Option(help="Keep only English words of bible-clir's held-out verses "
+                                                 "(the token-alignment probe's lexicon).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+) -> None:
+    """Build an en→X lexicon from FreeDict (Debian dict-freedict-eng-*; downloaded when not installed)."""
+    from .artifacts import write_bytes_atomic
+    from .data import builders
+    from .data.bible import EDITIONS, HELD_OUT_BOOKS, read_edition
+    from .settings import cache_dir
+
+    if out.exists() and not overwrite:
+        raise ClirOtError(f"{out} already exists; pass --overwrite to replace it")
+    words = None
+    if held_out_words:
+        import re
+
+        english = read_edition(EDITIONS["en"], HELD_OUT_BOOKS).values()
+        words = {w for verse in english for w in re.findall(r"\w+", verse.lower())}
+    codes = [c.strip() for c in langs.split(",") if c.strip()]
+    table = builders.build_freedict_lexicon(codes, cache_dir() / "debian", words)
+    payload = json.dumps(table, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    write_bytes_atomic(out, gzip.compress(payload, mtime=0) if out.suffix == ".gz" else payload)
+    console.print(f"wrote {out}: " + ", ".join(f"{k} {len(v):,} English words" for k, v in table.items()),
+                  markup=False)
+
+
 @data_app.command("audit")
 def data_audit(
     files: Annotated[list[str], typer.Argument(help="Bitext/lexicon files ('path' or 'path:lang' for plain files).")],
@@ -250,6 +281,9 @@ def _progress():
                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err_console)
 
 
+BenchmarkChoice = Enum("BenchmarkChoice", {name: name for name in BENCHMARKS}, type=str)
+
+
 class PrecisionChoice(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
@@ -275,9 +309,10 @@ Precision = Annotated[PrecisionChoice, typer.Option(help="Inference precision: f
 def encode_cmd(
     model: Annotated[str, typer.Option(help="minilm, me5-small, a model directory or an HF id.")],
     out: Annotated[Path, typer.Option(help="Embeddings directory.")],
-    lang: Annotated[str, typer.Option(help="MIRACL language.")] = "yo",
-    benchmark: Annotated[str, typer.Option(help="Benchmark (miracl).")] = "miracl",
-    split: Annotated[str, typer.Option(help="Split.")] = "dev",
+    lang: Annotated[str, typer.Option(help="Language.")] = "yo",
+    benchmark: Annotated[BenchmarkChoice, typer.Option(help="Benchmark: `clir-ot benchmarks` lists them.")]
+    = BenchmarkChoice.miracl,
+    split: Annotated[str | None, typer.Option(help="Split (default: the benchmark's).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per batch.")] = 32,
     precision: Precision = PrecisionChoice.fp32,
     fp16_storage: Annotated[bool, typer.Option("--fp16", help="Store embeddings as float16.")] = False,
@@ -285,21 +320,21 @@ def encode_cmd(
     pool: Annotated[int | None, typer.Option(min=0, help="Reduced pool: judged passages + N random ones "
                                              "(default: the full corpus).")] = None,
 ) -> None:
-    """Encode a MIRACL corpus (title + text) and its queries; resumes an interrupted run."""
+    """Encode a benchmark's documents (MIRACL: title + text) and its queries; resumes an interrupted run."""
     from .artifacts import folder_lock
-    from .data import miracl
+    from .data.benchmarks import get_benchmark
     from .eval.evaluate import embeddings_config
-    from .languages import check_language
     from .models import load_encoder
     from .retrieval.encode import encode_corpus
 
-    _check_benchmark(benchmark)
-    lang = check_language(lang)
-    docs = miracl.load_corpus(lang, split, pool)
-    queries = miracl.load_queries(lang, split)
+    bench = get_benchmark(benchmark.value)
+    split = split or bench.default_split
+    lang = bench.check(lang, split)
+    docs = bench.pool(lang, split, pool)
+    queries = bench.queries(lang, split)
     encoder = load_encoder(model).set_precision(precision.value)
-    config = embeddings_config(encoder, model, lang, split, precision.value, fp16_storage,
-                               miracl.corpus_label(pool), queries)
+    config = embeddings_config(encoder, model, bench, lang, split, precision.value, fp16_storage,
+                               bench.corpus_label(lang, pool), queries)
     with folder_lock(out, "encode"), _progress() as progress:
         task = progress.add_task(f"encode {lang} ({len(docs):,} passages)", total=len(docs))
         manifest = encode_corpus(encoder, [d.doc_id for d in docs], [d.text for d in docs],
@@ -342,16 +377,23 @@ class Fusion(str, Enum):
 
 
 def evaluate_cmd(
-    benchmark: Annotated[str, typer.Option(help="Benchmark (miracl).")] = "miracl",
-    langs: Annotated[str | None, typer.Option("--lang", "--langs", help="Languages (default: sw,yo,te,bn,hi,th).")]
-    = None,
-    model: Annotated[str | None, typer.Option(help="bm25, minilm, me5-small, a model directory or an HF id "
-                                              "(default: me5-small, the student before distillation).")] = None,
+    benchmark: Annotated[BenchmarkChoice, typer.Option(help="miracl (monolingual MIRACL v1.0) or bible-clir "
+                                                       "(English queries → held-out Bible verses in x); "
+                                                       "`clir-ot benchmarks` lists them.")]
+    = BenchmarkChoice.miracl,
+    langs: Annotated[str | None, typer.Option("--lang", "--langs", help="Languages (default: miracl sw,yo,te,bn,hi,th; "
+                                              "bible-clir sw,hi,bn,de,fr,es,ru).")] = None,
+    model: Annotated[str | None, typer.Option(help="bm25 (Pyserini's), bm25-strong (lowercase, regex tokens), minilm, "
+                                              "me5-small, a model directory or an HF id (default: me5-small, the "
+                                              "student before distillation).")] = None,
+    query_model: Annotated[str | None, typer.Option(help="Encode the queries with this dense model instead (e.g. "
+                                                    "the frozen teacher: OPTICAL's shape).")] = None,
     run_file: Annotated[Path | None, typer.Option("--run", help="Evaluate this TREC run file instead.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/eval/<system>).")] = None,
-    split: Annotated[str, typer.Option(help="Split.")] = "dev",
+    split: Annotated[str | None, typer.Option(help="Split (default: miracl dev, bible-clir test).")] = None,
     depth: Annotated[int, typer.Option(min=1, help="Documents retrieved per query.")] = 1000,
     fuse: Annotated[Fusion | None, typer.Option(help="Fuse with BM25: bm25 (interpolation) or rrf.")] = None,
+    fuse_with: Annotated[str, typer.Option(help="The lexical run fused: bm25 or bm25-strong.")] = "bm25",
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Interpolation weight of the dense run.")] = 0.5,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per batch when encoding.")] = 32,
     precision: Precision = PrecisionChoice.fp32,
@@ -363,26 +405,30 @@ def evaluate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout (for scripts).")]
     = False,
 ) -> None:
-    """Retrieve and score MIRACL dev: Recall@100 (headline), MAP, nDCG@10, MRR@10 (trec_eval -c).
+    """Retrieve and score a benchmark with trec_eval -c semantics: MIRACL dev Recall@100 (headline), MAP,
+    nDCG@10, MRR@10; bible-clir R@1, R@10, R@100, MRR@10.
 
     Exits 1 when none of the requested languages could be evaluated.
     """
     import json
     from dataclasses import asdict
 
+    from .data.benchmarks import get_benchmark
     from .eval.evaluate import EvalConfig, evaluate, markdown_table
     from .layout import baseline_folder
 
-    _check_benchmark(benchmark)
+    bench = get_benchmark(benchmark.value)
     if model is None and run_file is None:
         model = "me5-small"
         err_console.print("no --model or --run given: evaluating me5-small, the student before distillation",
                           markup=False, highlight=False)
-    cfg = EvalConfig(langs=parse_language_list(langs), split=split, model=model,
+    cfg = EvalConfig(langs=parse_language_list(langs, bench.default_langs, bench.languages()),
+                     benchmark=bench.name, split=split, model=model, query_model=query_model,
                      run_file=str(run_file) if run_file else None, fuse=fuse.value if fuse else None, alpha=alpha,
-                     depth=depth, batch_size=batch_size, precision=precision.value, backend=backend.value,
-                     pool_distractors=pool)
-    out = out or Path("runs") / "eval" / baseline_folder(cfg.system_name())
+                     fuse_with=fuse_with, depth=depth, batch_size=batch_size, precision=precision.value,
+                     backend=backend.value, pool_distractors=pool)
+    folder = baseline_folder(cfg.system_name())
+    out = out or Path("runs") / "eval" / (folder if bench.name == "miracl" else f"{bench.name}-{folder}")
     with _progress() as progress:
         task = progress.add_task("", total=None, visible=False)
 
@@ -411,13 +457,22 @@ def evaluate_cmd(
 
 
 app.command("evaluate")(evaluate_cmd)
-app.command("eval", help="Retrieve and score MIRACL dev (same as `evaluate`): Recall@100, MAP, nDCG@10, "
-            "MRR@10 with trec_eval -c semantics. Exits 1 when no requested language could be evaluated.")(evaluate_cmd)
+app.command("eval", help="Retrieve and score a benchmark (same as `evaluate`): MIRACL dev Recall@100, MAP, "
+            "nDCG@10, MRR@10; bible-clir R@1, R@10, R@100, MRR@10; trec_eval -c semantics. Exits 1 when no "
+            "requested language could be evaluated.")(evaluate_cmd)
 
 
-def _check_benchmark(benchmark: str) -> None:
-    if benchmark != "miracl":
-        raise ClirOtError(f"unknown benchmark {benchmark!r}; clir-ot evaluates on miracl")
+@app.command("benchmarks")
+def benchmarks_cmd() -> None:
+    """List the benchmarks: name, what it is, split, measures and languages."""
+    from .data.benchmarks import BENCHMARKS
+
+    table = Table(title="benchmarks (--benchmark)")
+    for col in ("name", "what", "split", "measures", "languages"):
+        table.add_column(col, overflow="fold")
+    for b in BENCHMARKS.values():
+        table.add_row(b.name, b.title, b.default_split, ", ".join(b.measures), ", ".join(b.languages()))
+    console.print(table)
 
 
 class Method(str, Enum):

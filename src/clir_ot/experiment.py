@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import build, read_yaml, setting, validate
+from .data.benchmarks import get_benchmark
 from .distill.trainer import METHODS, DistillConfig
 from .errors import ClirOtError
 from .eval.evaluate import EvalConfig
@@ -39,6 +40,7 @@ from .layout import BEFORE, baseline_folder, is_safe_name
 DEFAULT_COMPARISONS = (("ot", "kd"), ("ot", "noise"), ("kd", "noise"), ("ot", BEFORE), ("kd", BEFORE),
                        ("ot+kd", BEFORE), ("noise", BEFORE))
 _DISTILL_FIELDS = {f.name for f in fields(DistillConfig)}
+CLIR_QUERY_ENCODERS = ("student", "teacher")
 
 
 @dataclass
@@ -63,6 +65,15 @@ class Experiment:
     diagnostic_max_passages: int | None = setting(None, ge=1)
     diagnostic_seeds: list[int] = setting(default_factory=lambda: [0], ge=0)
     explain_pairs: int = setting(1, ge=0)
+    #: bible-clir (the positive control; none when no languages): languages, query encoders ("student": the
+    #: model searched; "teacher": the frozen English teacher, OPTICAL's shape), a query sample / reduced pool
+    clir_langs: list[str] = field(default_factory=list)
+    clir_query_encoders: list[str] = setting(default_factory=lambda: ["student", "teacher"],
+                                             choices=CLIR_QUERY_ENCODERS)
+    clir_queries: int | None = setting(None, ge=1)
+    clir_pool: int | None = setting(None, ge=0)
+    #: token-alignment probe: held-out verse pairs per bible-clir language with a probe lexicon (0: none)
+    token_probe_pairs: int = setting(0, ge=0)
     distill: dict[str, Any] = field(default_factory=dict)
     expected: dict[str, Any] | None = None
     description: str = ""
@@ -77,6 +88,8 @@ class Experiment:
             raise ClirOtError("invalid configuration: an experiment needs at least one seed")
         self.eval_langs = [check_language(lang) for lang in self.eval_langs]
         self.diagnostic_langs = [check_language(lang) for lang in self.diagnostic_langs]
+        clir = get_benchmark("bible-clir")
+        self.clir_langs = [clir.check(lang, clir.default_split) for lang in self.clir_langs]
         folders = [baseline_folder(b) for b in self.baselines]
         if len(set(folders)) != len(folders):
             raise ClirOtError(f"invalid configuration: baselines {self.baselines} map to the same folder")
@@ -135,6 +148,18 @@ class Experiment:
     def eval_config(self, model: str, pool: int | None) -> EvalConfig:
         return EvalConfig(langs=self.eval_langs, model=model, pool_distractors=pool,
                           batch_size=self.eval_batch_size, query_sample=self.eval_queries)
+
+    @property
+    def teacher_model(self) -> str:
+        """The frozen English encoder: the student's initial copy for ``teacher: self``."""
+        return self.student if self.teacher == "self" else self.teacher
+
+    def clir_config(self, model: str, query_encoder: str = "student") -> EvalConfig:
+        """bible-clir for ``model`` (a dense model or a BM25 variant) with queries encoded by ``query_encoder``."""
+        return EvalConfig(langs=self.clir_langs, benchmark="bible-clir", model=model,
+                          query_model=self.teacher_model if query_encoder == "teacher" else None,
+                          pool_distractors=self.clir_pool, query_sample=self.clir_queries,
+                          batch_size=self.eval_batch_size)
 
 
 def _format_value(value: Any) -> str:

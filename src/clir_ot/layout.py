@@ -63,3 +63,18 @@ def curve_file(root: Path, condition: str, seed: int) -> Path:
 
 def diag_file(root: Path, tag: str) -> Path:
     return Path(root) / "diag" / f"{tag}.json"
+
+
+#: bible-clir lexical baselines (student-encoded queries only: BM25 has no query encoder)
+CLIR_LEXICAL = ("bm25", "bm25-strong")
+
+
+def clir_dir(root: Path, system: str, query_encoder: str) -> Path:
+    """bible-clir evaluation of a system (``before``, a BM25 variant or a run tag ``<condition>-s<seed>``)
+    with its queries encoded by ``student`` (the system itself) or by the ``teacher``."""
+    return Path(root) / "clir" / system / query_encoder
+
+
+def token_probe_file(root: Path, system: str) -> Path:
+    """The token-alignment probe of ``before`` or a run tag ``<condition>-s<seed>``."""
+    return Path(root) / "probe" / "token" / f"{system}.json"

@@ -10,7 +10,10 @@ report reads through too):
     baselines/<system>/            clir-ot evaluate outputs (BM25, teacher alone, student before)
     distill/<condition>-s<seed>/   clir-ot distill outputs (snapshots/ while their curve points are pending)
     eval/<condition>-s<seed>/      clir-ot evaluate outputs of each student
+    clir/<system>/<query encoder>/ bible-clir (the positive control) of before, BM25 and each student, its
+                                   English queries encoded by the student or by the frozen teacher
     curves/<condition>-s<seed>/    evaluations of the snapshots; curves/<condition>-s<seed>.json the curve
+    probe/token/<system>.json      token-alignment probe (held-out verses, FreeDict lexicons) of before and students
     diag/<system>.json             partial-pool diagnostic (labelled: NOT MIRACL)
     explain/                       OT plans on UDHR pairs, before and after OT distillation
 
@@ -37,7 +40,9 @@ from .experiment import Experiment, load_experiment
 from .inputs import read_json_or_none
 from .layout import (
     BEFORE,
+    CLIR_LEXICAL,
     baseline_dir,
+    clir_dir,
     curve_file,
     diag_file,
     distill_dir,
@@ -45,6 +50,7 @@ from .layout import (
     run_tag,
     snapshot_dir,
     student_dir,
+    token_probe_file,
 )
 from .models.loading import resolve_device
 
@@ -62,14 +68,18 @@ def stage_state(record: Path, key: str) -> str:
 
 
 def run_distill(exp: Experiment, condition: str, seed: int, root: Path, log: Log) -> Path:
-    from .distill.trainer import train
+    from .distill.trainer import train, training_data
 
     cfg = exp.distill_config(condition, seed)
     out = distill_dir(root, condition, seed)
     state = stage_state(out / "manifest.json", config_hash(asdict(cfg)))
     if state == "done":
-        log(f"skip distill {condition} seed {seed}: done with the same configuration")
-        return out
+        saved = ((read_json_or_none(out / "manifest.json") or {}).get("training_data") or {}).get("key")
+        if saved == training_data(cfg).key():
+            log(f"skip distill {condition} seed {seed}: done with the same configuration and training data")
+            return out
+        raise ClirOtError(f"{out} was trained on other training data (the files' contents or the rows kept from "
+                          "them changed); move it away or use another --runs-dir")
     if state == "other":
         raise ClirOtError(f"{out} was trained with another configuration; move it away or use another --runs-dir")
     resume = (out / "checkpoint" / "trainer.pt").is_file() or (out / "checkpoint.old" / "trainer.pt").is_file()
@@ -87,6 +97,41 @@ def run_eval(exp: Experiment, model: str, out: Path, pool: int | None, log: Log)
         if r.status == "ok":
             log(f"  {r.lang}: R@100 {r.metrics['R@100']:.4f} nDCG@10 {r.metrics['nDCG@10']:.4f}"
                 + ("  (reused: same configuration, weights, corpus and judgements)" if r.reused else ""))
+
+
+def run_clir(exp: Experiment, system: str, model: str, root: Path, log: Log) -> None:
+    """bible-clir (the positive control) of ``model`` with each declared query encoder; BM25 variants take
+    their own queries only."""
+    if not exp.clir_langs:
+        return
+    encoders = ["student"] if model in CLIR_LEXICAL else exp.clir_query_encoders
+    for query_encoder in encoders:
+        out = clir_dir(root, system, query_encoder)
+        log(f"bible-clir {system} (queries: {query_encoder}) → {out}")
+        for r in run_evaluate(exp.clir_config(model, query_encoder), out):
+            if r.status == "ok":
+                log(f"  {r.lang}: R@1 {r.metrics['R@1']:.4f} MRR@10 {r.metrics['RR@10']:.4f}"
+                    + ("  (reused)" if r.reused else ""))
+
+
+def run_token_probe(exp: Experiment, system: str, model: str, root: Path, log: Log) -> None:
+    """The token-alignment probe (:mod:`clir_ot.distill.token_probe`) of ``model`` against the teacher."""
+    from .distill.token_probe import token_alignment_probe
+    from .models import load_encoder
+    from .models.loading import model_fingerprint
+
+    if not exp.token_probe_pairs or not exp.clir_langs:
+        return
+    reg = exp.distill_config(exp.condition_names()[0], 0).ot_reg
+    cfg = {"model": model_fingerprint(model), "teacher": model_fingerprint(exp.teacher_model),
+           "langs": exp.clir_langs, "pairs": exp.token_probe_pairs, "reg": reg}
+    out = token_probe_file(root, system)
+    if stage_state(out, config_hash(cfg)) == "done":
+        return
+    log(f"token-alignment probe {system}")
+    result = token_alignment_probe(load_encoder(model), load_encoder(exp.teacher_model), exp.clir_langs, reg=reg,
+                                   limit=exp.token_probe_pairs)
+    write_json_atomic(out, {"config_hash": config_hash(cfg), "reg": reg, "results": result})
 
 
 def run_diagnostic(exp: Experiment, model: str, out: Path, log: Log) -> None:
@@ -220,8 +265,13 @@ def reproduce(experiment: Path, profile: str, runs_dir: Path, reports_dir: Path,
         if mismatches:
             raise ClirOtError(f"the {profile} scores differ from those expected in {experiment}: "
                               + "; ".join(mismatches))
-        log(f"expected scores: all {sum(len(m) for c in exp.expected.values() for m in c.values())} match")
+        log(f"expected scores: all {_count_scores(exp.expected)} match")
     return report_dir
+
+
+def _count_scores(tree: dict) -> int:
+    """The number of leaf values of a nested mapping (expected scores)."""
+    return sum(_count_scores(v) if isinstance(v, dict) else 1 for v in tree.values())
 
 
 def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, log: Log) -> Path:
@@ -241,6 +291,10 @@ def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, l
         stage(f"baseline {base}", lambda b=base: run_eval(exp, b, baseline_dir(root, b), exp.eval_pool, log))
     if exp.eval_pool is not None:  # BM25 on the full corpus: the reference against Pyserini
         stage("baseline bm25 full corpus", lambda: run_eval(exp, "bm25", root / "baselines" / "bm25-full", None, log))
+    for system in (*CLIR_LEXICAL, exp.student):
+        name = BEFORE if system == exp.student else system
+        stage(f"bible-clir {name}", lambda s=system, n=name: run_clir(exp, n, s, root, log))
+    stage("token probe before", lambda: run_token_probe(exp, BEFORE, exp.student, root, log))
     conditions = exp.condition_names()
     for seed in sorted({s for c in conditions for s in exp.seeds_of(c)}):
         for condition in [c for c in conditions if seed in exp.seeds_of(c)]:
@@ -248,6 +302,10 @@ def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, l
             stage(f"distill {tag}", lambda c=condition, s=seed: run_distill(exp, c, s, root, log))
             stage(f"evaluate {tag}", lambda c=condition, s=seed: run_eval(
                 exp, str(student_dir(root, c, s)), eval_dir(root, c, s), exp.eval_pool, log))
+            stage(f"bible-clir {tag}", lambda c=condition, s=seed, t=tag: run_clir(
+                exp, t, str(student_dir(root, c, s)), root, log))
+            stage(f"token probe {tag}", lambda c=condition, s=seed, t=tag: run_token_probe(
+                exp, t, str(student_dir(root, c, s)), root, log))
             if exp.curve_steps:
                 stage(f"curve {tag}", lambda c=condition, s=seed: run_curve(exp, c, s, root, log))
     stage("diagnostic before", lambda: run_diagnostic(exp, exp.student, diag_file(root, BEFORE), log))

@@ -41,6 +41,8 @@ class Bitext:
     pairs: list[BitextPair]
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
     sha256: str = ""
+    #: line numbers of rows removed because they hold a verse of bible-clir's held-out books
+    held_out_removed: list[int] = field(default_factory=list)
 
     @property
     def languages(self) -> list[str]:
@@ -48,7 +50,17 @@ class Bitext:
 
     def summary(self) -> dict:
         return {"path": str(self.path), "sha256": self.sha256, "rows": len(self.pairs),
-                "malformed": len(self.malformed), "languages": self.languages}
+                "malformed": len(self.malformed), "languages": self.languages,
+                "held_out_removed": len(self.held_out_removed)}
+
+    def without_held_out(self) -> Bitext:
+        """This file without the rows that hold a verse of bible-clir's held-out books (by reference or by
+        normalised text, :func:`clir_ot.data.bible.held_out_rows`); their line numbers are kept."""
+        from .bible import held_out_rows
+
+        drop = set(held_out_rows((p.source, p.ref, p.en, p.x) for p in self.pairs))
+        return Bitext(self.path, [p for i, p in enumerate(self.pairs) if i not in drop], self.malformed,
+                      self.sha256, sorted(self.pairs[i].line for i in drop))
 
 
 def read_bitext(path: Path, lang: str | None = None, max_malformed: float = DEFAULT_MAX_MALFORMED) -> Bitext:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import random
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from ..errors import ClirOtError, DataUnavailableError
 from ..languages import check_language
 from ..resources import embedded_miracl_mirror
 from ..settings import is_offline
+from .selection import Doc
 
 KINDS = ("topics", "qrels", "corpus")
 
@@ -46,11 +46,6 @@ class Qrel(NamedTuple):
     query_id: str
     doc_id: str
     relevance: int
-
-
-class Doc(NamedTuple):
-    doc_id: str
-    text: str  # title + " " + text
 
 
 @cache
@@ -88,7 +83,7 @@ def has_split(lang: str, split: str) -> bool:
     return f"v1.0/{lang}/{split}/topics" in _registry()
 
 
-def _check(lang: str, split: str) -> str:
+def check_split(lang: str, split: str) -> str:
     lang = check_language(lang)
     if not has_split(lang, split):
         splits = sorted({k.split("/")[2] for k in _registry() if k.startswith(f"v1.0/{lang}/")
@@ -99,7 +94,7 @@ def _check(lang: str, split: str) -> str:
 
 def cache_files(lang: str, split: str) -> dict[str, list[tuple[Path, str | None]]]:
     """Cache paths (with expected md5) that ``ir_datasets`` reads for topics, qrels and corpus."""
-    lang = _check(lang, split)
+    lang = check_split(lang, split)
     reg, home = _registry(), ir_datasets_home() / "miracl"
     shards = sorted((k for k in reg if k.startswith(f"v1.0/{lang}/corpus/")), key=lambda k: int(k.rsplit("/", 1)[1]))
     out: dict[str, list[tuple[Path, str | None]]] = {
@@ -203,7 +198,7 @@ def _require_file(kind: str, lang: str, split: str) -> None:
 
 def load_queries(lang: str, split: str = "dev") -> list[Query]:
     """Topics of ``miracl/<lang>/<split>`` (query ids kept as strings), checked against the official file."""
-    lang = _check(lang, split)
+    lang = check_split(lang, split)
     ensure_embedded(lang, split)
     _require_file("topics", lang, split)
     try:
@@ -214,7 +209,7 @@ def load_queries(lang: str, split: str = "dev") -> list[Query]:
 
 def load_qrels(lang: str, split: str = "dev") -> list[Qrel]:
     """Relevance judgements of ``miracl/<lang>/<split>``, checked against the official file."""
-    lang = _check(lang, split)
+    lang = check_split(lang, split)
     ensure_embedded(lang, split)
     _require_file("qrels", lang, split)
     try:
@@ -241,7 +236,7 @@ def require_corpus(lang: str, split: str = "dev") -> None:
 
     Raises :class:`DataUnavailableError` with what to do when it cannot be had.
     """
-    lang = _check(lang, split)
+    lang = check_split(lang, split)
     ensure_embedded(lang, split)
     if _available("corpus", lang, split):
         return
@@ -277,21 +272,9 @@ def iter_docs(lang: str, split: str = "dev") -> Iterator[Doc]:
         yield Doc(d.doc_id, d.default_text())
 
 
-def load_corpus(lang: str, split: str = "dev", pool_distractors: int | None = None, seed: int = 0,
-                query_ids: set[str] | None = None) -> list[Doc]:
-    """The full corpus (``pool_distractors=None``) or a reduced pool: every passage judged in the
-    ``split`` qrels (for ``query_ids`` only, if given) plus ``pool_distractors`` others drawn at random
-    (seeded), in corpus order.
-
-    A reduced pool is much cheaper to encode and easier than the full corpus: label its scores as such.
-    """
-    docs = list(_all_docs(lang, split))
-    if pool_distractors is None:
-        return docs
-    judged = {q.doc_id for q in load_qrels(lang, split) if query_ids is None or q.query_id in query_ids}
-    others = [i for i, d in enumerate(docs) if d.doc_id not in judged]
-    chosen = set(random.Random(f"pool:{seed}").sample(others, min(pool_distractors, len(others))))
-    return [d for i, d in enumerate(docs) if d.doc_id in judged or i in chosen]
+def load_corpus(lang: str, split: str = "dev") -> list[Doc]:
+    """The whole corpus of ``lang``, verified, in corpus order (reduced pools: :mod:`clir_ot.data.benchmarks`)."""
+    return list(_all_docs(lang, split))
 
 
 def _all_docs(lang: str, split: str) -> tuple[Doc, ...]:
@@ -322,7 +305,7 @@ def _parsed_docs(lang: str, split: str, sha256: str) -> tuple[Doc, ...]:
 
 def judgement_identity(lang: str, split: str = "dev") -> dict:
     """sha256 of the (verified) topics and qrels files that an evaluation of ``lang`` counts."""
-    lang = _check(lang, split)
+    lang = check_split(lang, split)
     ensure_embedded(lang, split)
     for kind in ("topics", "qrels"):
         _require_file(kind, lang, split)
@@ -334,28 +317,13 @@ def corpus_identity(lang: str, split: str = "dev") -> dict:
     """What the cached corpus of ``lang`` is: its shards' sha256 (one combined hash), its passage count as
     ``ir_datasets`` records it, and whether each shard is byte for byte the official file (md5 of the
     download registry) — else its passage count is checked when it is read."""
-    lang = _check(lang, split)
+    lang = check_split(lang, split)
     require_corpus(lang, split)
     shards = cache_files(lang, split)["corpus"]
     official = all(md5 == file_digest(p, "md5") for p, md5 in shards)
     combined = hashlib.sha256("".join(file_digest(p) for p, _ in shards).encode()).hexdigest()
     return {"lang": lang, "passages": expected_counts(lang, split)["corpus"], "sha256": combined,
             "official_md5": official}
-
-
-def corpus_label(pool_distractors: int | None, seed: int = 0, query_sample: int | None = None) -> str:
-    """What a model searched: the full (verified) corpus or a reduced pool, and the queries counted."""
-    label = "full corpus" if pool_distractors is None else \
-        f"reduced pool: judged + {pool_distractors:,} random passages (seed {seed})"
-    return label + (f"; {query_sample} sampled queries" if query_sample else "")
-
-
-def sample_query_ids(lang: str, split: str, n: int | None, seed: int = 0) -> set[str] | None:
-    """``n`` query ids of the qrels drawn at random (seeded), or ``None`` for all queries."""
-    if not n:
-        return None
-    qids = sorted({q.query_id for q in load_qrels(lang, split)})
-    return set(random.Random(f"queries:{seed}").sample(qids, min(n, len(qids))))
 
 
 def count_lines(path: Path) -> int:

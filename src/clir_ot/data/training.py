@@ -1,7 +1,9 @@
 """Training data for distillation: audited bitext + code-switched English, in a deterministic order.
 
-``load_training_data`` reads every file, audits it against the excluded languages *before* anything
-else happens (see :mod:`clir_ot.data.exclusion`), and returns a :class:`TrainingData` whose
+``load_training_data`` reads every file, removes every row that holds a verse of bible-clir's held-out
+books (by reference or normalised text: :mod:`clir_ot.data.bible`; counted in the manifest), audits
+it against the excluded languages *before* anything else happens (see :mod:`clir_ot.data.exclusion`),
+and returns a :class:`TrainingData` whose
 ``examples(seed, epoch)`` yields (English, other side) pairs: the translation from the bitext and a
 code-switched version of the English sentence, in training languages only.
 """
@@ -26,6 +28,9 @@ EMBEDDED_PREFIX = "embedded:"
 DEMO_BITEXT = "embedded:bitext_demo.tsv.gz"
 DEMO_LEXICON = "embedded:lexicon_demo.json.gz"
 UDHR_PROBE = "embedded:udhr_paragraphs.tsv.gz"
+#: en→sw/hi from FreeDict, English words of bible-clir's held-out verses only: the token-alignment probe's
+#: lexicon for unseen languages (evaluation languages: refused for training by the exclusion audit)
+PROBE_LEXICON = "embedded:lexicon_probe.json.gz"
 
 
 def resolve_data_path(spec: str) -> tuple[Path, str | None]:
@@ -33,7 +38,8 @@ def resolve_data_path(spec: str) -> tuple[Path, str | None]:
     if spec.startswith(EMBEDDED_PREFIX):
         path = resource_path("bitext", spec[len(EMBEDDED_PREFIX):])
         if not path.is_file():
-            raise ClirOtError(f"no embedded data file {spec!r}; embedded: {DEMO_BITEXT}, {DEMO_LEXICON}, {UDHR_PROBE}")
+            raise ClirOtError(f"no embedded data file {spec!r}; embedded: {DEMO_BITEXT}, {DEMO_LEXICON}, {UDHR_PROBE}, "
+                              f"{PROBE_LEXICON}")
         return path, None
     head, sep, tail = spec.rpartition(":")
     if sep and head and not Path(spec).exists() and normalize_language(tail) is not None:
@@ -86,9 +92,20 @@ class TrainingData:
                 lang = cs.languages[0] if len(set(cs.languages)) == 1 else "mix"
                 yield TrainingExample(p.en, cs.text, "codeswitch", lang)
 
+    def key(self) -> str:
+        """A hash of what the examples are made of: the files' contents, the rows kept from each, the held-out
+        filter and the lexicon — a distillation is reused only when this is unchanged."""
+        from ..artifacts import config_hash
+        from .bible import held_out_identity
+
+        return config_hash({"bitext": [(b.sha256, len(b.pairs), b.held_out_removed) for b in self.bitexts],
+                            "lexicon": self.lexicon.sha256 if self.lexicon else None,
+                            "held_out": held_out_identity(), "languages": self.train_langs})
+
     def manifest(self) -> dict:
         """Training languages, excluded languages, data files with sha256 and row counts, the audit."""
         return {
+            "key": self.key(),
             "training_languages": self.train_langs,
             "excluded_languages": self.excluded,
             "bitext": [b.summary() | {"rows_used": sum(p.lang in self.train_langs for p in b.pairs)}
@@ -113,7 +130,7 @@ def load_training_data(bitext: list[str], lexicon: str | None, target_lang: str 
     bitexts = []
     for spec in bitext:
         path, lang = resolve_data_path(spec)
-        bitexts.append(read_bitext(path, lang, max_malformed))
+        bitexts.append(read_bitext(path, lang, max_malformed).without_held_out())
     lex = None
     if lexicon:
         path, lang = resolve_data_path(lexicon)

@@ -70,14 +70,14 @@ def retrieval_check(student: Encoder, lang: str, pool: int | None, queries: int 
                     batch_size: int = 32) -> dict[str, float]:
     """Recall@100 and nDCG@10 of ``student`` on a reduced MIRACL pool: ``queries`` sampled queries (all if
     ``None``; seed 0), their judged passages and ``pool`` random ones (diagnostic, not a MIRACL result)."""
-    from ..data import miracl
+    from ..data.benchmarks import get_benchmark
     from ..eval.dense import evaluate_collection
-    from ..eval.evaluate import judged_qrels, sampled_topics
 
-    sample = miracl.sample_query_ids(lang, "dev", queries)
-    docs = miracl.load_corpus(lang, "dev", pool, query_ids=sample)
-    topics = sampled_topics(lang, "dev", sample)
-    qrels = judged_qrels(lang, "dev", topics)
+    bench = get_benchmark("miracl")
+    sample = bench.sample_query_ids(lang, "dev", queries)
+    docs = bench.pool(lang, "dev", pool, query_ids=sample)
+    topics = bench.selected_queries(lang, "dev", sample)
+    qrels = bench.judged_qrels(lang, "dev", topics)
     result = evaluate_collection(student, docs, topics, qrels, depth, batch_size, ["R@100", "nDCG@10"])
-    return result["aggregate"] | {"lang": lang, "corpus": miracl.corpus_label(pool, 0, queries),
+    return result["aggregate"] | {"lang": lang, "corpus": bench.corpus_label(lang, pool, 0, queries),
                                   "documents": len(docs)}

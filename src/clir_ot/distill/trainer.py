@@ -394,6 +394,12 @@ def evaluate_initial_student(models: Models, cfg: DistillConfig) -> dict:
 StepCallback = Callable[[int, dict], None]
 
 
+def training_data(cfg: DistillConfig) -> TrainingData:
+    """The configuration's training files, read, filtered (held-out verses) and audited."""
+    return load_training_data(cfg.bitext, cfg.lexicon, cfg.lang, cfg.train_langs, cfg.exclude, cfg.code_switch_p,
+                              cfg.code_switch_mode, cfg.use_bitext, cfg.max_malformed, cfg.max_content_fraction)
+
+
 def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: bool = False,
           on_step: StepCallback | None = None, on_start: Callable[[int, int], None] | None = None,
           evaluate: bool = True) -> dict:
@@ -401,8 +407,7 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
     started = time.time()
     out = Path(out)
     # the audit runs before anything is written, loaded or trained
-    data = load_training_data(cfg.bitext, cfg.lexicon, cfg.lang, cfg.train_langs, cfg.exclude, cfg.code_switch_p,
-                              cfg.code_switch_mode, cfg.use_bitext, cfg.max_malformed, cfg.max_content_fraction)
+    data = training_data(cfg)
     if resume:
         _recover_checkpoint(out)
         if not (out / "checkpoint").is_dir():

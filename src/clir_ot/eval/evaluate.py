@@ -1,14 +1,20 @@
-"""Evaluate a system on MIRACL: search (dense model, BM25 or a given run), optional fusion, metrics.
+"""Evaluate a system on a benchmark: search (dense model, BM25 or a given run), optional fusion, metrics.
 
     clir-ot evaluate --benchmark miracl --lang yo --model me5-small --out runs/eval/me5
+    clir-ot evaluate --benchmark bible-clir --lang sw --model me5-small --query-model me5-small
+
+A benchmark (:mod:`clir_ot.data.benchmarks`) gives the queries, judgements and documents; dense queries
+are encoded by ``--query-model`` when given (OPTICAL's shape: a frozen English query encoder, the
+student as document encoder), else by the model itself.
 
 Per language, ``OUT/<lang>/`` receives ``run.trec`` (TREC, 6 fields, trec_eval order),
 ``per_query.csv`` / ``per_query.json`` (wide), ``per_query.tsv`` (long: ``query_id measure value``,
 as ``ir_measures`` and ``trec_eval -q`` print them, with ``all`` rows), ``metrics.json``, and for dense
-models the resumable ``embeddings/``. ``OUT/results.json`` and ``OUT/results.md`` hold the table over languages, with
-every unavailable language listed with its reason. A language whose ``metrics.json`` exists with
-the same configuration *and* the same input hashes (topics, qrels, corpus, model weights, run file)
-is not recomputed, and the result says that it was reused; any change recomputes it.
+models the resumable ``embeddings/`` of the documents (queries are encoded at each evaluation).
+``OUT/results.json`` and ``OUT/results.md`` hold the table over languages, with every unavailable
+language listed with its reason. A language whose ``metrics.json`` exists with the same configuration
+*and* the same input hashes (topics, qrels, corpus, model weights, run file) is not recomputed, and the
+result says that it was reused; any change recomputes it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 from ..artifacts import (
     config_hash,
@@ -30,16 +39,15 @@ from ..artifacts import (
     write_text_atomic,
 )
 from ..config import setting, validate
-from ..data import miracl
+from ..data.benchmarks import BENCHMARKS, Benchmark, Doc, Query, get_benchmark
 from ..errors import ClirOtError, DataUnavailableError
-from ..languages import check_language
 from ..models.precision import PRECISIONS
 from ..retrieval import fusion
 from ..retrieval.runfile import read_run, write_run
 from ..retrieval.search import to_run
 from . import metrics
 
-BM25_NAMES = ("bm25",)
+BM25_NAMES = ("bm25", "bm25-strong")
 
 
 BACKENDS = ("exact", "faiss")
@@ -51,11 +59,15 @@ class EvalConfig:
     """What one evaluation searches and scores; converted and range-checked when made."""
 
     langs: list[str]
-    split: str = "dev"
-    model: str | None = None  # dense model name/dir/HF id, or "bm25"
+    benchmark: str = setting("miracl", choices=tuple(BENCHMARKS))
+    split: str | None = None  # None: the benchmark's split (MIRACL: dev, bible-clir: test)
+    model: str | None = None  # dense model name/dir/HF id, "bm25" or "bm25-strong"
+    #: a dense model that encodes the queries (default: ``model``); the documents are always ``model``'s
+    query_model: str | None = None
     run_file: str | None = None
     fuse: str | None = setting(None, choices=FUSIONS)  # None | "bm25" (interpolation) | "rrf"
     alpha: float = setting(0.5, ge=0.0, le=1.0)
+    fuse_with: str = setting("bm25", choices=BM25_NAMES)  # the lexical run fused with the model's
     depth: int = setting(1000, ge=1)
     batch_size: int = setting(32, ge=1)
     precision: str = setting("fp32", choices=PRECISIONS)
@@ -67,11 +79,14 @@ class EvalConfig:
     pool_seed: int = setting(0, ge=0)
     #: None = every query. N = N queries drawn at random (seeded): a set-up check, not a result.
     query_sample: int | None = setting(None, ge=1)
-    measures: list[str] = field(default_factory=lambda: list(metrics.DEFAULT_MEASURES))
+    measures: list[str] | None = None  # None: the benchmark's measures
 
     def __post_init__(self) -> None:
         validate(self)
-        self.langs = [check_language(lang) for lang in self.langs]
+        bench = self.bench
+        self.split = self.split or bench.default_split
+        self.measures = list(self.measures or bench.measures)
+        self.langs = [bench.check(lang, self.split) for lang in self.langs]
         if not self.langs:
             raise ClirOtError("invalid configuration: no languages to evaluate")
         for name in self.measures:
@@ -81,22 +96,31 @@ class EvalConfig:
                 raise ClirOtError(f"invalid configuration: {exc}") from None
         if self.run_file and self.model:
             raise ClirOtError("give either --model or --run, not both")
+        if self.query_model and (not self.model or self.model in BM25_NAMES):
+            raise ClirOtError("--query-model encodes the queries of a dense --model; give one")
         if self.run_file and (self.pool_distractors is not None or self.query_sample):
             raise ClirOtError("--pool and query sampling choose what a model searches; a --run file was "
                               "searched already (its corpus is whatever made it)")
 
-    def corpus_label(self) -> str:
+    @property
+    def bench(self) -> Benchmark:
+        return get_benchmark(self.benchmark)
+
+    def corpus_label(self, lang: str) -> str:
         """What was searched. A run file says nothing about the corpus it searched, and neither does the label."""
         if self.run_file:
             return f"run file {Path(self.run_file).name} (searched outside clir-ot; its corpus is not known here)"
-        return miracl.corpus_label(self.pool_distractors, self.pool_seed, self.query_sample)
+        return self.bench.corpus_label(lang, self.pool_distractors, self.pool_seed, self.query_sample)
 
     def query_ids(self, lang: str) -> set[str] | None:
-        return miracl.sample_query_ids(lang, self.split, self.query_sample, self.pool_seed)
+        return self.bench.sample_query_ids(lang, self.split, self.query_sample, self.pool_seed)
 
     def system_name(self) -> str:
         base = self.model or Path(self.run_file or "run").name
-        return base + (f"+bm25({self.fuse}{'' if self.fuse == 'rrf' else f', α={self.alpha}'})" if self.fuse else "")
+        if self.query_model:
+            base += f" (queries: {self.query_model})"
+        return base + (f"+{self.fuse_with}({self.fuse}{'' if self.fuse == 'rrf' else f', α={self.alpha}'})"
+                       if self.fuse else "")
 
     def lang_config(self, lang: str) -> dict:
         cfg = asdict(self) | {"lang": lang}
@@ -124,59 +148,70 @@ def input_identity(lang: str, cfg: EvalConfig) -> dict:
     from ..artifacts import sha256_file
     from ..models.loading import model_fingerprint
 
-    identity: dict = {"judgements": miracl.judgement_identity(lang, cfg.split)}
+    identity: dict = {"judgements": cfg.bench.judgement_identity(lang, cfg.split)}
     if cfg.run_file:
         path = Path(cfg.run_file)
         if not path.is_file():
             raise ClirOtError(f"run file not found: {path}")
         identity["run_file"] = sha256_file(path)
     if not cfg.run_file or cfg.fuse:
-        identity["corpus"] = miracl.corpus_identity(lang, cfg.split)["sha256"]
+        identity["corpus"] = cfg.bench.corpus_identity(lang, cfg.split)["sha256"]
     if cfg.model and cfg.model not in BM25_NAMES:
         identity["model"] = model_fingerprint(cfg.model)
+    if cfg.query_model:
+        identity["query_model"] = model_fingerprint(cfg.query_model)
     return identity
 
 
-def corpus_docs(lang: str, cfg: EvalConfig) -> list[miracl.Doc]:
-    """The passages searched: the full corpus or the reduced pool of ``cfg``."""
-    return miracl.load_corpus(lang, cfg.split, cfg.pool_distractors, cfg.pool_seed, cfg.query_ids(lang))
+def corpus_docs(lang: str, cfg: EvalConfig) -> list[Doc]:
+    """The documents searched: the full collection or the reduced pool of ``cfg``."""
+    return cfg.bench.pool(lang, cfg.split, cfg.pool_distractors, cfg.pool_seed, cfg.query_ids(lang))
 
 
-def selected_queries(lang: str, cfg: EvalConfig) -> list[miracl.Query]:
-    return sampled_topics(lang, cfg.split, cfg.query_ids(lang))
+def selected_queries(lang: str, cfg: EvalConfig) -> list[Query]:
+    return cfg.bench.selected_queries(lang, cfg.split, cfg.query_ids(lang))
 
 
-def sampled_topics(lang: str, split: str, keep: set[str] | None) -> list[miracl.Query]:
-    """The queries of ``lang`` whose ids are in ``keep`` (all queries when ``None``)."""
-    return [q for q in miracl.load_queries(lang, split) if keep is None or q.query_id in keep]
-
-
-def judged_qrels(lang: str, split: str, queries: list[miracl.Query]) -> dict[str, dict[str, int]]:
-    """``{query id: {doc id: relevance}}`` restricted to ``queries``: the qrels the metrics count."""
-    keep = {q.query_id for q in queries}
-    return {qid: j for qid, j in metrics.qrels_dict(miracl.load_qrels(lang, split)).items() if qid in keep}
-
-
-def bm25_run(lang: str, cfg: EvalConfig) -> tuple[dict, dict]:
+def bm25_run(lang: str, cfg: EvalConfig, variant: str = "bm25") -> tuple[dict, dict]:
     from ..retrieval.bm25 import BM25Index
 
     docs = corpus_docs(lang, cfg)
     queries = selected_queries(lang, cfg)
-    index = BM25Index([d.text for d in docs])
+    index = BM25Index([d.text for d in docs], tokenizer="regex" if variant == "bm25-strong" else "whitespace")
     scores, idx = index.search([q.text for q in queries], cfg.depth)
     return to_run([q.query_id for q in queries], [d.doc_id for d in docs], scores, idx), index.describe()
 
 
-def embeddings_config(encoder, model: str, lang: str, split: str, precision: str, fp16_storage: bool,
-                      corpus: str, queries: list[miracl.Query]) -> dict:
-    """What a folder of MIRACL embeddings depends on: model weights hash, corpus hash, what was searched
-    (label), the queries, precision and storage type, and the encoder's pooling / prefixes / maximum length."""
+def embeddings_config(encoder, model: str, bench: Benchmark, lang: str, split: str, precision: str,
+                      fp16_storage: bool, corpus: str, queries: list[Query]) -> dict:
+    """What a folder of embeddings depends on: model weights hash, benchmark and corpus hash, what was
+    searched (label), the queries, precision and storage type, and the encoder's pooling / prefixes / length."""
     from ..models.loading import model_fingerprint
 
-    return {"model": model, "model_fingerprint": model_fingerprint(model), "lang": lang, "split": split,
-            "precision": precision, "corpus": corpus, "corpus_sha256": miracl.corpus_identity(lang, split)["sha256"],
+    return {"model": model, "model_fingerprint": model_fingerprint(model), "benchmark": bench.name, "lang": lang,
+            "split": split, "precision": precision, "corpus": corpus,
+            "corpus_sha256": bench.corpus_identity(lang, split)["sha256"],
             "query_ids": sorted(q.query_id for q in queries), "fp16_storage": fp16_storage,
             "spec": asdict(encoder.spec)}
+
+
+@lru_cache(maxsize=8)
+def _query_embeddings(model: str, fingerprint: str, precision: str, texts: tuple[str, ...],
+                      batch_size: int) -> np.ndarray:
+    from ..models import load_encoder
+    from ..retrieval.encode import encode_texts
+
+    encoder = load_encoder(model).set_precision(precision)
+    return encode_texts(encoder, texts, "query", batch_size)
+
+
+def query_embeddings(model: str, precision: str, texts: list[str], batch_size: int) -> np.ndarray:
+    """Queries encoded by ``model``, remembered in this process by its weights and the texts (bible-clir's
+    English queries are the same for every language; they are encoded once per model)."""
+    from ..artifacts import config_hash
+    from ..models.loading import model_fingerprint
+
+    return _query_embeddings(model, config_hash(model_fingerprint(model)), precision, tuple(texts), batch_size)
 
 
 def dense_run(lang: str, cfg: EvalConfig, lang_dir: Path,
@@ -189,14 +224,19 @@ def dense_run(lang: str, cfg: EvalConfig, lang_dir: Path,
     queries = selected_queries(lang, cfg)
     encoder = load_encoder(cfg.model).set_precision(cfg.precision)
     emb_dir = lang_dir / "embeddings"
-    enc_config = embeddings_config(encoder, cfg.model, lang, cfg.split, cfg.precision, cfg.fp16_storage,
-                                   cfg.corpus_label(), queries)
+    enc_config = embeddings_config(encoder, cfg.model, cfg.bench, lang, cfg.split, cfg.precision, cfg.fp16_storage,
+                                   cfg.corpus_label(lang), [])
     total = len(docs)
-    manifest = encode_corpus(encoder, [d.doc_id for d in docs], [d.text for d in docs],
-                             [q.query_id for q in queries], [q.text for q in queries], emb_dir, enc_config,
+    manifest = encode_corpus(encoder, [d.doc_id for d in docs], [d.text for d in docs], [], [], emb_dir, enc_config,
                              batch_size=cfg.batch_size, fp16=cfg.fp16_storage, replace_foreign=True,
                              on_progress=(lambda n: on_progress(n, total)) if on_progress else None)
-    doc_ids, corpus, query_ids, q = load_embeddings(emb_dir)
+    doc_ids, corpus, _, _ = load_embeddings(emb_dir)
+    query_ids = [q.query_id for q in queries]
+    q = query_embeddings(cfg.query_model or cfg.model, cfg.precision, [q.text for q in queries], cfg.batch_size)
+    if cfg.query_model:
+        if q.shape[1] != corpus.shape[1]:
+            raise ClirOtError(f"--query-model {cfg.query_model} gives {q.shape[1]}-dimensional embeddings and "
+                              f"{cfg.model} {corpus.shape[1]}-dimensional ones: they cannot be compared")
     started = time.time()
     scores, idx = search(q, corpus, cfg.depth, cfg.backend)
     return to_run(query_ids, doc_ids, scores, idx), {
@@ -244,15 +284,15 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
     started = time.time()
     try:
         queries = selected_queries(lang, cfg)
-        qrels = judged_qrels(lang, cfg.split, queries)
+        qrels = cfg.bench.judged_qrels(lang, cfg.split, queries)
         if cfg.run_file:
             run, info = read_run(Path(cfg.run_file), [q.query_id for q in queries]), {"run_file": cfg.run_file}
         elif cfg.model in BM25_NAMES:
-            run, info = bm25_run(lang, cfg)
+            run, info = bm25_run(lang, cfg, cfg.model)
         else:
             run, info = dense_run(lang, cfg, lang_dir, on_progress)
         if cfg.fuse:
-            sparse, bm25_info = bm25_run(lang, cfg)
+            sparse, bm25_info = bm25_run(lang, cfg, cfg.fuse_with)
             run = fusion.interpolate(run, sparse, cfg.alpha, cfg.depth) if cfg.fuse == "bm25" \
                 else fusion.reciprocal_rank_fusion([run, sparse], depth=cfg.depth)
             info["fusion"] = {"method": cfg.fuse, "alpha": cfg.alpha, "bm25": bm25_info}
@@ -266,7 +306,7 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
     write_json_atomic(lang_dir / "per_query.json", scores)
     write_text_atomic(lang_dir / "per_query.tsv", per_query_long(scores, metrics.aggregate(scores)))
     info["wall_time_s"] = round(time.time() - started, 2)
-    info["corpus"] = cfg.corpus_label()
+    info["corpus"] = cfg.corpus_label(lang)
     result = LanguageResult(lang, "ok", metrics=metrics.aggregate(scores), n_queries=len(qrels),
                             run_path=str(lang_dir / "run.trec"), info=info)
     saved_result = {k: v for k, v in asdict(result).items() if k != "reused"}

@@ -16,9 +16,10 @@ import numpy as np
 import yaml
 
 from ..artifacts import package_versions, write_json_atomic, write_text_atomic
-from ..data.miracl import corpus_label
-from ..layout import baseline_dir, curve_file, distill_dir, eval_dir
+from ..data.benchmarks import get_benchmark
+from ..layout import CLIR_LEXICAL, baseline_dir, curve_file, distill_dir, eval_dir
 from . import metrics, plots
+from .clir_report import clir_markdown, clir_section, token_markdown, token_section
 from .significance import compare, holm, mean_ci, two_level_bootstrap
 
 MEASURES = list(metrics.DEFAULT_MEASURES)
@@ -40,7 +41,7 @@ def baseline_label(name: str, exp) -> str:
         return "before"
     if name == "bm25-full":
         return "bm25 (full corpus)"
-    return f"{name} alone" if name != "bm25" else "bm25"
+    return name if name in CLIR_LEXICAL else f"{name} alone"
 
 
 def collect(root: Path, exp) -> dict:
@@ -259,10 +260,13 @@ def write_report(root: Path, out: Path, exp) -> dict:
         if folder.is_dir():
             costs[name] = {"wall_time_s": _evaluation_time(folder)}
     diag = {p.stem: _json(p) for p in sorted((root / "diag").glob("*.json"))} if (root / "diag").is_dir() else {}
-    corpus = corpus_label(exp.eval_pool, 0, exp.eval_queries)
+    corpus = get_benchmark("miracl").corpus_label(exp.eval_langs[0], exp.eval_pool, 0, exp.eval_queries)
     first_manifest = next(iter(sorted((root / "distill").glob("*/manifest.json"))), None) \
         if (root / "distill").is_dir() else None
     training_data = _json(first_manifest)["training_data"] if first_manifest else {}
+    clir = clir_section(root, exp, training_data.get("training_languages", []))
+    clir_label = get_benchmark("bible-clir").corpus_label(exp.clir_langs[0], exp.clir_pool, 0, exp.clir_queries) \
+        if exp.clir_langs else ""
 
     # plots
     figures = []
@@ -297,6 +301,7 @@ def write_report(root: Path, out: Path, exp) -> dict:
                                                          for k, v in diag.items()},
               "diagnostic_sizes": {lang: {"documents": r["documents"], "queries": r["queries"]}
                                    for v in diag.values() for lang, r in v["results"].items()},
+              "clir": clir, "clir_label": clir_label, "token_alignment": token_section(root, exp),
               "costs": costs, "training_data": training_data, **_environment(root),
               "timings": _json(root / "timings.json") if (root / "timings.json").is_file() else None}
     write_json_atomic(out / "results.json", result)
@@ -320,19 +325,24 @@ def _holding_paragraph(r: dict) -> str:
 
 
 def check_expected(results_json: Path, expected: dict) -> list[str]:
-    """Mismatches between a report's scores and ``expected`` (``{lang: {condition: {metric: value}}}``, means
-    over seeds as the report prints them, to 4 decimals): ``math.isclose`` with an absolute tolerance of
-    5e-5. Empty when everything matches."""
+    """Mismatches between a report's scores and ``expected``, means over seeds as the report prints them:
+    ``{lang: {condition: {metric: value}}}`` for MIRACL and ``{"bible-clir": {query encoder: {lang:
+    {condition: {metric: value}}}}}`` for the positive control; ``math.isclose`` with an absolute tolerance
+    of 5e-5. Empty when everything matches."""
     import math
 
-    summary = _json(results_json)["summary"]
+    result = _json(results_json)
+    tables = [("", lang, conds, result["summary"]) for lang, conds in expected.items() if lang != "bible-clir"]
+    tables += [(f"bible-clir ({encoder} queries) ", lang, conds, (result.get("clir") or {}).get("summary", {})
+                .get(encoder, {})) for encoder, langs in (expected.get("bible-clir") or {}).items()
+               for lang, conds in langs.items()]
     out = []
-    for lang, conds in expected.items():
+    for label, lang, conds, summary in tables:
         for cond, ms in conds.items():
             for metric, value in ms.items():
                 got = ((summary.get(lang) or {}).get(cond) or {}).get(metric, {}).get("mean")
                 if got is None or not math.isclose(got, float(value), rel_tol=0, abs_tol=5e-5):
-                    out.append(f"{lang} {cond} {metric}: expected {value}, got "
+                    out.append(f"{label}{lang} {cond} {metric}: expected {value}, got "
                                f"{'nothing' if got is None else f'{got:.4f}'}")
     return out
 
@@ -370,6 +380,24 @@ def _csv(summary: dict) -> str:
                 w.writerow([lang, cond, m, f"{s['mean']:.6f}", f"{s['std']:.6f}", f"{s['ci_low']:.6f}",
                             f"{s['ci_high']:.6f}", s["n"]])
     return buf.getvalue()
+
+
+def _lexical_markdown(r: dict) -> list[str]:
+    """BM25 as Pyserini runs it (whitespace tokens) beside BM25 with lowercase + regex tokens, on MIRACL and
+    bible-clir (student-encoded queries: the BM25 rows)."""
+    rows = []
+    for lang, conds in r["summary"].items():
+        for name in (*CLIR_LEXICAL, "bm25 (full corpus)", "before"):
+            if name in conds:
+                rows.append(f"| MIRACL {lang} | {name} | {conds[name]['R@100']['mean']:.4f} | "
+                            f"{conds[name]['nDCG@10']['mean']:.4f} |")
+    if not rows:
+        return []
+    return ["## Strong lexical baseline", "",
+            "`bm25`: whitespace tokens, case kept (Pyserini's MIRACL run, reproduced to the digit); `bm25-strong`: "
+            "lowercase, regex tokens `(?u)\\b\\w\\w+\\b` (bm25s), same k1 0.9 / b 0.4. The bible-clir rows of "
+            "both are in the positive-control tables (English queries share only names and numbers with the "
+            "verses).", "", "| benchmark | system | R@100 | nDCG@10 |", "|---|---|---|---|", *rows, ""]
 
 
 def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
@@ -446,6 +474,9 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
         for m, v in r["probe_after"].items():
             L.append(f"| {m} | " + " | ".join(cell(v.get(lg)) for lg in langs) + " |")
         L.append("")
+    L += clir_markdown(r["clir"], r["clir_label"])
+    L += token_markdown(r["token_alignment"])
+    L += _lexical_markdown(r)
     if r["diagnostic"]:
         from ..data.partial import LABEL
 
