@@ -203,3 +203,33 @@ def test_expected_scores_cover_the_positive_control(tmp_path: Path) -> None:
         "bible-clir (teacher queries) de kd R@1: expected 0.8, got 0.8250",
         "bible-clir (teacher queries) sw kd R@1: expected 1.0, got nothing",
         "bible-clir (student queries) de kd R@1: expected 0.825, got nothing"]
+
+
+def test_seen_vs_unseen_ratio_is_the_mean_unseen_gain_over_the_mean_seen_gain(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from clir_ot.eval.clir_report import clir_section
+    from clir_ot.layout import clir_dir
+
+    def write(system: str, lang: str, hits: list[float]) -> None:
+        folder = clir_dir(tmp_path, system, "student") / lang
+        folder.mkdir(parents=True)
+        per_query = {f"q{i}": {"R@1": h, "RR@10": h} for i, h in enumerate(hits)}
+        (folder / "per_query.json").write_text(json.dumps(per_query))
+        mean = sum(hits) / len(hits)
+        (folder / "metrics.json").write_text(json.dumps({"result": {"metrics": {"R@1": mean, "RR@10": mean}}}))
+
+    before = {"sw": [1, 0, 0, 0], "de": [1, 1, 0, 0], "fr": [0, 0, 0, 0]}
+    after = {"sw": [1, 1, 0, 0], "de": [1, 1, 1, 1], "fr": [1, 1, 0, 0]}  # gains: sw .25, de .5, fr .5
+    for lang in before:
+        write("before", lang, before[lang])
+        write("kd-s0", lang, after[lang])
+    exp = SimpleNamespace(clir_query_encoders=["student"], clir_langs=["sw", "de", "fr"],
+                          condition_names=lambda: ["kd"], seeds_of=lambda c: [0])
+    section = clir_section(tmp_path, exp, seen_langs=["de", "fr"])
+    assert section["seen"] == ["de", "fr"] and section["unseen"] == ["sw"]
+    r1 = next(t for t in section["transfer"] if t["metric"] == "R@1")
+    assert r1["unseen_gain"] == pytest.approx(0.25) and r1["seen_gain"] == pytest.approx(0.5)
+    assert r1["ratio"] == pytest.approx(0.5)
+    gains = {g["lang"]: g["mean_diff"] for g in section["gains"] if g["metric"] == "R@1"}
+    assert gains == pytest.approx({"sw": 0.25, "de": 0.5, "fr": 0.5})

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.benchmarks import get_benchmark
+from ..data.bible import HELD_OUT_LABEL
 from ..languages import EVAL_LANGUAGES
 from ..layout import BEFORE, CLIR_LEXICAL, clir_dir, run_tag, token_probe_file
 from .significance import holm, mean_ci, two_level_bootstrap
@@ -92,6 +94,17 @@ def clir_section(root: Path, exp, seen_langs: list[str]) -> dict:
                 transfer.append({"query_encoder": enc, "condition": name, "metric": m, "seen_gain": g_seen,
                                  "unseen_gain": g_unseen, "ratio": ratio})
     return {"summary": summary, "gains": gains, "transfer": transfer, "seen": seen, "unseen": unseen}
+
+
+def clir_collection_label(exp) -> str:
+    """What each language's bible-clir run searched, in words (the same for every language)."""
+    bench = get_benchmark("bible-clir")
+    books = f"the held-out books {HELD_OUT_LABEL}"
+    if exp.clir_pool is None and not exp.clir_queries:
+        counts = ", ".join(f"{lang} {bench.slot_counts(lang)['kept']:,}" for lang in exp.clir_langs)
+        return (f"Every verse of {books} per language ({counts} verses after dropping the slots an edition "
+                "leaves empty), each English (KJV) verse a query")
+    return f"{books}: " + bench.corpus_label(exp.clir_langs[0], exp.clir_pool, 0, exp.clir_queries)
 
 
 def clir_markdown(section: dict, label: str) -> list[str]:

@@ -19,7 +19,7 @@ from ..artifacts import package_versions, write_json_atomic, write_text_atomic
 from ..data.benchmarks import get_benchmark
 from ..layout import CLIR_LEXICAL, baseline_dir, curve_file, distill_dir, eval_dir
 from . import metrics, plots
-from .clir_report import clir_markdown, clir_section, token_markdown, token_section
+from .clir_report import clir_collection_label, clir_markdown, clir_section, token_markdown, token_section
 from .significance import compare, holm, mean_ci, two_level_bootstrap
 
 MEASURES = list(metrics.DEFAULT_MEASURES)
@@ -265,8 +265,7 @@ def write_report(root: Path, out: Path, exp) -> dict:
         if (root / "distill").is_dir() else None
     training_data = _json(first_manifest)["training_data"] if first_manifest else {}
     clir = clir_section(root, exp, training_data.get("training_languages", []))
-    clir_label = get_benchmark("bible-clir").corpus_label(exp.clir_langs[0], exp.clir_pool, 0, exp.clir_queries) \
-        if exp.clir_langs else ""
+    clir_label = clir_collection_label(exp) if exp.clir_langs else ""
 
     # plots
     figures = []
