@@ -11,7 +11,8 @@ report reads through too):
     distill/<condition>-s<seed>/   clir-ot distill outputs (snapshots/ while their curve points are pending)
     eval/<condition>-s<seed>/      clir-ot evaluate outputs of each student
     clir/<system>/<query encoder>/ bible-clir (the positive control) of before, BM25 and each student, its
-                                   English queries encoded by the student or by the frozen teacher
+                                   English queries encoded by the student or by the frozen teacher;
+                                   clir/<system>/documents/ the document embeddings both share
     curves/<condition>-s<seed>/    evaluations of the snapshots; curves/<condition>-s<seed>.json the curve
     probe/token/<system>.json      token-alignment probe (held-out verses, FreeDict lexicons) of before and students
     diag/<system>.json             partial-pool diagnostic (labelled: NOT MIRACL)
@@ -105,10 +106,11 @@ def run_clir(exp: Experiment, system: str, model: str, root: Path, log: Log) -> 
     if not exp.clir_langs:
         return
     encoders = ["student"] if model in CLIR_LEXICAL else exp.clir_query_encoders
+    shared = str(clir_dir(root, system, "documents"))  # the model's document embeddings, encoded once
     for query_encoder in encoders:
         out = clir_dir(root, system, query_encoder)
         log(f"bible-clir {system} (queries: {query_encoder}) → {out}")
-        for r in run_evaluate(exp.clir_config(model, query_encoder), out):
+        for r in run_evaluate(exp.clir_config(model, query_encoder, shared), out):
             if r.status == "ok":
                 log(f"  {r.lang}: R@1 {r.metrics['R@1']:.4f} MRR@10 {r.metrics['RR@10']:.4f}"
                     + ("  (reused)" if r.reused else ""))

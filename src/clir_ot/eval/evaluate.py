@@ -80,6 +80,9 @@ class EvalConfig:
     #: None = every query. N = N queries drawn at random (seeded): a set-up check, not a result.
     query_sample: int | None = setting(None, ge=1)
     measures: list[str] | None = None  # None: the benchmark's measures
+    #: where ``<lang>/embeddings`` of the documents are read and written (default: the output folder) — one
+    #: folder can serve evaluations of the same model with different query encoders; not part of the key
+    embeddings_dir: str | None = None
 
     def __post_init__(self) -> None:
         validate(self)
@@ -125,6 +128,7 @@ class EvalConfig:
     def lang_config(self, lang: str) -> dict:
         cfg = asdict(self) | {"lang": lang}
         cfg.pop("langs")
+        cfg.pop("embeddings_dir")  # where the embeddings are kept changes no number
         return cfg
 
 
@@ -223,7 +227,7 @@ def dense_run(lang: str, cfg: EvalConfig, lang_dir: Path,
     docs = corpus_docs(lang, cfg)
     queries = selected_queries(lang, cfg)
     encoder = load_encoder(cfg.model).set_precision(cfg.precision)
-    emb_dir = lang_dir / "embeddings"
+    emb_dir = (Path(cfg.embeddings_dir) / lang if cfg.embeddings_dir else lang_dir) / "embeddings"
     enc_config = embeddings_config(encoder, cfg.model, cfg.bench, lang, cfg.split, cfg.precision, cfg.fp16_storage,
                                    cfg.corpus_label(lang), [])
     total = len(docs)
