@@ -131,9 +131,6 @@ class Miracl(Benchmark):
     def corpus_identity(self, lang: str, split: str) -> dict:
         return miracl.corpus_identity(lang, split)
 
-    def collection_label(self, lang: str) -> str:
-        return "full corpus"
-
 
 class BibleClir(Benchmark):
     """English (KJV) verses of the held-out books as queries; the same books in language x as documents.
