@@ -225,7 +225,8 @@ def test_seen_vs_unseen_ratio_is_the_mean_unseen_gain_over_the_mean_seen_gain(tm
         write("before", lang, before[lang])
         write("kd-s0", lang, after[lang])
     exp = SimpleNamespace(clir_query_encoders=["student"], clir_langs=["sw", "de", "fr"],
-                          condition_names=lambda: ["kd"], seeds_of=lambda c: [0])
+                          condition_names=lambda: ["kd"], seeds_of=lambda c: [0],
+                          comparisons=lambda: [("kd", "before")])
     section = clir_section(tmp_path, exp, seen_langs=["de", "fr"])
     assert section["seen"] == ["de", "fr"] and section["unseen"] == ["sw"]
     r1 = next(t for t in section["transfer"] if t["metric"] == "R@1")

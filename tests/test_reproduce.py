@@ -84,6 +84,7 @@ def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monk
     assert {(g["condition"], g["lang"], g["query_encoder"]) for g in clir["gains"]} == {
         (c, lang, enc) for c in ("kd", "ot") for lang in ("sw", "de") for enc in ("student", "teacher")}
     assert {t["condition"] for t in clir["transfer"]} == {"kd", "ot"}
+    assert {(g["comparison"], g["lang"]) for g in clir["between"]} == {("ot vs kd", "sw"), ("ot vs kd", "de")}
     for needle in ("Positive control: bible-clir", "Seen vs unseen languages", "Strong lexical baseline",
                    "8 sampled queries", "sw (excluded)"):
         assert needle in md, needle

@@ -59,8 +59,9 @@ def _gain(entry: dict, before: dict, metric: str) -> dict:
 
 
 def clir_section(root: Path, exp, seen_langs: list[str]) -> dict:
-    """Means per system and language, each condition's gain over ``before`` (intervals, Holm), and per
-    condition the mean gain on unseen and seen languages and their ratio (unseen ÷ seen)."""
+    """Means per system and language, each condition's gain over ``before`` (intervals, Holm), the declared
+    comparisons between two conditions (``between``, Holm), and per condition the mean gain on unseen and
+    seen languages and their ratio (unseen ÷ seen)."""
     data = collect_clir(root, exp)
     summary = {enc: {lang: {name: {m: mean_ci([s[m] for s in entry["seeds"]]) for m in MEASURES}
                             for name, entry in systems.items()} for lang, systems in langs.items()}
@@ -76,6 +77,16 @@ def clir_section(root: Path, exp, seen_langs: list[str]) -> dict:
                         gains.append({"query_encoder": enc, "lang": lang, "condition": name, "metric": m,
                                       **_gain(systems[name], systems[BEFORE], m)})
     for row, adjusted in zip(gains, holm([g["p"] for g in gains]), strict=True):
+        row["p_holm"] = adjusted
+    between = []  # the declared comparisons of two conditions (those with before are the gains above)
+    for a, b in [c for c in exp.comparisons() if BEFORE not in c]:
+        for enc, by_lang in data.items():
+            for lang, systems in by_lang.items():
+                if a in systems and b in systems:
+                    for m in MEASURES:
+                        between.append({"query_encoder": enc, "lang": lang, "comparison": f"{a} vs {b}", "metric": m,
+                                        **_gain(systems[a], systems[b], m)})
+    for row, adjusted in zip(between, holm([g["p"] for g in between]), strict=True):
         row["p_holm"] = adjusted
     langs = [lang for lang in exp.clir_langs if any(lang in v for v in data.values())]
     seen = [lang for lang in langs if lang in seen_langs]
@@ -93,7 +104,8 @@ def clir_section(root: Path, exp, seen_langs: list[str]) -> dict:
                 ratio = g_unseen / g_seen if g_seen > 0 else float("nan")
                 transfer.append({"query_encoder": enc, "condition": name, "metric": m, "seen_gain": g_seen,
                                  "unseen_gain": g_unseen, "ratio": ratio})
-    return {"summary": summary, "gains": gains, "transfer": transfer, "seen": seen, "unseen": unseen}
+    return {"summary": summary, "gains": gains, "between": between, "transfer": transfer, "seen": seen,
+            "unseen": unseen}
 
 
 def clir_collection_label(exp) -> str:
@@ -141,6 +153,13 @@ def clir_markdown(section: dict, label: str) -> list[str]:
     L += ["", f"{len(held)} of {len(section['gains'])} gains hold after Holm"
           + (": " + "; ".join(f"{g['condition']} {g['lang']} {g['metric']} {g['mean_diff']:+.4f} "
                               f"({g['query_encoder']} queries)" for g in held) if held else "") + ".", ""]
+    if section.get("between"):
+        L += ["**Declared comparisons between conditions** (a − b, paired by verse; Holm across them):", "",
+              "| queries | comparison | lang | metric | Δ | 95% CI | p Holm |", "|---|---|---|---|---|---|---|"]
+        for g in section["between"]:
+            L.append(f"| {g['query_encoder']} | {g['comparison']} | {tag.get(g['lang'], g['lang'])} | {g['metric']} | "
+                     f"{g['mean_diff']:+.4f} | [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] | {g['p_holm']:.4f} |")
+        L.append("")
     L += ["## Seen vs unseen languages", "",
           "Mean gain over the student before on the unseen and on the seen languages, and their ratio (how much "
           "of what a method learns on its training languages transfers to languages it never saw; undefined when "
