@@ -69,6 +69,7 @@ def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monk
     assert all(0 <= s["p_holm"] <= 1 and s["ci_low"] <= s["mean_diff"] <= s["ci_high"] for s in result["significance"])
     assert {s["seed"] for s in result["significance_per_seed"]} == {0, 1}
     md = (report / "results.md").read_text()
+    assert "incomplete" not in md
     for needle in ("Contamination", "Which differences hold", "partial-pool diagnostic", "exclusion audit",
                    "reduced pool: judged + 30", "bars_R_at_100.png", "recall_at_k.png", "training_curves.png"):
         assert needle in md, needle
@@ -122,6 +123,11 @@ def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monk
 
     shutil.rmtree(root / "distill" / "ot-s1")
     shutil.rmtree(root / "eval" / "ot-s1")
+    # a report of what is there says which seeds are missing
+    from clir_ot.eval.report import write_report
+
+    write_report(root, tmp_path / "partial", load_experiment(experiment, "tiny"))
+    assert "**incomplete**: evaluated ot 1 of 2" in (tmp_path / "partial" / "results.md").read_text()
     real_train = trainer.train
 
     def interrupted(*args, **kwargs):

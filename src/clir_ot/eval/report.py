@@ -407,7 +407,12 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
     pool_note = (" (a reduced pool is easier than the full corpus: compare conditions with each other, not with "
                  "published full-corpus numbers)") if exp.eval_pool is not None or exp.eval_queries else ""
     specs = exp.condition_specs()
-    L += [f"- student `{exp.student}`, teacher `{exp.teacher}`; seeds {exp.seeds}; distillation: {exp.distill}",
+    found = {c: max((ms[MEASURES[0]]["n"] for conds in r["summary"].values() for name, ms in conds.items()
+                     if name == c), default=0) for c in specs}
+    missing = {c: n for c, n in found.items() if n < len(exp.seeds_of(c))}
+    seeds_line = f"seeds {exp.seeds}" + (" — **incomplete**: evaluated " + ", ".join(
+        f"{c} {n} of {len(exp.seeds_of(c))}" for c, n in missing.items()) if missing else "")
+    L += [f"- student `{exp.student}`, teacher `{exp.teacher}`; {seeds_line}; distillation: {exp.distill}",
           "- conditions: " + "; ".join(f"**{c}** {spec}" for c, spec in specs.items()),
           "- comparisons: " + ", ".join(f"{a} vs {b}" for a, b in r["comparisons"])
           + (f"; curve steps 0, {', '.join(map(str, exp.curve_steps))} and the last" if exp.curve_steps else ""),
