@@ -12,6 +12,7 @@ instead of calling a dataset's functions, so a new benchmark is one class regist
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from functools import cache
 
 from ..errors import ClirOtError
@@ -23,9 +24,9 @@ from .selection import Doc, reduced_pool, sample_ids
 __all__ = ["BENCHMARKS", "Benchmark", "BibleClir", "Doc", "Miracl", "Qrel", "Query", "get_benchmark"]
 
 
-class Benchmark:
-    """One retrieval benchmark. Subclasses give the data; selection (query samples, pools, judged qrels)
-    is shared."""
+class Benchmark(ABC):
+    """One retrieval benchmark. Subclasses give the data (the abstract methods); selection (query samples,
+    pools, judged qrels) is shared."""
 
     name: str = ""
     title: str = ""
@@ -38,8 +39,9 @@ class Benchmark:
     #: "same" when queries are in the document language; otherwise the language of every query
     query_language: str = "same"
 
+    @abstractmethod
     def languages(self) -> tuple[str, ...]:
-        raise NotImplementedError
+        """The languages it has."""
 
     def check(self, lang: str, split: str) -> str:
         lang = check_language(lang, self.languages())
@@ -47,23 +49,25 @@ class Benchmark:
             raise ClirOtError(f"{self.name} has no {split!r} split; it has {self.default_split!r}")
         return lang
 
+    @abstractmethod
     def queries(self, lang: str, split: str) -> list[Query]:
-        raise NotImplementedError
+        """Every query of ``lang``."""
 
+    @abstractmethod
     def qrels(self, lang: str, split: str) -> list[Qrel]:
-        raise NotImplementedError
+        """Every relevance judgement of ``lang``."""
 
+    @abstractmethod
     def documents(self, lang: str, split: str) -> list[Doc]:
         """The whole collection of ``lang``, verified."""
-        raise NotImplementedError
 
+    @abstractmethod
     def judgement_identity(self, lang: str, split: str) -> dict:
         """Content hashes of what the judgements (queries, qrels) come from."""
-        raise NotImplementedError
 
+    @abstractmethod
     def corpus_identity(self, lang: str, split: str) -> dict:
         """What the collection is; its ``sha256`` keys every saved result that searched it."""
-        raise NotImplementedError
 
     def collection_label(self, lang: str) -> str:
         """What the full collection of ``lang`` is, in words."""
