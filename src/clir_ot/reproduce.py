@@ -124,7 +124,7 @@ def run_token_probe(exp: Experiment, system: str, model: str, root: Path, log: L
 
     if not exp.token_probe_pairs or not exp.clir_langs:
         return
-    reg = exp.distill_config(exp.condition_names()[0], 0).ot_reg
+    reg = _ot_reg(exp, _ot_condition(exp))
     cfg = {"model": model_fingerprint(model), "teacher": model_fingerprint(exp.teacher_model),
            "langs": exp.clir_langs, "pairs": exp.token_probe_pairs, "reg": reg}
     out = token_probe_file(root, system)
@@ -156,18 +156,28 @@ def run_diagnostic(exp: Experiment, model: str, out: Path, log: Log) -> None:
     write_json_atomic(out, {"config_hash": config_hash(cfg), "config": cfg, "label": LABEL, "results": results})
 
 
+def _ot_condition(exp: Experiment) -> str | None:
+    """The first condition trained with the OT method, if any."""
+    return next((c for c in exp.condition_names() if exp.distill_config(c, exp.seeds_of(c)[0]).method == "ot"), None)
+
+
+def _ot_reg(exp: Experiment, ot_condition: str | None) -> float:
+    """The entropic regularisation of OT plans drawn outside training: the OT condition's, else the default."""
+    if ot_condition is None:
+        return exp.distill_config(exp.condition_names()[0], exp.seeds_of(exp.condition_names()[0])[0]).ot_reg
+    return exp.distill_config(ot_condition, exp.seeds_of(ot_condition)[0]).ot_reg
+
+
 def run_explain(exp: Experiment, root: Path, log: Log) -> None:
     from .distill.explain import explain_udhr
     from .models.loading import model_fingerprint
 
-    ot_condition = next((c for c in exp.condition_names()
-                         if exp.distill_config(c, exp.seeds_of(c)[0]).method == "ot"), None)
+    ot_condition = _ot_condition(exp)
     teacher = exp.teacher if exp.teacher != "self" else exp.student
     models = [("before", exp.student)]
-    reg = 0.05
+    reg = _ot_reg(exp, ot_condition)
     if ot_condition:
         seed = exp.seeds_of(ot_condition)[0]
-        reg = exp.distill_config(ot_condition, seed).ot_reg
         if student_dir(root, ot_condition, seed).is_dir():
             models.append(("after-ot", str(student_dir(root, ot_condition, seed))))
     for name, model in models:
