@@ -13,7 +13,14 @@ import pytest
 SESSION_IRDS_HOME = Path(tempfile.mkdtemp(prefix="clir-ot-irds-"))
 os.environ["IR_DATASETS_HOME"] = str(SESSION_IRDS_HOME)
 # converted models, audit results and unpacked packages of this session stay out of the user's cache
-os.environ["CLIR_OT_CACHE"] = str(Path(tempfile.mkdtemp(prefix="clir-ot-cache-")))
+SESSION_CACHE = Path(tempfile.mkdtemp(prefix="clir-ot-cache-"))
+os.environ["CLIR_OT_CACHE"] = str(SESSION_CACHE)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The session's caches go with it (converted models and unpacked packages: tens of MB a session)."""
+    shutil.rmtree(SESSION_IRDS_HOME, ignore_errors=True)
+    shutil.rmtree(SESSION_CACHE, ignore_errors=True)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

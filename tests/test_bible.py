@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,12 @@ def test_eval_bible_clir_prints_its_measures_and_says_what_was_searched(tmp_path
     assert "lowercase, regex tokens" in sw["info"]["tokenizer"]
     # English words against Swahili verses: only names and numbers match, so BM25 is near zero
     assert sw["metrics"]["R@1"] < 0.02
+    # the run goes as deep as the deepest cutoff (R@100), not 1,000 of 2,033 verses per query
+    per_query = Counter(line.split()[0] for line in (tmp_path / "sw" / "run.trec").read_text().splitlines())
+    assert max(per_query.values()) == 100  # BM25 lists only verses that share a term
+    assert EvalConfig(langs=["sw"], benchmark="bible-clir").depth == 100
+    assert EvalConfig(langs=["yo"]).depth == 1000
+    assert EvalConfig(langs=["sw"], benchmark="bible-clir", depth=7).depth == 7
 
 
 def test_a_query_model_encodes_the_queries_and_keys_the_saved_result(tmp_path: Path, tiny_xlmr_dir: Path,

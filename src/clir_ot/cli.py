@@ -391,7 +391,8 @@ def evaluate_cmd(
     run_file: Annotated[Path | None, typer.Option("--run", help="Evaluate this TREC run file instead.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/eval/<system>).")] = None,
     split: Annotated[str | None, typer.Option(help="Split (default: miracl dev, bible-clir test).")] = None,
-    depth: Annotated[int, typer.Option(min=1, help="Documents retrieved per query.")] = 1000,
+    depth: Annotated[int | None, typer.Option(min=1, help="Documents retrieved per query (default: miracl 1000, "
+                                              "bible-clir 100).")] = None,
     fuse: Annotated[Fusion | None, typer.Option(help="Fuse with BM25: bm25 (interpolation) or rrf.")] = None,
     fuse_with: Annotated[str, typer.Option(help="The lexical run fused: bm25 or bm25-strong.")] = "bm25",
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Interpolation weight of the dense run.")] = 0.5,

@@ -34,6 +34,8 @@ class Benchmark(ABC):
     #: the languages evaluated when none are named
     default_langs: tuple[str, ...] = ()
     measures: tuple[str, ...] = ()
+    #: documents retrieved per query when none is asked for
+    default_depth: int = 1000
     #: what one document is, in labels
     unit: str = "documents"
     #: "same" when queries are in the document language; otherwise the language of every query
@@ -148,6 +150,7 @@ class BibleClir(Benchmark):
     default_split = "test"
     default_langs = ("sw", "hi", "bn", "de", "fr", "es", "ru")  # excluded (unseen) first, then seen in training
     measures = ("R@1", "R@10", "R@100", "RR@10")
+    default_depth = 100  # the deepest cutoff of its measures (depth 1000: 1,000 × 2,033 run lines a language)
     query_language = "en"
     unit = "verses"
 

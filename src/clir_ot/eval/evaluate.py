@@ -68,7 +68,7 @@ class EvalConfig:
     fuse: str | None = setting(None, choices=FUSIONS)  # None | "bm25" (interpolation) | "rrf"
     alpha: float = setting(0.5, ge=0.0, le=1.0)
     fuse_with: str = setting("bm25", choices=BM25_NAMES)  # the lexical run fused with the model's
-    depth: int = setting(1000, ge=1)
+    depth: int | None = setting(None, ge=1)  # None: the benchmark's (MIRACL 1000, bible-clir 100)
     batch_size: int = setting(32, ge=1)
     precision: str = setting("fp32", choices=PRECISIONS)
     fp16_storage: bool = False
@@ -89,6 +89,7 @@ class EvalConfig:
         bench = self.bench
         self.split = self.split or bench.default_split
         self.measures = list(self.measures or bench.measures)
+        self.depth = self.depth or bench.default_depth
         self.langs = [bench.check(lang, self.split) for lang in self.langs]
         if not self.langs:
             raise ClirOtError("invalid configuration: no languages to evaluate")
