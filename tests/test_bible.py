@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -241,3 +242,31 @@ def test_seen_vs_unseen_ratio_is_the_mean_unseen_gain_over_the_mean_seen_gain(tm
     assert r1["ratio"] == pytest.approx(0.5)
     gains = {g["lang"]: g["mean_diff"] for g in section["gains"] if g["metric"] == "R@1"}
     assert gains == pytest.approx({"sw": 0.25, "de": 0.5, "fr": 0.5})
+
+
+def test_udhr_probe_gains_are_grouped_into_seen_and_unseen_languages() -> None:
+    from clir_ot.eval.report import _udhr_markdown, probe_transfer
+
+    before = {"yo": [[0.0, 0.5, 1.0, 0.0]], "de": [[0.0, 0.0, 1.0, 1.0]], "fr": [[1.0, 0.0, 0.0, 0.0]]}
+    # two seeds: yo gains .125 and .375 (mean .25), de .5 both times, fr .25 and .75 (mean .5)
+    after = {"kd": {"yo": [[0.5, 0.5, 1.0, 0.0], [1.0, 0.5, 1.0, 0.5]], "de": [[1.0, 1.0, 1.0, 1.0]] * 2,
+                    "fr": [[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]},
+             "noise": {"yo": [[0.0, 0.5, 1.0, 0.0]] * 2, "de": [[0.0, 0.0, 1.0, 1.0]] * 2,
+                       "fr": [[1.0, 0.0, 0.0, 0.0]] * 2}}
+    result = probe_transfer(after, before, seen_langs=["de", "fr", "es"])
+    assert result["seen"] == ["de", "fr"] and result["unseen"] == ["yo"]
+    kd = result["gains"]["kd"]
+    assert {lg: v["gain"] for lg, v in kd["languages"].items()} == pytest.approx({"yo": 0.25, "de": 0.5, "fr": 0.5})
+    assert kd["unseen_gain"] == pytest.approx(0.25) and kd["seen_gain"] == pytest.approx(0.5)
+    assert kd["ratio"] == pytest.approx(0.5)
+    de = kd["languages"]["de"]  # paragraph gains 1, 1, 0, 0: resamples of four reach both ends
+    assert (de["ci_low"], de["ci_high"]) == pytest.approx((0.0, 1.0))
+    noise = result["gains"]["noise"]
+    assert noise["seen_gain"] == 0.0 and np.isnan(noise["ratio"])  # no seen gain: no ratio
+
+    level = {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+    report = {"probe_after": {"kd": {"yo": level, "de": level, "fr": level}}, "probe_before": {"yo": level},
+              "probe_transfer": result}
+    md = "\n".join(_udhr_markdown(report))
+    assert "| condition | yo | de (seen) | fr (seen) |" in md
+    assert "| kd | +0.250 [" in md and "| +0.250 | +0.500 | 0.50 |" in md and "| +0.000 | +0.000 | – |" in md

@@ -136,9 +136,10 @@ def _curves(data: dict) -> dict:
     return out
 
 
-def _training(root: Path, exp) -> tuple[dict, dict, dict, dict]:
+def _training(root: Path, exp) -> tuple[dict, dict, dict, dict, tuple[dict, dict]]:
     """Training logs (mean over seeds), the UDHR probe before and after each condition with two-level bootstrap
-    intervals over paragraphs and seeds, and the cost of each distillation."""
+    intervals over paragraphs and seeds, the cost of each distillation, and the per-paragraph probe scores
+    (after: condition → language → per seed; before: language → one list) for :func:`probe_transfer`."""
     logs, after_items, before_items, costs = {}, {}, {}, {}
     for condition in exp.condition_names():
         per_seed = []
@@ -163,7 +164,36 @@ def _training(root: Path, exp) -> tuple[dict, dict, dict, dict]:
                                for i in range(n)]
     probe_after = {c: {lang: _probe_interval(v) for lang, v in langs.items()} for c, langs in after_items.items()}
     probe_before = {lang: _probe_interval(v) for lang, v in before_items.items()}
-    return logs, probe_after, probe_before, costs
+    return logs, probe_after, probe_before, costs, (after_items, before_items)
+
+
+def probe_transfer(after_items: dict, before_items: dict, seen_langs: list[str]) -> dict:
+    """UDHR probe gains over the student before, grouped by whether the students trained on the language.
+
+    Per condition and language: the gain in translation accuracy with a two-level bootstrap 95% interval
+    (paragraphs paired with the student before, seeds resampled); per condition: the mean gain over unseen
+    and over seen languages and their ratio unseen ÷ seen (nan without a positive seen gain)."""
+    seen = sorted(lang for lang in before_items if lang in seen_langs)
+    unseen = sorted(lang for lang in before_items if lang not in seen_langs)
+    gains: dict[str, dict] = {}
+    for condition, langs in after_items.items():
+        per_lang = {}
+        for lang, per_seed in langs.items():
+            if lang not in before_items:
+                continue
+            width = min(min(len(x) for x in per_seed), len(before_items[lang][0]))
+            boot = two_level_bootstrap(np.array([x[:width] for x in per_seed]),
+                                       np.array([before_items[lang][0][:width]]))
+            per_lang[lang] = {"gain": boot["mean_diff"], "ci_low": boot["ci_low"], "ci_high": boot["ci_high"]}
+        g_seen, g_unseen = (_mean_gain(per_lang, group) for group in (seen, unseen))
+        gains[condition] = {"languages": per_lang, "unseen_gain": g_unseen, "seen_gain": g_seen,
+                            "ratio": g_unseen / g_seen if g_seen > 0 else float("nan")}
+    return {"seen": seen, "unseen": unseen, "gains": gains}
+
+
+def _mean_gain(per_lang: dict, group: list[str]) -> float:
+    values = [per_lang[x]["gain"] for x in group if x in per_lang]
+    return float(np.mean(values)) if values else float("nan")
 
 
 def _probe_items(result: dict) -> list[float]:
@@ -181,14 +211,15 @@ def _probe_interval(per_seed: list[list[float]]) -> dict:
 
 def curves_summary(root: Path, exp) -> dict:
     """Per condition and curve step, the mean over seeds of headline retrieval (first evaluation language with
-    results), probe accuracy (mean over probe languages) and drift; plus the per-seed points."""
+    results), probe accuracy (mean over the probe languages that are evaluation languages, i.e. excluded from
+    training; over all probe languages when none is) and drift; plus the per-seed points."""
     out: dict = {}
     for condition in exp.condition_names():
         seeds = [_json(curve_file(root, condition, s)) for s in exp.seeds_of(condition)
                  if curve_file(root, condition, s).is_file()]
         if not seeds:
             continue
-        per_seed = [[_curve_point(p) for p in c["points"]] for c in seeds]
+        per_seed = [[_curve_point(p, exp.eval_langs) for p in c["points"]] for c in seeds]
         steps = [p["step"] for p in per_seed[0]]
         mean = []
         for i, step in enumerate(steps):
@@ -200,10 +231,11 @@ def curves_summary(root: Path, exp) -> dict:
     return out
 
 
-def _curve_point(point: dict) -> dict:
+def _curve_point(point: dict, excluded: list[str]) -> dict:
     lang = next((lg for lg, m in (point.get("metrics") or {}).items() if m), None)
     metrics_ = (point.get("metrics") or {}).get(lang) or {}
     probe = point.get("probe") or {}
+    probe = {lg: v for lg, v in probe.items() if lg in excluded} or probe
     return {"step": point["step"], "lang": lang, "R@100": metrics_.get("R@100"), "nDCG@10": metrics_.get("nDCG@10"),
             "probe": float(np.mean([v["accuracy"] for v in probe.values()])) if probe else None,
             "drift": (point.get("drift") or {}).get("drift")}
@@ -250,7 +282,7 @@ def write_report(root: Path, out: Path, exp) -> dict:
     summary = summarise(data)
     comparisons = exp.comparisons()
     sig, sig_per_seed = significance(data, comparisons)
-    logs, probe_after, probe_before, costs = _training(root, exp)
+    logs, probe_after, probe_before, costs, probe_items = _training(root, exp)
     curves = curves_summary(root, exp)
     equal_drift = [row for m in ("nDCG@10", "R@100") for row in at_equal_drift(curves, comparisons, m)]
     evaluations = {f"evaluate {b}": baseline_dir(root, b) for b in exp.baselines}
@@ -265,6 +297,7 @@ def write_report(root: Path, out: Path, exp) -> dict:
         if (root / "distill").is_dir() else None
     training_data = _json(first_manifest)["training_data"] if first_manifest else {}
     clir = clir_section(root, exp, training_data.get("training_languages", []))
+    udhr_transfer = probe_transfer(*probe_items, training_data.get("training_languages", []))
     clir_label = clir_collection_label(exp) if exp.clir_langs else ""
 
     # plots
@@ -296,7 +329,8 @@ def write_report(root: Path, out: Path, exp) -> dict:
               "comparisons": [list(c) for c in comparisons], "significance": sig,
               "significance_per_seed": sig_per_seed, "curves": {c: v["mean"] for c, v in curves.items()},
               "equal_drift": equal_drift, "unavailable": collected["unavailable"], "probe_before": probe_before,
-              "probe_after": probe_after, "diagnostic": {k: {lang: r["aggregate"] for lang, r in v["results"].items()}
+              "probe_after": probe_after, "probe_transfer": udhr_transfer,
+              "diagnostic": {k: {lang: r["aggregate"] for lang, r in v["results"].items()}
                                                          for k, v in diag.items()},
               "diagnostic_sizes": {lang: {"documents": r["documents"], "queries": r["queries"]}
                                    for v in diag.values() for lang, r in v["results"].items()},
@@ -381,6 +415,43 @@ def _csv(summary: dict) -> str:
     return buf.getvalue()
 
 
+def _udhr_markdown(r: dict) -> list[str]:
+    """The UDHR probe: levels per condition, then gains over the student before, unseen vs seen languages."""
+    transfer = r.get("probe_transfer") or {"seen": [], "unseen": [], "gains": {}}
+    seen = set(transfer["seen"])
+    langs = list(next(iter(r["probe_after"].values())))
+    langs = [lg for lg in langs if lg not in seen] + [lg for lg in langs if lg in seen]
+    head = [f"{lg} (seen)" if lg in seen else lg for lg in langs]
+    L = ["## Held-out UDHR probe (translation accuracy of student(x) vs teacher(en); never trained on)", "",
+         "Mean with a two-level bootstrap 95% interval over paragraphs and seeds. Languages marked *seen* are "
+         "training languages (their bitext and code-switched English trained the students; these paragraphs "
+         "did not); the others are unseen.", "",
+         "| condition | " + " | ".join(head) + " |", "|---|" + "---|" * len(langs)]
+    cell = lambda v: f"{v['mean']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]" if v else "–"  # noqa: E731
+    if r["probe_before"]:
+        L.append("| before | " + " | ".join(cell(r["probe_before"].get(lg)) for lg in langs) + " |")
+    for m, v in r["probe_after"].items():
+        L.append(f"| {m} | " + " | ".join(cell(v.get(lg)) for lg in langs) + " |")
+    L.append("")
+    if transfer["gains"] and transfer["seen"] and transfer["unseen"]:
+        L += ["**Gains over the student before, unseen vs seen** (after − before, two-level bootstrap 95% "
+              "interval, paragraphs paired; **bold** where it excludes 0). Mean gains are plain means over the "
+              "languages of each group; ratio = unseen ÷ seen (– without a positive seen gain).", "",
+              "| condition | " + " | ".join(head) + " | unseen gain | seen gain | unseen ÷ seen |",
+              "|---|" + "---|" * (len(langs) + 3)]
+        for m, g in transfer["gains"].items():
+            cells = []
+            for lg in langs:
+                v = g["languages"].get(lg)
+                text = f"{v['gain']:+.3f} [{v['ci_low']:+.3f}, {v['ci_high']:+.3f}]" if v else "–"
+                cells.append(f"**{text}**" if v and (v["ci_low"] > 0 or v["ci_high"] < 0) else text)
+            ratio = "–" if np.isnan(g["ratio"]) else f"{g['ratio']:.2f}"
+            L.append(f"| {m} | " + " | ".join(cells)
+                     + f" | {g['unseen_gain']:+.3f} | {g['seen_gain']:+.3f} | {ratio} |")
+        L.append("")
+    return L
+
+
 def _lexical_markdown(r: dict) -> list[str]:
     """BM25 as Pyserini runs it (whitespace tokens) beside BM25 with lowercase + regex tokens, on MIRACL and
     bible-clir (student-encoded queries: the BM25 rows)."""
@@ -447,7 +518,8 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
     if r.get("curves"):
         L += ["## Trade-off curves (mean over seeds)", "",
               "Each student measured at step 0 (the student before), the declared steps and the last: retrieval on "
-              "the first evaluation language, the UDHR probe (mean translation accuracy over its languages) and "
+              "the first evaluation language, the UDHR probe (mean translation accuracy over its excluded languages) "
+              "and "
               "drift = 1 − mean cosine between the student's and the initial student's passage embeddings (the "
               "evaluation pool).", "", "| condition | step | R@100 | nDCG@10 | probe | drift |",
               "|---|---|---|---|---|---|"]
@@ -468,16 +540,7 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
                 L.append(f"- {e['comparison']}, {e['metric']} at drift {e['drift']:.4f}: {e['mean']:+.4f}{interval}")
             L.append("")
     if r["probe_after"]:
-        langs = list(next(iter(r["probe_after"].values())))
-        L += ["## Held-out UDHR probe (translation accuracy of student(x) vs teacher(en); never trained on)", "",
-              "Mean with a two-level bootstrap 95% interval over paragraphs and seeds.", "",
-              "| condition | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
-        cell = lambda v: f"{v['mean']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]" if v else "–"  # noqa: E731
-        if r["probe_before"]:
-            L.append("| before | " + " | ".join(cell(r["probe_before"].get(lg)) for lg in langs) + " |")
-        for m, v in r["probe_after"].items():
-            L.append(f"| {m} | " + " | ".join(cell(v.get(lg)) for lg in langs) + " |")
-        L.append("")
+        L += _udhr_markdown(r)
     L += clir_markdown(r["clir"], r["clir_label"])
     L += token_markdown(r["token_alignment"])
     L += _lexical_markdown(r)
