@@ -18,20 +18,11 @@ from ..data.benchmarks import get_benchmark
 from ..data.bible import HELD_OUT_LABEL
 from ..languages import EVAL_LANGUAGES
 from ..layout import BEFORE, CLIR_LEXICAL, clir_dir, run_tag, token_probe_file
+from .saved import read_evaluation
 from .significance import holm, mean_ci, two_level_bootstrap
 
 #: The measures the section shows (bible-clir has one relevant verse per query: MRR@10 ≈ precision at the top).
 MEASURES = ("R@1", "RR@10")
-
-
-def _read(folder: Path) -> dict[str, dict]:
-    """``{lang: {"metrics", "per_query"}}`` of one evaluation folder."""
-    out = {}
-    for lang_dir in sorted(p for p in folder.glob("*") if (p / "metrics.json").is_file()):
-        out[lang_dir.name] = {
-            "metrics": json.loads((lang_dir / "metrics.json").read_text(encoding="utf-8"))["result"]["metrics"],
-            "per_query": json.loads((lang_dir / "per_query.json").read_text(encoding="utf-8"))}
-    return out
 
 
 def collect_clir(root: Path, exp) -> dict[str, dict[str, dict[str, dict]]]:
@@ -43,7 +34,7 @@ def collect_clir(root: Path, exp) -> dict[str, dict[str, dict[str, dict]]]:
     for encoder in exp.clir_query_encoders:
         for name, tags in systems:
             for tag in tags:
-                for lang, result in _read(clir_dir(root, tag, encoder)).items():
+                for lang, result in read_evaluation(clir_dir(root, tag, encoder)).items():
                     entry = data.setdefault(encoder, {}).setdefault(lang, {}).setdefault(
                         name, {"seeds": [], "per_query": []})
                     entry["seeds"].append(result["metrics"])

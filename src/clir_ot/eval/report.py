@@ -20,6 +20,7 @@ from ..data.benchmarks import get_benchmark
 from ..layout import CLIR_LEXICAL, baseline_dir, curve_file, distill_dir, eval_dir
 from . import metrics, plots
 from .clir_report import clir_collection_label, clir_markdown, clir_section, token_markdown, token_section
+from .saved import read_evaluation
 from .significance import compare, holm, mean_ci, two_level_bootstrap
 
 MEASURES = list(metrics.DEFAULT_MEASURES)
@@ -52,10 +53,10 @@ def collect(root: Path, exp) -> dict:
         base_dir = baseline_dir(root, base) if base != "bm25-full" else root / "baselines" / "bm25-full"
         if not base_dir.is_dir():
             continue
-        for lang_dir in sorted(p for p in base_dir.iterdir() if (p / "metrics.json").is_file()):
-            data.setdefault(lang_dir.name, {})[baseline_label(base, exp)] = {
-                "seeds": [_json(lang_dir / "metrics.json")["result"]["metrics"]], "seed_ids": [None],
-                "per_query": [_json(lang_dir / "per_query.json")], "runs": [lang_dir / "run.trec"]}
+        for lang, result in read_evaluation(base_dir).items():
+            data.setdefault(lang, {})[baseline_label(base, exp)] = {
+                "seeds": [result["metrics"]], "seed_ids": [None], "per_query": [result["per_query"]],
+                "runs": [result["run"]]}
         results = base_dir / "results.json"
         if results.is_file():
             for r in _json(results)["results"]:
@@ -63,14 +64,13 @@ def collect(root: Path, exp) -> dict:
                     unavailable[r["lang"]] = r["reason"]
     for condition in exp.condition_names():
         for seed in exp.seeds_of(condition):
-            run_dir = eval_dir(root, condition, seed)
-            for lang_dir in sorted(p for p in run_dir.glob("*") if (p / "metrics.json").is_file()):
-                entry = data.setdefault(lang_dir.name, {}).setdefault(
+            for lang, result in read_evaluation(eval_dir(root, condition, seed)).items():
+                entry = data.setdefault(lang, {}).setdefault(
                     condition, {"seeds": [], "seed_ids": [], "per_query": [], "runs": []})
-                entry["seeds"].append(_json(lang_dir / "metrics.json")["result"]["metrics"])
+                entry["seeds"].append(result["metrics"])
                 entry["seed_ids"].append(seed)
-                entry["per_query"].append(_json(lang_dir / "per_query.json"))
-                entry["runs"].append(lang_dir / "run.trec")
+                entry["per_query"].append(result["per_query"])
+                entry["runs"].append(result["run"])
     return {"data": data, "unavailable": unavailable}
 
 
@@ -119,13 +119,13 @@ def _fmt(s: dict) -> str:
 
 
 def _curves(data: dict) -> dict:
-    from ..data import miracl
     from ..retrieval.runfile import read_run
 
     ks = sorted({*range(1, 10), *range(10, 100, 10), *range(100, 1001, 100)})
+    miracl = get_benchmark("miracl")
     out = {}
     for lang, conds in data.items():
-        qrels = metrics.qrels_dict(miracl.load_qrels(lang))
+        qrels = metrics.qrels_dict(miracl.qrels(lang, miracl.default_split))
         out[lang] = {}
         for cond, entry in conds.items():
             if cond == "bm25 (full corpus)":

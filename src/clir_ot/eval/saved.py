@@ -1,0 +1,19 @@
+"""Reading what the evaluation stage saved: one folder per language with ``metrics.json``,
+``per_query.json`` and ``run.trec`` (see :mod:`clir_ot.eval.evaluate`). The report reads through here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def read_evaluation(out: Path) -> dict[str, dict]:
+    """``{lang: {"metrics", "per_query", "run"}}`` under ``out`` (aggregates, per-query scores, the run
+    file's path) for each language folder with results, in sorted order; ``{}`` when ``out`` is missing."""
+    found = {}
+    for lang_dir in sorted(p for p in Path(out).glob("*") if (p / "metrics.json").is_file()):
+        found[lang_dir.name] = {
+            "metrics": json.loads((lang_dir / "metrics.json").read_text(encoding="utf-8"))["result"]["metrics"],
+            "per_query": json.loads((lang_dir / "per_query.json").read_text(encoding="utf-8")),
+            "run": lang_dir / "run.trec"}
+    return found
