@@ -105,7 +105,7 @@ def test_dense_evaluation_on_reduced_yo_pool(tiny_xlmr_dir: Path, tmp_path: Path
     assert result.status == "ok" and result.n_queries == 119
     assert 0 <= result.metrics["R@100"] <= 1
     assert result.info["corpus"].startswith("reduced pool: judged + 200")
-    emb = json.loads((tmp_path / "yo" / "embeddings" / "manifest.json").read_text())
+    emb = json.loads((Path(result.info["embeddings"]["entry"]) / "manifest.json").read_text())
     assert emb["documents"] == 942 + 200 and emb["encoder"]["query_prefix"] == "query: "
     again = evaluate(cfg, tmp_path)  # finished languages are not recomputed
     assert again[0].metrics == result.metrics

@@ -476,6 +476,36 @@ def benchmarks_cmd() -> None:
     console.print(table)
 
 
+@app.command("cache")
+def cache_cmd(
+    clear: Annotated[bool, typer.Option(help="Remove every entry (entries being written now are kept).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON on stdout.")] = False,
+) -> None:
+    """List the embedding cache (document embeddings per model weights, collection and precision, under
+    $CLIR_OT_CACHE/embeddings), or clear it."""
+    import json
+
+    from .retrieval import embedding_cache
+
+    if clear:
+        removed, freed = embedding_cache.clear()
+        console.print(f"removed {removed} embedding cache entr{'y' if removed == 1 else 'ies'} "
+                      f"({freed / 2**20:.1f} MiB) from {embedding_cache.cache_root()}", markup=False, highlight=False)
+        return
+    entries = embedding_cache.entries()
+    if as_json:
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"embedding cache: {embedding_cache.cache_root()}")
+    for col in ("key", "model", "benchmark", "lang", "searched", "precision", "documents", "MiB", "finished"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        table.add_row(e["key"], str(e["model"]), str(e["benchmark"]), str(e["lang"]), str(e["corpus"]),
+                      str(e["precision"]), str(e["documents"]), f"{e['bytes'] / 2**20:.1f}", "yes" if e["complete"]
+                      else "no (resumed by the next evaluation)")
+    console.print(table)
+
+
 class Method(str, Enum):
     ot = "ot"
     kd = "kd"

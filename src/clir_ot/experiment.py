@@ -154,13 +154,13 @@ class Experiment:
         """The frozen English encoder: the student's initial copy for ``teacher: self``."""
         return self.student if self.teacher == "self" else self.teacher
 
-    def clir_config(self, model: str, query_encoder: str = "student", embeddings_dir: str | None = None) -> EvalConfig:
-        """bible-clir for ``model`` (a dense model or a BM25 variant) with queries encoded by ``query_encoder``;
-        the document embeddings kept in ``embeddings_dir`` when given (shared by both query encoders)."""
+    def clir_config(self, model: str, query_encoder: str = "student") -> EvalConfig:
+        """bible-clir for ``model`` (a dense model or a BM25 variant) with queries encoded by ``query_encoder``
+        (the document embeddings come from the embedding cache: encoded once for both query encoders)."""
         return EvalConfig(langs=self.clir_langs, benchmark="bible-clir", model=model,
                           query_model=self.teacher_model if query_encoder == "teacher" else None,
                           pool_distractors=self.clir_pool, query_sample=self.clir_queries,
-                          batch_size=self.eval_batch_size, embeddings_dir=embeddings_dir)
+                          batch_size=self.eval_batch_size)
 
 
 def _format_value(value: Any) -> str:

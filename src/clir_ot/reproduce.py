@@ -106,11 +106,10 @@ def run_clir(exp: Experiment, system: str, model: str, root: Path, log: Log) -> 
     if not exp.clir_langs:
         return
     encoders = ["student"] if model in CLIR_LEXICAL else exp.clir_query_encoders
-    shared = str(clir_dir(root, system, "documents"))  # the model's document embeddings, encoded once
     for query_encoder in encoders:
         out = clir_dir(root, system, query_encoder)
         log(f"bible-clir {system} (queries: {query_encoder}) → {out}")
-        for r in run_evaluate(exp.clir_config(model, query_encoder, shared), out):
+        for r in run_evaluate(exp.clir_config(model, query_encoder), out):
             if r.status == "ok":
                 log(f"  {r.lang}: R@1 {r.metrics['R@1']:.4f} MRR@10 {r.metrics['RR@10']:.4f}"
                     + ("  (reused)" if r.reused else ""))
@@ -194,11 +193,12 @@ def run_explain(exp: Experiment, root: Path, log: Log) -> None:
 def drift(root: Path, exp: Experiment, student_eval: Path) -> dict[str, float] | None:
     """Mean cosine between a student's passage embeddings and the initial student's, over the passages both
     evaluations encoded (the first evaluation language with embeddings), and the drift ``1 − cosine``."""
+    from .eval.saved import saved_embeddings
     from .retrieval.encode import load_embeddings
 
     for lang in exp.eval_langs:
-        ours, base = student_eval / lang / "embeddings", baseline_dir(root, exp.student) / lang / "embeddings"
-        if not ((ours / "state.json").is_file() and (base / "state.json").is_file()):
+        ours, base = saved_embeddings(student_eval / lang), saved_embeddings(baseline_dir(root, exp.student) / lang)
+        if ours is None or base is None:
             continue
         ids_a, emb_a, _, _ = load_embeddings(ours)
         ids_b, emb_b, _, _ = load_embeddings(base)

@@ -9,8 +9,9 @@ student as document encoder), else by the model itself.
 
 Per language, ``OUT/<lang>/`` receives ``run.trec`` (TREC, 6 fields, trec_eval order),
 ``per_query.csv`` / ``per_query.json`` (wide), ``per_query.tsv`` (long: ``query_id measure value``,
-as ``ir_measures`` and ``trec_eval -q`` print them, with ``all`` rows), ``metrics.json``, and for dense
-models the resumable ``embeddings/`` of the documents (queries are encoded at each evaluation).
+as ``ir_measures`` and ``trec_eval -q`` print them, with ``all`` rows) and ``metrics.json``. A dense
+model's document embeddings live in the machine-wide cache (:mod:`clir_ot.retrieval.embedding_cache`;
+``metrics.json`` names the entry and whether it was reused); queries are encoded at each evaluation.
 ``OUT/results.json`` and ``OUT/results.md`` hold the table over languages, with every unavailable
 language listed with its reason. A language whose ``metrics.json`` exists with the same configuration
 *and* the same input hashes (topics, qrels, corpus, model weights, run file) is not recomputed, and the
@@ -41,6 +42,7 @@ from ..artifacts import (
 from ..config import setting, validate
 from ..data.benchmarks import BENCHMARKS, Benchmark, Doc, Query, get_benchmark
 from ..errors import ClirOtError, DataUnavailableError
+from ..inputs import read_json_or_none
 from ..models.precision import PRECISIONS
 from ..retrieval import fusion
 from ..retrieval.runfile import read_run, write_run
@@ -80,9 +82,6 @@ class EvalConfig:
     #: None = every query. N = N queries drawn at random (seeded): a set-up check, not a result.
     query_sample: int | None = setting(None, ge=1)
     measures: list[str] | None = None  # None: the benchmark's measures
-    #: where ``<lang>/embeddings`` of the documents are read and written (default: the output folder) — one
-    #: folder can serve evaluations of the same model with different query encoders; not part of the key
-    embeddings_dir: str | None = None
 
     def __post_init__(self) -> None:
         validate(self)
@@ -129,7 +128,6 @@ class EvalConfig:
     def lang_config(self, lang: str) -> dict:
         cfg = asdict(self) | {"lang": lang}
         cfg.pop("langs")
-        cfg.pop("embeddings_dir")  # where the embeddings are kept changes no number
         return cfg
 
 
@@ -222,20 +220,19 @@ def query_embeddings(model: str, precision: str, texts: list[str], batch_size: i
 def dense_run(lang: str, cfg: EvalConfig, lang_dir: Path,
               on_progress: Callable[[int, int], None] | None) -> tuple[dict, dict]:
     from ..models import load_encoder
-    from ..retrieval.encode import encode_corpus, load_embeddings
+    from ..retrieval.embedding_cache import document_embeddings
     from ..retrieval.search import search
 
     docs = corpus_docs(lang, cfg)
     queries = selected_queries(lang, cfg)
     encoder = load_encoder(cfg.model).set_precision(cfg.precision)
-    emb_dir = (Path(cfg.embeddings_dir) / lang if cfg.embeddings_dir else lang_dir) / "embeddings"
     enc_config = embeddings_config(encoder, cfg.model, cfg.bench, lang, cfg.split, cfg.precision, cfg.fp16_storage,
                                    cfg.corpus_label(lang), [])
     total = len(docs)
-    manifest = encode_corpus(encoder, [d.doc_id for d in docs], [d.text for d in docs], [], [], emb_dir, enc_config,
-                             batch_size=cfg.batch_size, fp16=cfg.fp16_storage, replace_foreign=True,
-                             on_progress=(lambda n: on_progress(n, total)) if on_progress else None)
-    doc_ids, corpus, _, _ = load_embeddings(emb_dir)
+    doc_ids, corpus, cached = document_embeddings(
+        encoder, enc_config, [d.doc_id for d in docs], [d.text for d in docs], batch_size=cfg.batch_size,
+        fp16=cfg.fp16_storage, on_progress=(lambda n: on_progress(n, total)) if on_progress else None)
+    manifest = read_json_or_none(Path(cached["entry"]) / "manifest.json") or {}
     query_ids = [q.query_id for q in queries]
     q = query_embeddings(cfg.query_model or cfg.model, cfg.precision, [q.text for q in queries], cfg.batch_size)
     if cfg.query_model:
@@ -245,7 +242,8 @@ def dense_run(lang: str, cfg: EvalConfig, lang_dir: Path,
     started = time.time()
     scores, idx = search(q, corpus, cfg.depth, cfg.backend)
     return to_run(query_ids, doc_ids, scores, idx), {
-        "encoder": manifest.get("encoder"), "encode_wall_time_s": manifest.get("wall_time_s"),
+        "encoder": manifest.get("encoder"), "embeddings": cached,
+        "encode_wall_time_s": 0.0 if cached["hit"] else manifest.get("wall_time_s"),
         "search_backend": cfg.backend, "search_time_s": round(time.time() - started, 3)}
 
 

@@ -1,5 +1,6 @@
 """Reading what the evaluation stage saved: one folder per language with ``metrics.json``,
-``per_query.json`` and ``run.trec`` (see :mod:`clir_ot.eval.evaluate`). The report reads through here."""
+``per_query.json`` and ``run.trec`` (see :mod:`clir_ot.eval.evaluate`), and the document embeddings it
+searched. The report and the drift measurement read through here."""
 
 from __future__ import annotations
 
@@ -17,3 +18,20 @@ def read_evaluation(out: Path) -> dict[str, dict]:
             "per_query": json.loads((lang_dir / "per_query.json").read_text(encoding="utf-8")),
             "run": lang_dir / "run.trec"}
     return found
+
+
+def saved_embeddings(lang_dir: Path) -> Path | None:
+    """The finished embeddings directory (a cache entry) that the evaluation in ``lang_dir`` searched, if
+    it still exists; ``None`` for BM25, a run file, or an entry cleared since."""
+    try:
+        saved = json.loads((Path(lang_dir) / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    entry = (((saved.get("result") or {}).get("info") or {}).get("embeddings") or {}).get("entry")
+    if not entry:
+        return None
+    state = Path(entry) / "state.json"
+    try:
+        return Path(entry) if json.loads(state.read_text(encoding="utf-8")).get("complete") else None
+    except (OSError, ValueError):
+        return None
