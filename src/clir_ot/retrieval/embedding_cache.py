@@ -105,6 +105,7 @@ def clear() -> tuple[int, int]:
                 continue  # another process is encoding it
             shutil.rmtree(cache_root() / item["key"], ignore_errors=True)
             fcntl.flock(lock, fcntl.LOCK_UN)
-        lock_path.unlink(missing_ok=True)
+        # the empty lock file stays: removing it could give a process already waiting on it and a new one
+        # two different locks for the same entry
         removed, freed = removed + 1, freed + item["bytes"]
     return removed, freed
