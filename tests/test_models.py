@@ -201,3 +201,55 @@ def test_a_damaged_converted_me5_cache_is_converted_again(tmp_path: Path, monkey
     with pytest.warns(RuntimeWarning, match="does not match the sha256 recorded"):
         again = me5_small_dir()
     assert (again / "model.safetensors").read_bytes() == intact
+
+
+# -- precision -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("device", "flags", "cuda_bf16", "expected"), [
+    ("cpu", {"avx2", "amx_bf16", "amx_tile", "avx512_bf16"}, False, "bf16"),  # Intel Xeon with AMX
+    ("cpu", {"avx2", "avx512f", "avx512_bf16"}, False, "bf16"),               # AVX512-BF16 without AMX
+    ("cpu", {"avx2", "avx512f", "fma"}, False, "fp32"),                       # AVX-512 without bf16
+    ("cpu", {"avx2", "fma"}, False, "fp32"),                                  # AMD EPYC, AVX2 only
+    ("cuda", set(), True, "bf16"),
+    ("cuda", set(), False, "fp32"),
+    ("mps", {"avx2"}, False, "fp32"),
+])
+def test_auto_precision_follows_the_hardware(device: str, flags: set[str], cuda_bf16: bool, expected: str) -> None:
+    from clir_ot.models.precision import choose_precision
+
+    precision, reason = choose_precision(device, frozenset(flags), cuda_bf16)
+    assert precision == expected
+    if device == "cpu" and expected == "bf16":
+        assert all(flag in reason for flag in ("amx_bf16", "avx512_bf16") if flag in flags)
+
+
+def test_a_named_precision_is_kept_and_auto_is_resolved_before_it_keys_anything(tiny_xlmr_dir: Path) -> None:
+    from clir_ot.eval.evaluate import EvalConfig
+    from clir_ot.models.precision import cpu_flags, precision_choice
+
+    assert precision_choice("int8") == {"requested": "int8", "precision": "int8", "reason": "asked for"}
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        precision_choice("fp8")
+    here = "bf16" if {"amx_bf16", "avx512_bf16"} & cpu_flags() else "fp32"
+    cfg = EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir))
+    assert cfg.precision == here and "auto" not in json.dumps(cfg.lang_config("yo"))
+    assert EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir), precision="fp32").precision == "fp32"
+
+
+def test_bf16_casts_the_weights_once_and_returns_float32_close_to_fp32(tiny_xlmr_dir: Path) -> None:
+    texts = ["passage one about rain", "ọ̀rọ̀ kejì", "a third, somewhat longer passage about the sea and rivers"]
+    fp32 = load_encoder(str(tiny_xlmr_dir), device="cpu").encode(texts)
+    encoder = load_encoder(str(tiny_xlmr_dir), device="cpu").set_precision("bf16")
+    assert encoder.precision == "bf16" and {p.dtype for p in encoder.model.parameters()} == {torch.bfloat16}
+    bf16 = encoder.encode(texts)
+    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape
+    cosine = (bf16 * fp32).sum(1)
+    assert cosine.min() > 0.99 and not np.array_equal(bf16, fp32)  # close, and really computed in bf16
+
+
+def test_experiments_evaluate_in_fp32_unless_they_say_otherwise() -> None:
+    from clir_ot.experiment import load_experiment
+
+    exp = load_experiment(Path("experiments/zero_shot_miracl.yaml"), "smoke")
+    assert exp.eval_precision == "fp32" and exp.eval_config("me5-small", 10).precision == "fp32"
+    assert exp.clir_config("me5-small", "teacher").precision == "fp32"

@@ -197,27 +197,30 @@ def linear_flops_per_token(model: torch.nn.Module) -> int:
     return sum(2 * m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
-def sgemm_gflops(hidden: int, ffn: int, rows: int = 2048) -> float:
-    """Best fp32 matrix-product rate (GFLOP/s) at the encoder's own shapes: the ceiling for fp32 encoding."""
+def sgemm_gflops(hidden: int, ffn: int, rows: int = 2048, dtype: torch.dtype = torch.float32) -> float:
+    """Best matrix-product rate (GFLOP/s) in ``dtype`` at the encoder's own shapes: the ceiling for encoding
+    in that dtype."""
     rates = []
     for k, n in ((hidden, ffn), (ffn, hidden), (hidden, hidden)):
-        a, b = torch.randn(rows, k), torch.randn(k, n)
+        a, b = torch.randn(rows, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
         rates.append(2 * rows * k * n / timed(lambda a=a, b=b: a @ b, repeat=5) / 1e9)
     return max(rates)
 
 
 def bench_encode(n: int = 1000) -> dict:
-    """me5-small on ``n`` random yo passages: unsorted vs length-sorted fp32, and dynamic int8; the
-    fp32 rate is set against the machine's matrix-product ceiling, which bounds any fp32 runtime."""
+    """me5-small on ``n`` random yo passages: unsorted vs length-sorted fp32, bf16 weights and dynamic int8,
+    each with its cosine to fp32; the fp32 and bf16 rates are set against the machine's matrix-product
+    ceiling in that dtype, which bounds any runtime; and what ``--precision auto`` picks here."""
     from .data import miracl
     from .models import load_encoder
+    from .models.precision import precision_choice
 
     docs = [d.text for d in miracl.iter_docs("yo")]
     texts = random.Random(0).sample(docs, n)
     out: dict = {"setting": f"me5-small, {n} random yo passages, batch 32, CPU threads {torch.get_num_threads()}"}
     ref = None
     for name, precision, sort in (("fp32_unsorted", "fp32", False), ("fp32_sorted", "fp32", True),
-                                  ("int8_sorted", "int8", True)):
+                                  ("bf16_sorted", "bf16", True), ("int8_sorted", "int8", True)):
         enc = load_encoder("me5-small").set_precision(precision)
         t = time.perf_counter()
         emb = enc.encode(texts, "passage", batch_size=32, sort_by_length=sort)
@@ -231,9 +234,13 @@ def bench_encode(n: int = 1000) -> dict:
     flops = linear_flops_per_token(enc.model) * tokens / n  # per passage, attention not counted
     config = enc.model.config
     ceiling = sgemm_gflops(config.hidden_size, config.intermediate_size)
+    bf16_ceiling = sgemm_gflops(config.hidden_size, config.intermediate_size, dtype=torch.bfloat16)
     out |= {"tokens_per_passage": tokens / n, "linear_gflop_per_passage": flops / 1e9,
             "fp32_sorted_effective_gflops": out["fp32_sorted_passages_per_s"] * flops / 1e9,
-            "sgemm_ceiling_gflops": ceiling,
+            "bf16_sorted_effective_gflops": out["bf16_sorted_passages_per_s"] * flops / 1e9,
+            "sgemm_ceiling_gflops": ceiling, "bf16_matmul_ceiling_gflops": bf16_ceiling,
+            "auto_precision": precision_choice("auto", "cpu"),
+            "full_yo_minutes_bf16_sorted": len(docs) / out["bf16_sorted_passages_per_s"] / 60,
             "full_yo_minutes_fp32_sorted": len(docs) / out["fp32_sorted_passages_per_s"] / 60,
             "full_yo_minutes_at_sgemm_ceiling": len(docs) * flops / (ceiling * 1e9) / 60,
             "full_yo_minutes_int8_sorted": len(docs) / out["int8_sorted_passages_per_s"] / 60}

@@ -285,6 +285,7 @@ BenchmarkChoice = Enum("BenchmarkChoice", {name: name for name in BENCHMARKS}, t
 
 
 class PrecisionChoice(str, Enum):
+    auto = "auto"
     fp32 = "fp32"
     bf16 = "bf16"
     int8 = "int8"
@@ -301,8 +302,9 @@ class Profile(str, Enum):
     gpu = "gpu"
 
 
-Precision = Annotated[PrecisionChoice, typer.Option(help="Inference precision: fp32, bf16 (autocast) or int8 "
-                                                    "(dynamic quantisation).")]
+Precision = Annotated[PrecisionChoice, typer.Option(help="Inference precision: auto (bf16 where the CPU has AMX or "
+                                                    "AVX512-BF16 or the GPU bf16, else fp32), fp32, bf16 (weights "
+                                                    "cast once) or int8 (dynamic quantisation).")]
 
 
 @app.command("encode")
@@ -314,7 +316,7 @@ def encode_cmd(
     = BenchmarkChoice.miracl,
     split: Annotated[str | None, typer.Option(help="Split (default: the benchmark's).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per batch.")] = 32,
-    precision: Precision = PrecisionChoice.fp32,
+    precision: Precision = PrecisionChoice.auto,
     fp16_storage: Annotated[bool, typer.Option("--fp16", help="Store embeddings as float16.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing embeddings directory.")] = False,
     pool: Annotated[int | None, typer.Option(min=0, help="Reduced pool: judged passages + N random ones "
@@ -333,7 +335,7 @@ def encode_cmd(
     docs = bench.pool(lang, split, pool)
     queries = bench.queries(lang, split)
     encoder = load_encoder(model).set_precision(precision.value)
-    config = embeddings_config(encoder, model, bench, lang, split, precision.value, fp16_storage,
+    config = embeddings_config(encoder, model, bench, lang, split, encoder.precision, fp16_storage,
                                bench.corpus_label(lang, pool), queries)
     with folder_lock(out, "encode"), _progress() as progress:
         task = progress.add_task(f"encode {lang} ({len(docs):,} passages)", total=len(docs))
@@ -397,7 +399,7 @@ def evaluate_cmd(
     fuse_with: Annotated[str, typer.Option(help="The lexical run fused: bm25 or bm25-strong.")] = "bm25",
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Interpolation weight of the dense run.")] = 0.5,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per batch when encoding.")] = 32,
-    precision: Precision = PrecisionChoice.fp32,
+    precision: Precision = PrecisionChoice.auto,
     backend: Annotated[Backend, typer.Option(help="Search backend: exact (chunked matmul) or faiss.")]
     = Backend.exact,
     pool: Annotated[int | None, typer.Option(min=0, help="Reduced pool: judged passages + N random ones "

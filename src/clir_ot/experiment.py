@@ -35,6 +35,7 @@ from .errors import ClirOtError
 from .eval.evaluate import EvalConfig
 from .languages import EVAL_LANGUAGES, check_language
 from .layout import BEFORE, baseline_folder, is_safe_name
+from .models.precision import PRECISIONS
 
 #: Comparisons tested when an experiment declares none (those whose conditions exist).
 DEFAULT_COMPARISONS = (("ot", "kd"), ("ot", "noise"), ("kd", "noise"), ("ot", BEFORE), ("kd", BEFORE),
@@ -61,6 +62,9 @@ class Experiment:
     eval_pool: int | None = setting(None, ge=0)
     eval_queries: int | None = setting(None, ge=1)
     eval_batch_size: int = setting(32, ge=1)
+    #: inference precision of every evaluation; fp32 by default so that a profile's scores are the same on
+    #: every machine (``auto`` picks bf16 where the hardware has it: faster, machine-dependent)
+    eval_precision: str = setting("fp32", choices=PRECISIONS)
     diagnostic_langs: list[str] = field(default_factory=lambda: ["sw", "te", "bn", "hi", "th"])
     diagnostic_max_passages: int | None = setting(None, ge=1)
     diagnostic_seeds: list[int] = setting(default_factory=lambda: [0], ge=0)
@@ -146,7 +150,7 @@ class Experiment:
         return out
 
     def eval_config(self, model: str, pool: int | None) -> EvalConfig:
-        return EvalConfig(langs=self.eval_langs, model=model, pool_distractors=pool,
+        return EvalConfig(langs=self.eval_langs, model=model, pool_distractors=pool, precision=self.eval_precision,
                           batch_size=self.eval_batch_size, query_sample=self.eval_queries)
 
     @property
@@ -160,7 +164,7 @@ class Experiment:
         return EvalConfig(langs=self.clir_langs, benchmark="bible-clir", model=model,
                           query_model=self.teacher_model if query_encoder == "teacher" else None,
                           pool_distractors=self.clir_pool, query_sample=self.clir_queries,
-                          batch_size=self.eval_batch_size)
+                          batch_size=self.eval_batch_size, precision=self.eval_precision)
 
 
 def _format_value(value: Any) -> str:

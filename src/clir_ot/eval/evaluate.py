@@ -43,7 +43,7 @@ from ..config import setting, validate
 from ..data.benchmarks import BENCHMARKS, Benchmark, Doc, Query, get_benchmark
 from ..errors import ClirOtError, DataUnavailableError
 from ..inputs import read_json_or_none
-from ..models.precision import PRECISIONS
+from ..models.precision import PRECISIONS, precision_choice
 from ..retrieval import fusion
 from ..retrieval.runfile import read_run, write_run
 from ..retrieval.search import to_run
@@ -72,7 +72,9 @@ class EvalConfig:
     fuse_with: str = setting("bm25", choices=BM25_NAMES)  # the lexical run fused with the model's
     depth: int | None = setting(None, ge=1)  # None: the benchmark's (MIRACL 1000, bible-clir 100)
     batch_size: int = setting(32, ge=1)
-    precision: str = setting("fp32", choices=PRECISIONS)
+    #: ``auto`` is resolved here (:func:`~clir_ot.models.precision.precision_choice`): saved results are keyed
+    #: by the precision that ran, and ``precision_reason`` says why
+    precision: str = setting("auto", choices=PRECISIONS)
     fp16_storage: bool = False
     backend: str = setting("exact", choices=BACKENDS)
     #: None = the full corpus. N = a reduced pool: every judged passage plus N random others (seeded);
@@ -89,6 +91,8 @@ class EvalConfig:
         self.split = self.split or bench.default_split
         self.measures = list(self.measures or bench.measures)
         self.depth = self.depth or bench.default_depth
+        choice = precision_choice(self.precision)
+        self.precision, self.precision_reason = choice["precision"], choice["reason"]
         self.langs = [bench.check(lang, self.split) for lang in self.langs]
         if not self.langs:
             raise ClirOtError("invalid configuration: no languages to evaluate")
@@ -244,7 +248,8 @@ def dense_run(lang: str, cfg: EvalConfig, lang_dir: Path,
     return to_run(query_ids, doc_ids, scores, idx), {
         "encoder": manifest.get("encoder"), "embeddings": cached,
         "encode_wall_time_s": 0.0 if cached["hit"] else manifest.get("wall_time_s"),
-        "search_backend": cfg.backend, "search_time_s": round(time.time() - started, 3)}
+        "search_backend": cfg.backend, "search_time_s": round(time.time() - started, 3),
+        "precision": {"precision": cfg.precision, "reason": cfg.precision_reason}}
 
 
 def per_query_long(per_query: dict[str, dict[str, float]], aggregate: dict[str, float]) -> str:

@@ -20,7 +20,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .pooling import POOLINGS, pool
-from .precision import PRECISIONS
+from .precision import PRECISIONS, precision_choice
 
 SPEC_FILE = "clir_ot_encoder.json"
 Kind = Literal["query", "passage", "plain"]
@@ -68,15 +68,18 @@ class Encoder(torch.nn.Module):
         self.precision = "fp32"
 
     def set_precision(self, precision: str) -> Encoder:
-        """Inference precision: ``fp32``; ``bf16`` (autocast); ``int8`` (dynamic quantisation of the
-        linear layers, CPU, inference only). Returns ``self``."""
+        """Inference precision: ``fp32``; ``bf16`` (the weights cast to bfloat16 once; embeddings returned
+        as float32); ``int8`` (dynamic quantisation of the linear layers, CPU, inference only); ``auto``
+        (:func:`~clir_ot.models.precision.precision_choice` for this encoder's device). Returns ``self``."""
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+        precision = precision_choice(precision, self.device.type)["precision"]
         if precision == "int8":
             self.model = torch.ao.quantization.quantize_dynamic(self.model.cpu(), {torch.nn.Linear}, dtype=torch.qint8)
+        elif precision == "bf16":
+            self.model.to(dtype=torch.bfloat16)
         self.precision = precision
         return self
-
 
     @property
     def dim(self) -> int:
@@ -103,7 +106,8 @@ class Encoder(torch.nn.Module):
         return torch.nn.functional.normalize(emb, dim=-1) if self.spec.normalize else emb
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.sentence_embeddings(self.token_embeddings(batch), batch["attention_mask"])
+        """Pooled (and, per the spec, normalised) float32 embeddings; bf16 token states are pooled in float32."""
+        return self.sentence_embeddings(self.token_embeddings(batch).float(), batch["attention_mask"])
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], kind: Kind = "passage", batch_size: int = 32,
@@ -116,12 +120,10 @@ class Encoder(torch.nn.Module):
         self.model.eval()
         order = np.argsort([-len(t) for t in texts], kind="stable") if sort_by_length else np.arange(len(texts))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
             batch = self.tokenize([texts[i] for i in idx], kind)
-            with autocast:
-                emb = self(batch)
+            emb = self(batch)
             out[idx] = torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy() if self.spec.normalize \
                 else emb.float().cpu().numpy()
             if on_batch is not None:
