@@ -221,8 +221,7 @@ def query_embeddings(model: str, precision: str, texts: list[str], batch_size: i
     return _query_embeddings(model, config_hash(model_fingerprint(model)), precision, tuple(texts), batch_size)
 
 
-def dense_run(lang: str, cfg: EvalConfig, lang_dir: Path,
-              on_progress: Callable[[int, int], None] | None) -> tuple[dict, dict]:
+def dense_run(lang: str, cfg: EvalConfig, on_progress: Callable[[int, int], None] | None) -> tuple[dict, dict]:
     from ..models import load_encoder
     from ..retrieval.embedding_cache import document_embeddings
     from ..retrieval.search import search
@@ -298,7 +297,7 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
         elif cfg.model in BM25_NAMES:
             run, info = bm25_run(lang, cfg, cfg.model)
         else:
-            run, info = dense_run(lang, cfg, lang_dir, on_progress)
+            run, info = dense_run(lang, cfg, on_progress)
         if cfg.fuse:
             sparse, bm25_info = bm25_run(lang, cfg, cfg.fuse_with)
             run = fusion.interpolate(run, sparse, cfg.alpha, cfg.depth) if cfg.fuse == "bm25" \
