@@ -121,3 +121,15 @@ def test_a_condition_added_in_yaml_alone_runs_end_to_end(tmp_path: Path, tiny_xl
                 reproduce(spec, "tiny", tmp_path / "runs", tmp_path / "reports", log=lambda m: None)
         else:
             reproduce(spec, "tiny", tmp_path / "runs", tmp_path / "reports", log=lambda m: None)
+
+
+def test_the_cpu_profile_keeps_the_positive_control_on_unseen_and_seen_languages() -> None:
+    """What the CLIR issue asks of the cpu profile: bible-clir on sw, hi, bn and ≥ 4 training languages, both
+    query encoders, the token probe, and the UDHR probe on the excluded and the seen languages."""
+    exp = load_experiment(Path("experiments/zero_shot_miracl.yaml"), "cpu")
+    seen = {"de", "fr", "es", "ru"}  # the demo bitext's languages
+    assert {"sw", "hi", "bn"} <= set(exp.clir_langs) and len(seen & set(exp.clir_langs)) >= 4
+    assert exp.clir_query_encoders == ["student", "teacher"] and exp.token_probe_pairs > 0
+    assert exp.seeds == [0, 1, 2] and {"kd", "ot", "noise"} <= set(exp.condition_names())
+    probe_langs = set(exp.distill_config("kd", 0).probe_langs)
+    assert {"sw", "yo", "te", "bn", "hi", "th"} | seen <= probe_langs
