@@ -146,3 +146,21 @@ def test_corpus_identity_changes_with_the_files(isolated_env: Path) -> None:
     with gzip.open(path, "wt", encoding="utf-8") as f:
         f.writelines(lines)
     assert miracl.corpus_identity("yo")["sha256"] != first["sha256"]
+
+
+def test_lang_all_evaluates_the_benchmarks_default_languages_and_says_why_some_cannot_be(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from clir_ot.cli import app
+    from clir_ot.languages import MIRACL_LANGUAGES, parse_language_list
+
+    assert parse_language_list("ALL") == ["sw", "yo", "te", "bn", "hi", "th"]
+    assert parse_language_list("all", MIRACL_LANGUAGES) == list(MIRACL_LANGUAGES)  # 18 where that is the default
+    assert parse_language_list("ja,yo,ja") == ["ja", "yo"]  # any of the 18 by name
+    result = CliRunner().invoke(app, ["eval", "--lang", "all", "--model", "bm25", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["lang"]: r for r in json.loads(result.stdout)["results"]}
+    assert list(rows) == ["sw", "yo", "te", "bn", "hi", "th"]
+    assert rows["yo"]["status"] == "ok" and rows["yo"]["metrics"]["R@100"] == pytest.approx(0.7325, abs=5e-5)
+    for lang in ("sw", "te", "bn", "hi", "th"):  # no corpus offline: listed with the command that would fill it
+        assert rows[lang]["status"] == "unavailable" and f"--lang {lang}" in rows[lang]["reason"]

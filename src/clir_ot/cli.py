@@ -383,8 +383,9 @@ def evaluate_cmd(
                                                        "(English queries → held-out Bible verses in x); "
                                                        "`clir-ot benchmarks` lists them.")]
     = BenchmarkChoice.miracl,
-    langs: Annotated[str | None, typer.Option("--lang", "--langs", help="Languages (default: miracl sw,yo,te,bn,hi,th; "
-                                              "bible-clir sw,hi,bn,de,fr,es,ru).")] = None,
+    langs: Annotated[str | None, typer.Option("--lang", "--langs", help="Languages by code, or all (the "
+                                              "default: miracl sw,yo,te,bn,hi,th; bible-clir sw,hi,bn,de,fr,es,ru)."
+                                              )] = None,
     model: Annotated[str | None, typer.Option(help="bm25 (Pyserini's), bm25-strong (lowercase, regex tokens), minilm, "
                                               "me5-small, a model directory or an HF id (default: me5-small, the "
                                               "student before distillation).")] = None,

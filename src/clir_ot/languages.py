@@ -67,8 +67,9 @@ def check_language(code: str, allowed: tuple[str, ...] = MIRACL_LANGUAGES) -> st
 
 def parse_language_list(spec: str | None, default: tuple[str, ...] = EVAL_LANGUAGES,
                         allowed: tuple[str, ...] = MIRACL_LANGUAGES) -> list[str]:
-    """Parse ``"sw,yo"`` into ``["sw", "yo"]`` (validated, order kept, duplicates removed)."""
-    if spec is None or not spec.strip():
+    """Parse ``"sw,yo"`` into ``["sw", "yo"]`` (validated, order kept, duplicates removed); nothing or ``all``
+    gives ``default`` (for MIRACL evaluation the six excluded languages; every language by name)."""
+    if spec is None or not spec.strip() or spec.strip().lower() == "all":
         return list(default)
     out: list[str] = []
     for part in spec.split(","):
