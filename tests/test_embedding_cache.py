@@ -28,7 +28,8 @@ def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _eval(model: Path, out: Path, **changes) -> dict:
-    cfg = dict(langs=["yo"], model=str(model), pool_distractors=30, query_sample=10, batch_size=16) | changes
+    cfg = dict(langs=["yo"], model=str(model), pool_distractors=30, query_sample=10, batch_size=16,
+               precision="fp32") | changes
     (result,) = evaluate(EvalConfig(**cfg), out)
     assert result.status == "ok"
     return result.info["embeddings"] | {"metrics": result.metrics}
