@@ -117,15 +117,10 @@ def bench_pot_batch() -> dict:
 def machine() -> dict:
     """The CPU every benchmark ran on: model and the instruction-set flags that decide speed."""
     from .artifacts import hardware
+    from .models.precision import cpu_flags
 
-    flags: list[str] = []
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        line = next((x for x in cpuinfo.read_text().splitlines() if x.startswith("flags")), "")
-        wanted = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile",
-                  "avx_vnni"}
-        flags = sorted(set(line.split(":", 1)[-1].split()) & wanted)
-    return hardware() | {"cpu_flags": flags}
+    wanted = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile", "avx_vnni"}
+    return hardware() | {"cpu_flags": sorted(cpu_flags() & wanted)}
 
 
 def bench_step(student: str = "me5-small") -> dict:

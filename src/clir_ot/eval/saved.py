@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..retrieval.encode import is_complete
+
 
 def read_evaluation(out: Path) -> dict[str, dict]:
     """``{lang: {"metrics", "per_query", "run"}}`` under ``out`` (aggregates, per-query scores, the run
@@ -30,8 +32,4 @@ def saved_embeddings(lang_dir: Path) -> Path | None:
     entry = (((saved.get("result") or {}).get("info") or {}).get("embeddings") or {}).get("entry")
     if not entry:
         return None
-    state = Path(entry) / "state.json"
-    try:
-        return Path(entry) if json.loads(state.read_text(encoding="utf-8")).get("complete") else None
-    except (OSError, ValueError):
-        return None
+    return Path(entry) if is_complete(Path(entry)) else None

@@ -30,7 +30,7 @@ from ..errors import ClirOtError
 from ..inputs import read_json_or_none
 from ..models.encoder import Encoder
 from ..settings import cache_dir
-from .encode import STATE, encode_corpus, load_embeddings
+from .encode import encode_corpus, is_complete, load_embeddings
 
 
 def cache_root() -> Path:
@@ -58,7 +58,7 @@ def document_embeddings(encoder: Encoder, config: dict, doc_ids: Sequence[str], 
     with open(root / f"{key}.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process encoding this entry: wait, then read it
         try:
-            hit = bool((read_json_or_none(entry / STATE) or {}).get("complete"))
+            hit = is_complete(entry)
             if not hit:
                 encode_corpus(encoder, doc_ids, texts, [], [], entry, config, batch_size=batch_size, fp16=fp16,
                               replace_foreign=True, on_progress=on_progress)
@@ -82,7 +82,7 @@ def entries() -> list[dict]:
         found.append({"key": entry.name, "model": config.get("model"), "benchmark": config.get("benchmark"),
                       "lang": config.get("lang"), "corpus": config.get("corpus"),
                       "precision": config.get("precision"), "documents": manifest.get("documents"),
-                      "bytes": size, "complete": bool((read_json_or_none(entry / STATE) or {}).get("complete"))})
+                      "bytes": size, "complete": is_complete(entry)})
     return found
 
 

@@ -107,11 +107,15 @@ def encode_corpus(encoder: Encoder, doc_ids: Sequence[str], texts: Sequence[str]
     return manifest
 
 
+def is_complete(directory: Path) -> bool:
+    """Whether ``directory`` is a finished embeddings directory."""
+    return bool((read_json_or_none(Path(directory) / STATE) or {}).get("complete"))
+
+
 def load_embeddings(directory: Path) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
     """``(doc_ids, corpus, query_ids, queries)`` from a finished embeddings directory."""
     directory = Path(directory)
-    state_file = directory / STATE
-    if not (read_json_or_none(state_file) or {}).get("complete"):
+    if not is_complete(directory):
         raise ClirOtError(f"{directory} is not a finished embeddings directory (run `clir-ot encode` to finish it)")
     shards = sorted((directory / "corpus").glob("shard-*.npy"))
     corpus = np.concatenate([np.load(p) for p in shards]) if shards else np.zeros((0, 0), dtype=np.float32)
