@@ -207,7 +207,7 @@ def test_a_damaged_converted_me5_cache_is_converted_again(tmp_path: Path, monkey
 
 @pytest.mark.parametrize(("device", "flags", "cuda_bf16", "expected"), [
     ("cpu", {"avx2", "amx_bf16", "amx_tile", "avx512_bf16"}, False, "bf16"),  # Intel Xeon with AMX
-    ("cpu", {"avx2", "avx512f", "avx512_bf16"}, False, "bf16"),               # AVX512-BF16 without AMX
+    ("cpu", {"avx2", "avx512f", "avx512_bf16"}, False, "fp32"),               # AVX512-BF16 without AMX: slower
     ("cpu", {"avx2", "avx512f", "fma"}, False, "fp32"),                       # AVX-512 without bf16
     ("cpu", {"avx2", "fma"}, False, "fp32"),                                  # AMD EPYC, AVX2 only
     ("cuda", set(), True, "bf16"),
@@ -219,8 +219,8 @@ def test_auto_precision_follows_the_hardware(device: str, flags: set[str], cuda_
 
     precision, reason = choose_precision(device, frozenset(flags), cuda_bf16)
     assert precision == expected
-    if device == "cpu" and expected == "bf16":
-        assert all(flag in reason for flag in ("amx_bf16", "avx512_bf16") if flag in flags)
+    if device == "cpu":
+        assert ("amx_bf16" in reason) and ("no AMX" in reason) == ({"avx512_bf16"} <= flags and "amx_bf16" not in flags)
 
 
 def test_a_named_precision_is_kept_and_auto_is_resolved_before_it_keys_anything(tiny_xlmr_dir: Path) -> None:
@@ -230,7 +230,7 @@ def test_a_named_precision_is_kept_and_auto_is_resolved_before_it_keys_anything(
     assert precision_choice("int8") == {"requested": "int8", "precision": "int8", "reason": "asked for"}
     with pytest.raises(ValueError, match="unknown precision 'fp8'"):
         precision_choice("fp8")
-    here = "bf16" if {"amx_bf16", "avx512_bf16"} & cpu_flags() else "fp32"
+    here = "bf16" if "amx_bf16" in cpu_flags() else "fp32"
     cfg = EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir))
     assert cfg.precision == here and "auto" not in json.dumps(cfg.lang_config("yo"))
     assert EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir), precision="fp32").precision == "fp32"
@@ -253,3 +253,14 @@ def test_experiments_evaluate_in_fp32_unless_they_say_otherwise() -> None:
     exp = load_experiment(Path("experiments/zero_shot_miracl.yaml"), "smoke")
     assert exp.eval_precision == "fp32" and exp.eval_config("me5-small", 10).precision == "fp32"
     assert exp.clir_config("me5-small", "teacher").precision == "fp32"
+
+
+@pytest.mark.parametrize(("cpu", "flags", "kind"), [
+    ("AMD EPYC 9B14", {"avx2", "fma"}, "AMD, AVX2 only"),
+    ("Intel(R) Xeon(R) Processor", {"avx2", "avx512f", "avx512_bf16"}, "Intel, AVX-512, no AMX"),
+    ("Intel(R) Xeon(R) Platinum 8481C", {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}, "Intel, AMX"),
+])
+def test_bench_results_are_kept_per_kind_of_cpu(cpu: str, flags: set[str], kind: str) -> None:
+    from clir_ot.bench import machine_kind
+
+    assert machine_kind(frozenset(flags), cpu) == kind

@@ -2,15 +2,16 @@
 
     python -m clir_ot.bench [--only sinkhorn,pot_batch,step,search,metrics,encode] [--out bench/results.json]
 
-Every result records the machine (CPU model, threads, AVX-512 / bf16 / AMX flags).
+Every result records the machine (CPU model, threads, AVX-512 / bf16 / AMX flags) and is kept under
+``"<name> (<kind of CPU>)"``, so that the kinds of development machine do not overwrite each other.
 
 1. sinkhorn: batched log-domain Sinkhorn vs POT solving the same pairs one by one (B=32, n=m=48, reg 0.05).
    pot_batch: the same against POT's own batched log-domain solver (``ot.batch``) on padded batches.
 2. step: one OT training step vs one KD step on the same batch (me5-small student, self-teacher).
 3. search: exact chunked search vs FAISS IndexFlatIP (49,043 × 384, 119 queries).
 4. metrics: clir_ot.eval.metrics vs ir_measures over the dev qrels of the six languages.
-5. encode: me5-small passages/s on yo passages, unsorted vs length-sorted, fp32 vs int8, with the
-   cosine of each variant to fp32, against the fp32 matrix-product ceiling of the machine.
+5. encode: me5-small passages/s on yo passages, unsorted vs length-sorted, fp32 vs bf16 vs int8, with the
+   cosine of each variant to fp32, against the matrix-product ceiling of the machine in fp32 and bf16.
 """
 
 from __future__ import annotations
@@ -121,6 +122,14 @@ def machine() -> dict:
 
     wanted = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile", "avx_vnni"}
     return hardware() | {"cpu_flags": sorted(cpu_flags() & wanted)}
+
+
+def machine_kind(flags: frozenset[str], cpu: str) -> str:
+    """The kind of CPU, as the README's tables name it: results are kept per kind, since the kinds differ."""
+    vendor = "AMD" if "AMD" in cpu else "Intel" if "Intel" in cpu else "CPU"
+    if "amx_bf16" in flags:
+        return f"{vendor}, AMX"
+    return f"{vendor}, AVX-512, no AMX" if "avx512f" in flags else f"{vendor}, AVX2 only"
 
 
 def bench_step(student: str = "me5-small") -> dict:
@@ -252,10 +261,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    here = machine()
+    kind = machine_kind(frozenset(here["cpu_flags"]), here["cpu"] or "")
     for name in args.only.split(","):
-        print(f"== {name}", flush=True)
-        results[name] = BENCHES[name]() | {"measured": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()}
-        print(json.dumps(results[name], indent=2), flush=True)
+        print(f"== {name} ({kind})", flush=True)
+        key = f"{name} ({kind})"
+        results[key] = BENCHES[name]() | {"measured": time.strftime("%Y-%m-%d %H:%M"), "machine": here}
+        print(json.dumps(results[key], indent=2), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
 
