@@ -303,8 +303,9 @@ class Profile(str, Enum):
 
 
 Precision = Annotated[PrecisionChoice, typer.Option(help="Inference precision: auto (bf16 where the CPU has AMX or "
-                                                    "AVX512-BF16 or the GPU bf16, else fp32), fp32, bf16 (weights "
-                                                    "cast once) or int8 (dynamic quantisation).")]
+                                                    "the GPU bf16, else fp32), fp32, bf16 (weights cast once) or "
+                                                    "int8 (dynamic quantisation; only after `clir-ot gate` passed "
+                                                    "for the model).")]
 
 
 @app.command("encode")
@@ -326,12 +327,14 @@ def encode_cmd(
     from .artifacts import folder_lock
     from .data.benchmarks import get_benchmark
     from .eval.evaluate import embeddings_config
+    from .eval.fidelity import require_fidelity
     from .models import load_encoder
     from .retrieval.encode import encode_corpus
 
     bench = get_benchmark(benchmark.value)
     split = split or bench.default_split
     lang = bench.check(lang, split)
+    require_fidelity(model, precision.value)
     docs = bench.pool(lang, split, pool)
     queries = bench.queries(lang, split)
     encoder = load_encoder(model).set_precision(precision.value)
@@ -477,6 +480,37 @@ def benchmarks_cmd() -> None:
     for b in BENCHMARKS.values():
         table.add_row(b.name, b.title, b.default_split, ", ".join(b.measures), ", ".join(b.languages()))
     console.print(table)
+
+
+@app.command("gate")
+def gate_cmd(
+    model: Annotated[str, typer.Option(help="minilm, me5-small, a model directory or an HF id.")] = "me5-small",
+    precision: Annotated[str, typer.Option(help="The precision to check against fp32: int8 or bf16.")] = "int8",
+    pool: Annotated[int | None, typer.Option(min=0, help="Check on a reduced pool (judged + N random passages): "
+                                             "recorded, but it unlocks nothing.")] = None,
+    passages: Annotated[int, typer.Option(min=1, help="Passages for the cosine check.")] = 1000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per batch when encoding.")] = 32,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON on stdout.")] = False,
+) -> None:
+    """Measure a lower precision against fp32 for one model: min cosine on yo passages, then full-corpus yo
+    R@100 and nDCG@10; record the verdict ($CLIR_OT_CACHE/fidelity). int8 is refused until it passes.
+    Exits 1 when the precision fails."""
+    from .eval import fidelity
+
+    if precision not in ("int8", "bf16"):
+        raise ClirOtError(f"--precision {precision!r}: the gate checks int8 or bf16 against fp32")
+    with _progress() as progress:
+        task = progress.add_task("gate", total=None)
+        record = fidelity.run_gate(model, precision, pool_distractors=pool, passages=passages,
+                                   batch_size=batch_size,
+                                   on_stage=lambda what: progress.update(task, description=escape(what)))
+    if as_json:
+        print(json.dumps(record, indent=2, ensure_ascii=False))
+    verdict = "passed" if record["passed"] else "FAILED"
+    (err_console if as_json else console).print(f"{precision} for {model} ({record['corpus']}): {verdict} — "
+                                                f"{record['verdict']}", markup=False, highlight=False)
+    if not record["passed"]:
+        raise typer.Exit(1)
 
 
 @app.command("cache")

@@ -48,6 +48,7 @@ from ..retrieval import fusion
 from ..retrieval.runfile import read_run, write_run
 from ..retrieval.search import to_run
 from . import metrics
+from .fidelity import require_fidelity
 
 BM25_NAMES = ("bm25", "bm25-strong")
 
@@ -105,6 +106,9 @@ class EvalConfig:
             raise ClirOtError("give either --model or --run, not both")
         if self.query_model and (not self.model or self.model in BM25_NAMES):
             raise ClirOtError("--query-model encodes the queries of a dense --model; give one")
+        for name in (self.model, self.query_model):
+            if name and name not in BM25_NAMES:
+                require_fidelity(name, self.precision)
         if self.run_file and (self.pool_distractors is not None or self.query_sample):
             raise ClirOtError("--pool and query sampling choose what a model searches; a --run file was "
                               "searched already (its corpus is whatever made it)")
