@@ -43,6 +43,7 @@ from ..config import setting, validate
 from ..data.benchmarks import BENCHMARKS, Benchmark, Doc, Query, get_benchmark
 from ..errors import ClirOtError, DataUnavailableError
 from ..inputs import read_json_or_none
+from ..models.encoder import BATCH_TOKENS
 from ..models.precision import PRECISIONS, precision_choice
 from ..retrieval import fusion
 from ..retrieval.runfile import read_run, write_run
@@ -203,7 +204,9 @@ def embeddings_config(encoder, model: str, bench: Benchmark, lang: str, split: s
             "split": split, "precision": precision, "corpus": corpus,
             "corpus_sha256": bench.corpus_identity(lang, split)["sha256"],
             "query_ids": sorted(q.query_id for q in queries), "fp16_storage": fp16_storage,
-            "spec": asdict(encoder.spec)}
+            "spec": asdict(encoder.spec),
+            # how texts were batched (it moves the last bits); entries written the old way miss
+            "batching": f"bulk-tokenised, longest first, <= {BATCH_TOKENS} padded tokens per batch"}
 
 
 @lru_cache(maxsize=8)
