@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from clir_ot.cli import app
 from clir_ot.data.benchmarks import get_benchmark
 from clir_ot.errors import ClirOtError
 from clir_ot.eval.evaluate import EvalConfig, evaluate
@@ -87,16 +89,57 @@ def test_encode_resumes_after_interruption(tiny_bert_dir: Path, tmp_path: Path, 
     with pytest.raises(KeyboardInterrupt):
         encode_mod.encode_corpus(enc, ids, texts, ["q1"], ["a query"], tmp_path / "run", cfg, shard_size=16)
     state = json.loads((tmp_path / "run" / "state.json").read_text())
-    assert state == {**state, "shards_done": 2, "complete": False}
+    assert state == {**state, "shard_size": 16, "complete": False}
+    assert sorted(p.name for p in (tmp_path / "run" / "corpus").iterdir()) == [
+        "shard-00000.ids", "shard-00000.npy", "shard-00001.ids", "shard-00001.npy"]
     monkeypatch.setattr(encode_mod, "encode_texts", real)
     manifest = encode_mod.encode_corpus(enc, ids, texts, ["q1"], ["a query"], tmp_path / "run", cfg, shard_size=16)
     assert manifest["encoded_this_run"] == 18 and reference["encoded_this_run"] == 50
     a = encode_mod.load_embeddings(tmp_path / "ref")
     b = encode_mod.load_embeddings(tmp_path / "run")
     assert a[0] == b[0] == ids and a[2] == b[2] == ["q1"]
-    np.testing.assert_allclose(a[1], b[1], atol=1e-6)
+    np.testing.assert_array_equal(a[1], b[1])  # each shard is encoded as it would have been in one run
     with pytest.raises(ClirOtError, match="another configuration"):
         encode_mod.encode_corpus(enc, ids, texts, [], [], tmp_path / "run", {"model": "other"})
+
+
+def test_sharded_encoding_in_two_processes_equals_one_process(tiny_xlmr_dir: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    common = ["encode", "--model", str(tiny_xlmr_dir), "--lang", "yo", "--pool", "40", "--shard-size", "64",
+              "--precision", "fp32"]
+    single = CliRunner().invoke(app, common + ["--out", str(tmp_path / "one")])
+    assert single.exit_code == 0, single.output
+    # two processes at once, one per half of the 16 shard files (942 judged + 40 passages), then the merge
+    env = os.environ | {"COLUMNS": "200"}
+    procs = [subprocess.Popen([sys.executable, "-m", "clir_ot"] + common + ["--out", str(tmp_path / "two"),
+                                                                            "--shard", f"{i}/2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert any("every shard is done" in out for out in outputs)
+    assert not encode_mod.is_complete(tmp_path / "two")  # the merge step finishes it
+    regrid = CliRunner().invoke(app, common[:-4] + ["--shard-size", "32", "--precision", "fp32",
+                                                    "--out", str(tmp_path / "two")])
+    assert regrid.exit_code == 1 and "started with 64 documents per shard" in " ".join(regrid.output.split())
+    merged = CliRunner().invoke(app, common + ["--out", str(tmp_path / "two")])
+    assert merged.exit_code == 0, merged.output
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert manifest["encoded_this_run"] == 0 and manifest["shards"] == 16
+    a, b = encode_mod.load_embeddings(tmp_path / "one"), encode_mod.load_embeddings(tmp_path / "two")
+    assert a[0] == b[0] and a[2] == b[2] and len(a[0]) == 982
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[3], b[3])
+    for bad in ("2/2", "1", "-1/2", "a/b"):
+        result = CliRunner().invoke(app, common + ["--out", str(tmp_path / "bad"), "--shard", bad])
+        assert result.exit_code == 1 and "expected i/n with 0 <= i < n" in result.output
+    assert not (tmp_path / "bad").exists()
+    other = CliRunner().invoke(app, common[:-4] + ["--shard-size", "32", "--precision", "fp32",
+                                                   "--out", str(tmp_path / "two"), "--shard", "0/2"])
+    assert other.exit_code == 0 and "the directory is finished" in " ".join(other.output.split())  # reused
 
 
 def test_dense_evaluation_on_reduced_yo_pool(tiny_xlmr_dir: Path, tmp_path: Path) -> None:

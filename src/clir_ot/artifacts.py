@@ -73,16 +73,17 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def folder_lock(folder: Path, what: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` (``.lock`` inside it) while a stage writes there; a second
-    process that wants the same folder is refused at once instead of interleaving its writes."""
+def folder_lock(folder: Path, what: str, name: str = ".lock", wait: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (the file ``name`` inside it, a ``.lock…`` name) while a stage
+    writes there; a second process that wants the same lock is refused at once instead of interleaving its
+    writes, or, with ``wait``, waits for it."""
     import fcntl
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as handle:
+    with open(folder / name, "a+") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise ClirOtError(f"another clir-ot process is writing {folder} ({what}); wait for it to finish "
                               "or choose another output folder") from None
@@ -177,9 +178,9 @@ def hardware() -> dict[str, Any]:
 def prepare_output_dir(path: Path, overwrite: bool) -> Path:
     """Create ``path`` for a fresh artifact; refuse an existing non-empty one unless ``overwrite``.
 
-    A ``.lock`` file (:func:`folder_lock`) does not count and is kept."""
+    Lock files (:func:`folder_lock`, ``.lock…``) do not count and are kept."""
     path = Path(path)
-    entries = [p for p in path.iterdir() if p.name != ".lock"] if path.is_dir() else []
+    entries = [p for p in path.iterdir() if not p.name.startswith(".lock")] if path.is_dir() else []
     if entries:
         if not overwrite:
             raise ClirOtError(f"output directory {path} already exists and is not empty; "

@@ -308,6 +308,16 @@ Precision = Annotated[PrecisionChoice, typer.Option(help="Inference precision: a
                                                     "for the model).")]
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"i/n"`` → ``(i, n)`` with 0 ≤ i < n; one clear line otherwise."""
+    if text is None:
+        return None
+    i, sep, n = text.partition("/")
+    if not (sep and i.strip().isdigit() and n.strip().isdigit() and 0 <= int(i) < int(n)):
+        raise ClirOtError(f"--shard {text!r}: expected i/n with 0 <= i < n (e.g. 0/4)")
+    return int(i), int(n)
+
+
 @app.command("encode")
 def encode_cmd(
     model: Annotated[str, typer.Option(help="minilm, me5-small, a model directory or an HF id.")],
@@ -322,8 +332,14 @@ def encode_cmd(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing embeddings directory.")] = False,
     pool: Annotated[int | None, typer.Option(min=0, help="Reduced pool: judged passages + N random ones "
                                              "(default: the full corpus).")] = None,
+    shard: Annotated[str | None, typer.Option(help="i/n: encode only every n-th shard file from the i-th (one "
+                                              "process of n, e.g. one per GPU); a run without --shard then "
+                                              "finishes the directory.")] = None,
+    shard_size: Annotated[int, typer.Option(min=1, help="Documents per shard file (the unit of resuming and "
+                                            "of --shard).")] = 8192,
 ) -> None:
-    """Encode a benchmark's documents (MIRACL: title + text) and its queries; resumes an interrupted run."""
+    """Encode a benchmark's documents (MIRACL: title + text) and its queries; resumes an interrupted run.
+    With --shard i/n, n processes share the work; the same command without --shard merges (finishes) it."""
     from .artifacts import folder_lock
     from .data.benchmarks import get_benchmark
     from .eval.evaluate import embeddings_config
@@ -331,6 +347,10 @@ def encode_cmd(
     from .models import load_encoder
     from .retrieval.encode import encode_corpus
 
+    part = parse_shard(shard)
+    if part and overwrite:
+        raise ClirOtError("--overwrite with --shard would let one process wipe the others' shards; "
+                          "clear the folder first (one run with --overwrite, or remove it)")
     bench = get_benchmark(benchmark.value)
     split = split or bench.default_split
     lang = bench.check(lang, split)
@@ -340,12 +360,24 @@ def encode_cmd(
     encoder = load_encoder(model).set_precision(precision.value)
     config = embeddings_config(encoder, model, bench, lang, split, encoder.precision, fp16_storage,
                                bench.corpus_label(lang, pool), queries)
-    with folder_lock(out, "encode"), _progress() as progress:
-        task = progress.add_task(f"encode {lang} ({len(docs):,} passages)", total=len(docs))
+    lock = f".lock-shard-{part[0]}-of-{part[1]}" if part else ".lock"
+    with folder_lock(out, "encode", name=lock), _progress() as progress:
+        mine = len(docs) if not part else sum(min(shard_size, len(docs) - lo)
+                                              for lo in range(part[0] * shard_size, len(docs), part[1] * shard_size))
+        task = progress.add_task(f"encode {lang} ({mine:,} passages)", total=mine)
         manifest = encode_corpus(encoder, [d.doc_id for d in docs], [d.text for d in docs],
                                  [q.query_id for q in queries], [q.text for q in queries], out, config,
                                  batch_size=batch_size, fp16=fp16_storage, overwrite=overwrite,
-                                 on_progress=lambda n: progress.advance(task, n))
+                                 shard=part, shard_size=shard_size, on_progress=lambda n: progress.advance(task, n))
+    if part:
+        missing = manifest["shards_missing"]
+        console.print(f"shard {shard}: {manifest['encoded_this_run']:,} passages encoded into {out}; "
+                      + (f"{len(missing)} shard file(s) still missing ({', '.join(map(str, missing[:8]))}"
+                         f"{' …' if len(missing) > 8 else ''})" if missing
+                         else "the directory is finished" if manifest["complete"]
+                         else "every shard is done: run the same command without --shard to finish"),
+                      markup=False, highlight=False)
+        return
     console.print(f"encoded {manifest['documents']:,} passages and {manifest['queries']} queries into {out} "
                   f"({manifest.get('passages_per_second_this_run')} passages/s this run)", markup=False)
 
