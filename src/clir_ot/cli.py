@@ -604,6 +604,7 @@ def distill_cmd(
 ) -> None:
     """Distil a multilingual student with OT and/or MSE; the evaluation languages never enter training."""
     from .config import build, parse_overrides, read_yaml
+    from .distill.distributed import launched_world
     from .distill.trainer import DistillConfig, train
 
     cli = {k: v for k, v in {"lang": lang, "method": method.value if method else None, "seed": seed,
@@ -611,6 +612,9 @@ def distill_cmd(
                              "lexicon": lexicon}.items() if v is not None}
     cfg = build(DistillConfig, read_yaml(config) if config else {}, cli, parse_overrides(set_))
     out = out or Path("runs") / "distill" / f"{cfg.lang}-{cfg.method}-s{cfg.seed}"
+    if launched_world().rank != 0:  # under torchrun: rank 0 reports, the others only train
+        train(cfg, out, resume=resume, overwrite=overwrite)
+        return
     console.print(f"distill {cfg.method} → {out} (student {cfg.student}, teacher {cfg.teacher}, {cfg.steps} steps, "
                   f"excluded: {', '.join(sorted(set(EVAL_LANGUAGES) | {cfg.lang}))})", markup=False)
     with _progress() as progress:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import random
 import shutil
@@ -48,7 +49,7 @@ from ..errors import ClirOtError
 from ..inputs import read_json_or_none
 from ..languages import EVAL_LANGUAGES, check_language, normalize_language
 from ..models import Encoder, load_encoder, resolve_device
-from . import objective
+from . import distributed, objective
 from .card import model_card
 from .losses import MSEDistillLoss, OTAlignmentLoss
 
@@ -79,7 +80,10 @@ class DistillConfig:
     use_bitext: bool = True
     seed: int = setting(0, ge=0)
     steps: int = setting(200, ge=1)
+    #: examples per optimiser step, whatever the number of ranks (:mod:`.distributed`)
     batch_size: int = setting(16, ge=1)
+    #: micro-batches per rank and step: each rank's slice of the batch is cut into this many forward passes
+    grad_accum: int = setting(1, ge=1)
     max_length: int = setting(64, ge=8)
     lr: float = setting(2e-5, gt=0.0)
     warmup_steps: int = setting(20, ge=0)
@@ -280,8 +284,17 @@ def trainable_state(models: Models) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in models.student.model.named_parameters() if v.requires_grad}
 
 
-def save_checkpoint(out: Path, models: Models, optimizer, scheduler, step: int, consumed: int) -> None:
-    """Write ``out/checkpoint`` atomically (temporary folder, then rename)."""
+def save_checkpoint(out: Path, models: Models, optimizer, scheduler, step: int, consumed: int,
+                    world: distributed.World = distributed.World()) -> None:
+    """Write ``out/checkpoint`` atomically (temporary folder, then rename); every rank's random state is
+    gathered into it, and rank 0 writes it."""
+    rng = {"torch_rng": torch.get_rng_state(),
+           "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+           "python_rng": random.getstate(), "numpy_rng": np.random.get_state()}
+    ranks_rng = distributed.gather(rng, world)
+    if not world.is_main:
+        distributed.barrier(world)
+        return
     tmp = out / "checkpoint.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -289,15 +302,14 @@ def save_checkpoint(out: Path, models: Models, optimizer, scheduler, step: int, 
     if models.teacher_map is not None:
         torch.save(models.teacher_map.state_dict(), tmp / "teacher_map.pt")
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
-                "consumed": consumed, "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "python_rng": random.getstate(), "numpy_rng": np.random.get_state()}, tmp / "trainer.pt")
+                "consumed": consumed, **rng, "world_size": world.size, "ranks_rng": ranks_rng}, tmp / "trainer.pt")
     final = out / "checkpoint"
     old = out / "checkpoint.old"
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+    distributed.barrier(world)
 
 
 def save_student(student: Encoder, target: Path, card: str | None = None) -> None:
@@ -328,7 +340,8 @@ def _truncate_log(log_path: Path, step: int) -> None:
     write_text_atomic(log_path, "".join(f"{line}\n" for line in lines))
 
 
-def load_checkpoint(out: Path, models: Models, optimizer, scheduler) -> tuple[int, int]:
+def load_checkpoint(out: Path, models: Models, optimizer, scheduler,
+                    world: distributed.World = distributed.World()) -> tuple[int, int]:
     ckpt = out / "checkpoint"
     if not (ckpt / "trainer.pt").is_file():
         raise ClirOtError(f"no checkpoint to resume in {out}; start without --resume")
@@ -339,13 +352,17 @@ def load_checkpoint(out: Path, models: Models, optimizer, scheduler) -> tuple[in
     if models.teacher_map is not None:
         models.teacher_map.load_state_dict(torch.load(ckpt / "teacher_map.pt", map_location=models.student.device))
     trainer = torch.load(ckpt / "trainer.pt", weights_only=False)
+    if trainer.get("world_size", 1) != world.size:
+        raise ClirOtError(f"the checkpoint in {ckpt} was written by {trainer.get('world_size', 1)} rank(s); resume "
+                          f"it with as many (this run has {world.size}): each rank continues its own random state")
     optimizer.load_state_dict(trainer["optimizer"])
     scheduler.load_state_dict(trainer["scheduler"])
-    torch.set_rng_state(trainer["torch_rng"])
-    if trainer["cuda_rng"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(trainer["cuda_rng"])
-    random.setstate(trainer["python_rng"])
-    np.random.set_state(trainer["numpy_rng"])
+    rng = trainer["ranks_rng"][world.rank] if "ranks_rng" in trainer else trainer
+    torch.set_rng_state(rng["torch_rng"])
+    if rng["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda_rng"])
+    random.setstate(rng["python_rng"])
+    np.random.set_state(rng["numpy_rng"])
     return trainer["step"], trainer["consumed"]
 
 
@@ -403,13 +420,25 @@ def training_data(cfg: DistillConfig) -> TrainingData:
 def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: bool = False,
           on_step: StepCallback | None = None, on_start: Callable[[int, int], None] | None = None,
           evaluate: bool = True) -> dict:
-    """Run (or resume) a distillation; return the manifest. See the module docstring."""
+    """Run (or resume) a distillation; return the manifest (on ranks other than 0 under ``torchrun``:
+    ``{"rank": r}``). See the module docstring and :mod:`.distributed`."""
     started = time.time()
     out = Path(out)
+    world = distributed.launched_world()
+    if cfg.batch_size % (world.size * cfg.grad_accum):
+        raise ClirOtError(f"invalid configuration: batch_size {cfg.batch_size} is not divisible by {world.size} "
+                          f"rank(s) × grad_accum {cfg.grad_accum}")
     # the audit runs before anything is written, loaded or trained
     data = training_data(cfg)
+    device = resolve_device(cfg.device)
+    if world.distributed and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    distributed.init(world, device.type)
     if resume:
-        _recover_checkpoint(out)
+        if world.is_main:
+            _recover_checkpoint(out)
+        distributed.barrier(world)
         if not (out / "checkpoint").is_dir():
             raise ClirOtError(f"nothing to resume in {out} (no checkpoint/)")
         saved = json.loads((out / "run_config.json").read_text())
@@ -418,32 +447,34 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
     elif out.exists() and any(out.iterdir()) and not overwrite:
         raise ClirOtError(f"output directory {out} already exists and is not empty; "
                           "choose another --out, pass --overwrite, or --resume an interrupted run")
-    device = resolve_device(cfg.device)
+    distributed.barrier(world)  # every rank has checked the folder before rank 0 writes to it
     set_seed(cfg.seed)
     models = build_models(cfg, device)
-    if not resume:
+    if not resume and world.is_main:
         prepare_output_dir(out, overwrite)
     try:  # until the first checkpoint, a failed start leaves nothing behind: the corrected rerun starts clean
-        if not resume:
+        if not resume and world.is_main:
             write_json_atomic(out / "run_config.json", asdict(cfg))
         if cfg.ot_marginals == "idf":
             sample = data.pairs[:5000]
             models.idf_teacher = idf_weights(models.teacher, [p.en for p in sample]).to(device)
             models.idf_student = idf_weights(models.student, [p.x for p in sample]).to(device)
-        before = evaluate_initial_student(models, cfg) if evaluate and not resume else None
+        before = evaluate_initial_student(models, cfg) if evaluate and not resume and world.is_main else None
         if before is not None:
             write_json_atomic(out / "probe_before.json", before)
         elif resume and (out / "probe_before.json").is_file():
             before = json.loads((out / "probe_before.json").read_text())
+        distributed.barrier(world)  # the others wait while rank 0 probes
         optimizer, scheduler = make_optimizer(models, cfg)
         step, consumed = 0, 0
         if resume:
-            step, consumed = load_checkpoint(out, models, optimizer, scheduler)
-            _truncate_log(out / "train_log.jsonl", step)
+            step, consumed = load_checkpoint(out, models, optimizer, scheduler, world)
+            if world.is_main:
+                _truncate_log(out / "train_log.jsonl", step)
         else:
-            set_seed(cfg.seed)  # training randomness (dropout) does not depend on the probe having run
+            set_seed(cfg.seed + world.rank)  # training randomness (dropout) does not depend on the probe having run
     except BaseException:
-        if not resume:
+        if not resume and world.is_main:
             shutil.rmtree(out, ignore_errors=True)
         raise
     models.student.model.train()
@@ -458,40 +489,56 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
         while step < cfg.steps:
             examples = next(data_iter)
             t0 = time.time()
-            with autocast:
-                result = compute_losses(models, cfg, examples, prefix_kind(cfg, step))
-            loss = result.pop("loss")
-            if not torch.isfinite(loss):
+            optimizer.zero_grad(set_to_none=True)
+            losses, parts = [], []
+            for micro in distributed.micro_batches(examples, world, cfg.grad_accum):
+                with autocast:
+                    result = compute_losses(models, cfg, micro, prefix_kind(cfg, step))
+                loss = result.pop("loss")
+                losses.append(loss.item())
+                parts.append(result)
+                if torch.isfinite(loss):
+                    (loss / cfg.grad_accum).backward()
+            # logged: means over micro-batches and ranks (token counts: sums); one micro-batch logs as it is
+            logged = {"loss": losses[0], **parts[0]} if len(parts) == 1 else {
+                "loss": sum(losses) / len(losses), "tokens": sum(r["tokens"] for r in parts)} | {
+                k: sum(r[k] for r in parts) / len(parts) for k in parts[0] if k != "tokens"}
+            logged = distributed.mean_over_ranks(logged, world)
+            if not math.isfinite(logged["loss"]):
                 last = (out / "checkpoint").is_dir()
                 raise NonFiniteLossError(
-                    f"loss is {loss.item()} at step {step + 1}; stopped. "
+                    f"loss is {logged['loss']} at step {step + 1}; stopped. "
                     + (f"The last good checkpoint is in {out / 'checkpoint'} (resume with --resume after changing "
                        "the learning rate or reg)." if last else "No checkpoint was written yet."))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            distributed.average_gradients(models.trainable_parameters(), world)
             grad_norm = torch.nn.utils.clip_grad_norm_(models.trainable_parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
             step += 1
             consumed += len(examples)
-            tokens_seen += result["tokens"]
+            tokens = int(round(logged.pop("tokens") * world.size))
+            tokens_seen += tokens
             elapsed = time.time() - t0
-            record = {"step": step, "loss": loss.item(), **result, "grad_norm": float(grad_norm),
-                      "lr": scheduler.get_last_lr()[0], "step_time_s": round(elapsed, 4),
-                      "tokens_per_s": round(result["tokens"] / elapsed, 1) if elapsed > 0 else None}
-            with open(log_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-            if step in cfg.snapshot_steps and step < cfg.steps:
-                save_student(models.student, out / "snapshots" / f"step-{step}")
+            record = {"step": step, "loss": logged.pop("loss"), **logged, "tokens": tokens,
+                      "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0], "step_time_s": round(elapsed, 4),
+                      "tokens_per_s": round(tokens / elapsed, 1) if elapsed > 0 else None}
+            if world.is_main:
+                with open(log_path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+                if step in cfg.snapshot_steps and step < cfg.steps:
+                    save_student(models.student, out / "snapshots" / f"step-{step}")
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                save_checkpoint(out, models, optimizer, scheduler, step, consumed)
+                save_checkpoint(out, models, optimizer, scheduler, step, consumed, world)
             if on_step:
                 on_step(step, record)
     except BaseException:
-        if not resume and not (out / "checkpoint").is_dir():  # nothing to resume: leave nothing behind
+        if not resume and world.is_main and not (out / "checkpoint").is_dir():  # nothing to resume: leave nothing
             shutil.rmtree(out, ignore_errors=True)
         raise
     train_time = time.time() - train_started
+    if not world.is_main:
+        distributed.barrier(world)  # rank 0 probes and saves the student
+        return {"rank": world.rank, "steps": step, "train_time_s": round(train_time, 2)}
     models.student.model.eval()
     after = evaluate_student(models, cfg) if evaluate else None
     probe = {"before": before, "after": after}
@@ -503,10 +550,13 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
         torch.save(models.teacher_map.state_dict(), out / "teacher_map.pt")
     manifest = write_manifest(out, "distill", asdict(cfg), started=started, extra={
         "training_data": data.manifest(), "seed": cfg.seed, "device": str(device),
+        "world_size": world.size, "grad_accum": cfg.grad_accum,
+        "micro_batch": cfg.batch_size // (world.size * cfg.grad_accum),
         "train_time_s": round(train_time, 2), "steps": step, "examples_seen": consumed,
         "tokens_seen_this_run": tokens_seen, "probe": probe,
         "student_parameters_trained": sum(p.numel() for p in models.student.model.parameters() if p.requires_grad)})
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    distributed.barrier(world)
     return manifest
 
 
