@@ -294,6 +294,9 @@ class PrecisionChoice(str, Enum):
 class Backend(str, Enum):
     exact = "exact"
     faiss = "faiss"
+    hnsw = "hnsw"
+    ivf = "ivf"
+    ivfpq = "ivfpq"
 
 
 class Profile(str, Enum):
@@ -386,7 +389,8 @@ def encode_cmd(
 def index_cmd(
     embeddings: Annotated[Path, typer.Option(help="Embeddings directory written by `clir-ot encode`.")],
     out: Annotated[Path, typer.Option(help="TREC run file to write.")],
-    backend: Annotated[str, typer.Option(help="exact (chunked matmul + top-k) or faiss (IndexFlatIP).")] = "exact",
+    backend: Annotated[Backend, typer.Option(help="exact (chunked matmul + top-k), faiss (IndexFlatIP), or an ANN "
+                                             "index kept beside the embeddings: hnsw, ivf, ivfpq.")] = Backend.exact,
     depth: Annotated[int, typer.Option(help="Documents per query.")] = 1000,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run file.")] = False,
 ) -> None:
@@ -401,11 +405,11 @@ def index_cmd(
         raise ClirOtError(f"{out} already exists; pass --overwrite to replace it")
     doc_ids, corpus, query_ids, queries = load_embeddings(embeddings)
     started = time.time()
-    scores, idx = search(queries, corpus, depth, backend)
+    scores, idx, _ = search(queries, corpus, depth, backend.value, embeddings)
     elapsed = time.time() - started
-    write_run(out, to_run(query_ids, doc_ids, scores, idx), tag=f"clir-ot-{backend}")
-    console.print(f"searched {len(query_ids)} queries over {len(doc_ids):,} passages ({backend}) in {elapsed:.2f} s "
-                  f"→ {out}", markup=False)
+    write_run(out, to_run(query_ids, doc_ids, scores, idx), tag=f"clir-ot-{backend.value}")
+    console.print(f"searched {len(query_ids)} queries over {len(doc_ids):,} passages ({backend.value}) in "
+                  f"{elapsed:.2f} s → {out}", markup=False)
 
 
 class Fusion(str, Enum):
@@ -436,7 +440,8 @@ def evaluate_cmd(
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Interpolation weight of the dense run.")] = 0.5,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per batch when encoding.")] = 32,
     precision: Precision = PrecisionChoice.auto,
-    backend: Annotated[Backend, typer.Option(help="Search backend: exact (chunked matmul) or faiss.")]
+    backend: Annotated[Backend, typer.Option(help="Search backend: exact (chunked matmul), faiss (flat), or an "
+                                             "approximate FAISS index for large corpora: hnsw, ivf, ivfpq.")]
     = Backend.exact,
     pool: Annotated[int | None, typer.Option(min=0, help="Reduced pool: judged passages + N random ones "
                                              "(cheap diagnostic; default: the full corpus).")] = None,

@@ -47,14 +47,13 @@ from ..models.encoder import BATCH_TOKENS
 from ..models.precision import PRECISIONS, precision_choice
 from ..retrieval import fusion
 from ..retrieval.runfile import read_run, write_run
-from ..retrieval.search import to_run
+from ..retrieval.search import BACKENDS, to_run
 from . import metrics
 from .fidelity import require_fidelity
 
 BM25_NAMES = ("bm25", "bm25-strong")
 
 
-BACKENDS = ("exact", "faiss")
 FUSIONS = ("bm25", "rrf")
 
 
@@ -250,11 +249,12 @@ def dense_run(lang: str, cfg: EvalConfig, on_progress: Callable[[int, int], None
             raise ClirOtError(f"--query-model {cfg.query_model} gives {q.shape[1]}-dimensional embeddings and "
                               f"{cfg.model} {corpus.shape[1]}-dimensional ones: they cannot be compared")
     started = time.time()
-    scores, idx = search(q, corpus, cfg.depth, cfg.backend)
+    scores, idx, searched = search(q, corpus, cfg.depth, cfg.backend, Path(cached["entry"]))
     return to_run(query_ids, doc_ids, scores, idx), {
         "encoder": manifest.get("encoder"), "embeddings": cached,
         "encode_wall_time_s": 0.0 if cached["hit"] else manifest.get("wall_time_s"),
         "search_backend": cfg.backend, "search_time_s": round(time.time() - started, 3),
+        **({"index": searched} if "parameters" in searched else {}),
         "precision": {"precision": cfg.precision, "reason": cfg.precision_reason}}
 
 

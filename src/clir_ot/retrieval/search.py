@@ -1,4 +1,5 @@
-"""Exact inner-product search in chunks (no full score matrix in memory), and FAISS as an option.
+"""Exact inner-product search in chunks (no full score matrix in memory); FAISS's flat index and its ANN
+indexes (:mod:`clir_ot.retrieval.ann`) as options.
 
 Embeddings are L2-normalised, so inner product = cosine. ``exact_search`` keeps a running top-k over
 corpus chunks: memory is O(Q·(chunk + k)), never O(Q·N).
@@ -6,12 +7,15 @@ corpus chunks: memory is O(Q·(chunk + k)), never O(Q·N).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from ..errors import ClirOtError
+from .ann import ANN_BACKENDS, ann_search
 
-BACKENDS = ("exact", "faiss")
+BACKENDS = ("exact", "faiss", *ANN_BACKENDS)
 
 
 def exact_search(queries: np.ndarray, corpus: np.ndarray, k: int,
@@ -50,11 +54,16 @@ def faiss_search(queries: np.ndarray, corpus: np.ndarray, k: int) -> tuple[np.nd
     return scores, idx
 
 
-def search(queries: np.ndarray, corpus: np.ndarray, k: int, backend: str = "exact") -> tuple[np.ndarray, np.ndarray]:
+def search(queries: np.ndarray, corpus: np.ndarray, k: int, backend: str = "exact",
+           index_folder: Path | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(scores, indices, record)``: exact search, FAISS's flat index, or an ANN index
+    (:mod:`clir_ot.retrieval.ann`, kept in ``index_folder``); the record says how it was searched."""
     if backend == "exact":
-        return exact_search(queries, corpus, k)
+        return (*exact_search(queries, corpus, k), {"backend": backend})
     if backend == "faiss":
-        return faiss_search(queries, corpus, k)
+        return (*faiss_search(queries, corpus, k), {"backend": backend})
+    if backend in ANN_BACKENDS:
+        return ann_search(queries, corpus, k, backend, index_folder)
     raise ClirOtError(f"unknown search backend {backend!r}; expected one of {BACKENDS}")
 
 
