@@ -114,7 +114,11 @@ class DistillConfig:
     check_pool: int | None = setting(0, ge=0)
     check_queries: int | None = setting(30, ge=1)
     device: str = "auto"
+    #: bf16 autocast of the training steps on a CUDA GPU
     bf16: bool = True
+    #: bf16 autocast of the training steps on the CPU: opt-in, worth it with AMX (``amx_bf16``) only; off by default
+    #: so that a profile trains the same way on every CPU
+    cpu_bf16: bool = False
     max_malformed: float = setting(0.01, ge=0.0, le=1.0)
     max_content_fraction: float = setting(0.005, ge=0.0, le=1.0)
 
@@ -478,7 +482,8 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
             shutil.rmtree(out, ignore_errors=True)
         raise
     models.student.model.train()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
+    bf16 = (cfg.bf16 and device.type == "cuda") or (cfg.cpu_bf16 and device.type == "cpu")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     log_path = out / "train_log.jsonl"
     if on_start:
         on_start(step, cfg.steps)
@@ -550,7 +555,7 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
         torch.save(models.teacher_map.state_dict(), out / "teacher_map.pt")
     manifest = write_manifest(out, "distill", asdict(cfg), started=started, extra={
         "training_data": data.manifest(), "seed": cfg.seed, "device": str(device),
-        "world_size": world.size, "grad_accum": cfg.grad_accum,
+        "world_size": world.size, "grad_accum": cfg.grad_accum, "autocast": "bf16" if bf16 else None,
         "micro_batch": cfg.batch_size // (world.size * cfg.grad_accum),
         "train_time_s": round(train_time, 2), "steps": step, "examples_seen": consumed,
         "tokens_seen_this_run": tokens_seen, "probe": probe,
