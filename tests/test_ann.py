@@ -64,7 +64,8 @@ def test_ann_finds_most_of_the_exact_top_100_and_is_kept_beside_the_embeddings(
     assert not other["reused"] and other["file"] != record["file"]
 
 
-def test_an_hnsw_evaluation_records_its_index_and_reuses_it(tiny_xlmr_dir: Path, tmp_path: Path) -> None:
+def test_an_hnsw_evaluation_records_its_index_and_reuses_it(tiny_xlmr_dir: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = dict(langs=["yo"], model=str(tiny_xlmr_dir), pool_distractors=300, precision="fp32")
     (exact,) = evaluate(EvalConfig(**cfg), tmp_path / "exact")
     (hnsw,) = evaluate(EvalConfig(**cfg, backend="hnsw"), tmp_path / "hnsw")
@@ -74,6 +75,12 @@ def test_an_hnsw_evaluation_records_its_index_and_reuses_it(tiny_xlmr_dir: Path,
     assert abs(hnsw.metrics["R@100"] - exact.metrics["R@100"]) <= 0.01
     (again,) = evaluate(EvalConfig(**cfg, backend="hnsw"), tmp_path / "hnsw-2")
     assert again.info["index"]["reused"] and again.metrics == hnsw.metrics
+    (saved,) = evaluate(EvalConfig(**cfg, backend="hnsw"), tmp_path / "hnsw-2")
+    assert saved.reused
+    # other ANN rules (a new default): the saved result is not taken for theirs
+    monkeypatch.setitem(ann.RULES, "hnsw", ann.RULES["hnsw"] | {"efSearch": "max(4k, 256)"})
+    (changed,) = evaluate(EvalConfig(**cfg, backend="hnsw"), tmp_path / "hnsw-2")
+    assert not changed.reused
 
 
 def test_the_index_command_searches_an_encoded_folder_with_ann(tiny_xlmr_dir: Path, tmp_path: Path) -> None:
@@ -94,6 +101,7 @@ def test_the_index_command_searches_an_encoded_folder_with_ann(tiny_xlmr_dir: Pa
 
 def test_parameters_fit_the_corpus() -> None:
     assert ann.parameters("ivf", 49_043, 384, 100)["nlist"] == 886  # 4·√N
+    assert ann.parameters("ivf", 49_043, 384, 100)["nprobe"] == 110  # an eighth of the lists
     assert ann.parameters("ivf", 100, 384, 100)["nlist"] == 2  # >= 39 training points per list
     assert ann.parameters("ivfpq", 49_043, 384, 100)["m"] == 48
     assert ann.parameters("hnsw", 49_043, 384, 1000)["efSearch"] == 2000

@@ -152,7 +152,16 @@ def bench_step(student: str = "me5-small") -> dict:
 
         out[f"{method}_step_s"] = timed(step, repeat=3)
     out["ot_over_kd"] = out["ot_step_s"] / out["kd_step_s"]
-    out["setting"] = f"{student}, batch 16 pairs, max 64 tokens, word embedding frozen, CPU"
+    # matrix-product work of a KD step: the teacher's forward pass on English, the student's forward and
+    # backward passes (≈ 3 forwards) on English and on x — linear layers only, attention not counted
+    student = models.student
+    tokens_en = int(student.tokenize([e.en for e in examples], "passage", 64)["attention_mask"].sum())
+    tokens_x = int(student.tokenize([e.x for e in examples], "passage", 64)["attention_mask"].sum())
+    flops = linear_flops_per_token(student.model) * (tokens_en + 3 * (tokens_en + tokens_x))
+    config = student.model.config
+    out |= {"kd_step_linear_gflop": flops / 1e9, "kd_step_effective_gflops": flops / 1e9 / out["kd_step_s"],
+            "sgemm_ceiling_gflops": sgemm_gflops(config.hidden_size, config.intermediate_size)}
+    out["setting"] = f"{student.source}, batch 16 pairs, max 64 tokens, word embedding frozen, CPU fp32"
     return out
 
 

@@ -45,7 +45,8 @@ from ..errors import ClirOtError, DataUnavailableError
 from ..inputs import read_json_or_none
 from ..models.encoder import BATCH_TOKENS
 from ..models.precision import PRECISIONS, precision_choice
-from ..retrieval import fusion
+from ..retrieval import ann, fusion
+from ..retrieval.ann import ANN_BACKENDS
 from ..retrieval.runfile import read_run, write_run
 from ..retrieval.search import BACKENDS, to_run
 from . import metrics
@@ -154,7 +155,8 @@ class LanguageResult:
 
 def input_identity(lang: str, cfg: EvalConfig) -> dict:
     """Content hashes of everything a result of ``lang`` depends on besides its configuration: the topics
-    and qrels, the corpus searched (unless a run file is scored), the model's weights and the run file.
+    and qrels, the corpus searched (unless a run file is scored), the model's weights, the run file, and for an
+    ANN backend its parameter rules and FAISS's version.
     A saved result is reused only when these and the configuration are unchanged."""
     from ..artifacts import sha256_file
     from ..models.loading import model_fingerprint
@@ -171,6 +173,8 @@ def input_identity(lang: str, cfg: EvalConfig) -> dict:
         identity["model"] = model_fingerprint(cfg.model)
     if cfg.query_model:
         identity["query_model"] = model_fingerprint(cfg.query_model)
+    if cfg.backend in ANN_BACKENDS:
+        identity["ann"] = ann.identity(cfg.backend)
     return identity
 
 
