@@ -23,17 +23,20 @@ def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def outlier_model(tiny_xlmr_dir: Path, tmp_path: Path) -> Path:
-    """The tiny XLM-R with feed-forward layers that matter (weights × 10) and one large weight in each
-    feed-forward input layer: per-tensor int8 scales then round the other weights of that layer to zero (the
-    outlier failure of int8; cosine to fp32 about 0.74 at worst), while fp32 is unaffected."""
+    """The tiny XLM-R with attention outputs that matter (weights × 30) and, in each of them, one large weight
+    on an input dimension that is always 0 (its value row is zero): nothing changes in fp32, but the per-tensor
+    int8 scale that this weight sets rounds the layer's other weights to zero — the outlier failure of int8
+    (cosine to fp32 about 0.94 at worst)."""
     from clir_ot.models import load_encoder
 
     encoder = load_encoder(str(tiny_xlmr_dir), device="cpu")
     with torch.no_grad():
         for layer in encoder.model.encoder.layer:
-            layer.intermediate.dense.weight.mul_(10)
-            layer.output.dense.weight.mul_(10)
-            layer.intermediate.dense.weight[0, 0] = 200.0
+            value, out = layer.attention.self.value, layer.attention.output.dense
+            value.weight[0].zero_()
+            value.bias[0] = 0.0
+            out.weight.mul_(30)
+            out.weight[0, 0] = 1000.0
     encoder.save(tmp_path / "outlier")
     return tmp_path / "outlier"
 

@@ -44,7 +44,7 @@ from ..data.benchmarks import BENCHMARKS, Benchmark, Doc, Query, get_benchmark
 from ..errors import ClirOtError, DataUnavailableError
 from ..inputs import read_json_or_none
 from ..models.encoder import BATCH_TOKENS
-from ..models.precision import PRECISIONS, precision_choice
+from ..models.precision import PRECISIONS, RECIPES, precision_choice
 from ..retrieval import ann, fusion
 from ..retrieval.ann import ANN_BACKENDS
 from ..retrieval.runfile import read_run, write_run
@@ -175,6 +175,8 @@ def input_identity(lang: str, cfg: EvalConfig) -> dict:
         identity["query_model"] = model_fingerprint(cfg.query_model)
     if cfg.backend in ANN_BACKENDS:
         identity["ann"] = ann.identity(cfg.backend)
+    if cfg.model and cfg.model not in BM25_NAMES and cfg.precision != "fp32":
+        identity["precision_recipe"] = RECIPES[cfg.precision]
     return identity
 
 
@@ -205,6 +207,8 @@ def embeddings_config(encoder, model: str, bench: Benchmark, lang: str, split: s
 
     return {"model": model, "model_fingerprint": model_fingerprint(model), "benchmark": bench.name, "lang": lang,
             "split": split, "precision": precision, "corpus": corpus,
+            # a reduced precision's recipe (fp32 is the reference and has none): a new recipe never hits old entries
+            **({"precision_recipe": RECIPES[precision]} if precision != "fp32" else {}),
             "corpus_sha256": bench.corpus_identity(lang, split)["sha256"],
             "query_ids": sorted(q.query_id for q in queries), "fp16_storage": fp16_storage,
             "spec": asdict(encoder.spec),

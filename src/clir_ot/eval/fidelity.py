@@ -8,7 +8,7 @@ question per model, so ``int8`` is refused until the gate has measured it for th
 2. **Retrieval** on MIRACL yo dev, full corpus: every one of ``MEASURES`` within ``TOLERANCE`` of fp32
    (absolute difference of the means over queries). Run only when the cosine check passes.
 
-The result is kept in ``$CLIR_OT_CACHE/fidelity/<weights sha256>-<precision>.json`` with the numbers
+The result is kept in ``$CLIR_OT_CACHE/fidelity/<weights sha256>-<precision>-<recipe hash>.json`` with the numbers
 measured, the machine and the time, whether it passed or not; :func:`require_fidelity` reads it before
 any work. A gate run on a reduced pool (``pool_distractors``) is recorded but unlocks nothing: pools
 saturate (R@100 near 0.95) and would hide differences the full corpus shows.
@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import hardware, write_json_atomic
+from ..artifacts import config_hash, hardware, write_json_atomic
 from ..errors import ClirOtError
 from ..inputs import read_json_or_none
+from ..models.precision import RECIPES
 from ..settings import cache_dir
 
 #: precisions that need a passed gate before they are used
@@ -39,7 +40,9 @@ GATE_LANG = "yo"
 
 
 def record_path(weights_sha256: str, precision: str) -> Path:
-    return cache_dir() / "fidelity" / f"{weights_sha256}-{precision}.json"
+    """Where the verdict for these weights and this precision's recipe (:data:`RECIPES`) is kept."""
+    recipe = config_hash(RECIPES[precision])[:8]
+    return cache_dir() / "fidelity" / f"{weights_sha256}-{precision}-{recipe}.json"
 
 
 def _weights_sha256(model: str) -> str:
@@ -106,6 +109,7 @@ def run_gate(model: str, precision: str, *, pool_distractors: int | None = None,
         on_stage(f"cosine to fp32 on {len(texts):,} yo passages")
     cosine = cosine_check(model, precision, texts, batch_size)
     record: dict = {"model": model, "weights_sha256": _weights_sha256(model), "precision": precision,
+                    "recipe": RECIPES[precision],
                     "corpus": config.corpus_label(GATE_LANG), "full_corpus": pool_distractors is None,
                     "thresholds": {"min_cosine": MIN_COSINE, "tolerance": TOLERANCE, "measures": list(MEASURES)},
                     "cosine": cosine, "retrieval": None}

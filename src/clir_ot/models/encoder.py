@@ -72,13 +72,17 @@ class Encoder(torch.nn.Module):
 
     def set_precision(self, precision: str) -> Encoder:
         """Inference precision: ``fp32``; ``bf16`` (the weights cast to bfloat16 once; embeddings returned
-        as float32); ``int8`` (dynamic quantisation of the linear layers, CPU, inference only); ``auto``
+        as float32); ``int8`` (PyTorch dynamic quantisation of the attention's linear layers, CPU, inference
+        only; the feed-forward layers stay fp32: their activation outliers took me5-small to a cosine of 0.925
+        with fp32 when they were quantised too, against 0.997 without); ``auto``
         (:func:`~clir_ot.models.precision.precision_choice` for this encoder's device). Returns ``self``."""
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
         precision = precision_choice(precision, self.device.type)["precision"]
         if precision == "int8":
-            self.model = torch.ao.quantization.quantize_dynamic(self.model.cpu(), {torch.nn.Linear}, dtype=torch.qint8)
+            attention = {name for name, module in self.model.named_modules()
+                         if isinstance(module, torch.nn.Linear) and ".attention." in name}
+            self.model = torch.ao.quantization.quantize_dynamic(self.model.cpu(), attention, dtype=torch.qint8)
         elif precision == "bf16":
             self.model.to(dtype=torch.bfloat16)
         self.precision = precision

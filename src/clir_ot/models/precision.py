@@ -16,6 +16,10 @@ from functools import cache
 from pathlib import Path
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
+#: what each precision does to the model (:meth:`clir_ot.models.Encoder.set_precision`); results, cache entries and
+#: fidelity verdicts are keyed by it, so that a change of recipe never reuses the old one's numbers
+RECIPES = {"fp32": "fp32", "bf16": "bf16 weights, float32 pooling",
+           "int8": "PyTorch dynamic int8 of the attention's linear layers; feed-forward in fp32"}
 #: CPU flag (as ``/proc/cpuinfo`` and ``lscpu`` name it) whose bf16 matrix products beat fp32 ones
 BF16_CPU_FLAG = "amx_bf16"
 
