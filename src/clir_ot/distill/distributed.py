@@ -61,6 +61,14 @@ def init(world: World, device_type: str) -> None:
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
 
 
+def close(world: World) -> None:
+    """Leave the process group at the end of a run (before the process exits)."""
+    import torch.distributed as dist
+
+    if world.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def barrier(world: World) -> None:
     if world.distributed:
         torch.distributed.barrier()

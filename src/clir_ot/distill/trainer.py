@@ -543,6 +543,7 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
     train_time = time.time() - train_started
     if not world.is_main:
         distributed.barrier(world)  # rank 0 probes and saves the student
+        distributed.close(world)
         return {"rank": world.rank, "steps": step, "train_time_s": round(train_time, 2)}
     models.student.model.eval()
     after = evaluate_student(models, cfg) if evaluate else None
@@ -562,6 +563,7 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
         "student_parameters_trained": sum(p.numel() for p in models.student.model.parameters() if p.requires_grad)})
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
     distributed.barrier(world)
+    distributed.close(world)
     return manifest
 
 
