@@ -64,6 +64,7 @@ def test_a_failed_gate_refuses_int8_with_the_numbers_it_measured(outlier_model: 
     record = json.loads(result.stdout)
     assert record["passed"] is False and record["retrieval"] is None  # the cosine check stopped it
     assert record["cosine"]["passages"] == 200 and record["cosine"]["min"] < fidelity.MIN_COSINE
+    assert record["query_cosine"]["queries"] == 119 and 0 < record["query_cosine"]["min"] <= 1.0
     assert f"min cosine {record['cosine']['min']:.4f} < 0.99" in record["verdict"]
     assert record["full_corpus"] and record["machine"]["cpu_count"] >= 1
     with pytest.raises(ClirOtError, match=r"refused for .*: it failed the fidelity gate on .* \(min cosine 0\.\d{4} < "

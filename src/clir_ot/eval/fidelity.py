@@ -80,14 +80,15 @@ def require_fidelity(model: str, precision: str) -> None:
                           f"{record['measured']} ({record['verdict']}); use fp32")
 
 
-def cosine_check(model: str, precision: str, texts: list[str], batch_size: int) -> dict:
-    """Minimum and mean cosine between ``precision`` and fp32 passage embeddings of ``texts``."""
+def cosine_check(model: str, precision: str, texts: list[str], batch_size: int, kind: str = "passage") -> dict:
+    """Minimum and mean cosine between ``precision`` and fp32 embeddings of ``texts`` (as ``kind``)."""
     from ..models import load_encoder
 
-    reference = load_encoder(model).set_precision("fp32").encode(texts, "passage", batch_size=batch_size)
-    candidate = load_encoder(model).set_precision(precision).encode(texts, "passage", batch_size=batch_size)
+    reference = load_encoder(model).set_precision("fp32").encode(texts, kind, batch_size=batch_size)
+    candidate = load_encoder(model).set_precision(precision).encode(texts, kind, batch_size=batch_size)
     cosine = (reference * candidate).sum(1) / (np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1))
-    return {"passages": len(texts), "min": float(cosine.min()), "mean": float(cosine.mean())}
+    return {{"passage": "passages", "query": "queries"}[kind]: len(texts), "min": float(cosine.min()),
+            "mean": float(cosine.mean())}
 
 
 def run_gate(model: str, precision: str, *, pool_distractors: int | None = None, passages: int = COSINE_PASSAGES,
@@ -112,7 +113,10 @@ def run_gate(model: str, precision: str, *, pool_distractors: int | None = None,
                     "recipe": RECIPES[precision],
                     "corpus": config.corpus_label(GATE_LANG), "full_corpus": pool_distractors is None,
                     "thresholds": {"min_cosine": MIN_COSINE, "tolerance": TOLERANCE, "measures": list(MEASURES)},
-                    "cosine": cosine, "retrieval": None}
+                    "cosine": cosine, "retrieval": None,
+                    # the yo queries too, for the record (the threshold applies to the passages)
+                    "query_cosine": cosine_check(model, precision, [q.text for q in config.bench.queries(
+                        GATE_LANG, config.split)], batch_size, "query")}
     failures = []
     if cosine["min"] < MIN_COSINE:
         failures.append(f"min cosine {cosine['min']:.4f} < {MIN_COSINE} on {len(texts):,} passages; "
