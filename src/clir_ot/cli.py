@@ -394,7 +394,8 @@ def index_cmd(
     depth: Annotated[int, typer.Option(help="Documents per query.")] = 1000,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run file.")] = False,
 ) -> None:
-    """Search the encoded queries against the encoded corpus (exact inner product) into a run file."""
+    """Search the encoded queries against the encoded corpus into a run file: exact inner product, or an ANN
+    index built (once) beside the embeddings."""
     import time
 
     from .retrieval.encode import load_embeddings

@@ -23,6 +23,8 @@ Output directory: ``student/`` (Hugging Face model + tokenizer + encoder spec), 
 recompute it), ``config.yaml`` and ``manifest.json``
 (exclusion audit, data sha256, versions, wall time, seed). ``checkpoint/`` exists while training:
 ``--resume`` continues from it and ends with the same weights as an uninterrupted run.
+
+Under ``torchrun`` the ranks share each batch and rank 0 alone writes (:mod:`.distributed`).
 """
 
 from __future__ import annotations
