@@ -80,15 +80,21 @@ def require_fidelity(model: str, precision: str) -> None:
                           f"{record['measured']} ({record['verdict']}); use fp32")
 
 
-def cosine_check(model: str, precision: str, texts: list[str], batch_size: int, kind: str = "passage") -> dict:
-    """Minimum and mean cosine between ``precision`` and fp32 embeddings of ``texts`` (as ``kind``)."""
+def cosine_checks(model: str, precision: str, texts: dict[str, list[str]], batch_size: int) -> dict[str, dict]:
+    """Minimum and mean cosine between ``precision`` and fp32 embeddings, per kind of text
+    (``{"passage": [...], "query": [...]}``); each encoder is loaded once."""
     from ..models import load_encoder
 
-    reference = load_encoder(model).set_precision("fp32").encode(texts, kind, batch_size=batch_size)
-    candidate = load_encoder(model).set_precision(precision).encode(texts, kind, batch_size=batch_size)
-    cosine = (reference * candidate).sum(1) / (np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1))
-    return {{"passage": "passages", "query": "queries"}[kind]: len(texts), "min": float(cosine.min()),
-            "mean": float(cosine.mean())}
+    reference = load_encoder(model).set_precision("fp32")
+    candidate = load_encoder(model).set_precision(precision)
+    out = {}
+    for kind, items in texts.items():
+        a = reference.encode(items, kind, batch_size=batch_size)
+        b = candidate.encode(items, kind, batch_size=batch_size)
+        cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        out[kind] = {{"passage": "passages", "query": "queries"}[kind]: len(items), "min": float(cosine.min()),
+                     "mean": float(cosine.mean())}
+    return out
 
 
 def run_gate(model: str, precision: str, *, pool_distractors: int | None = None, passages: int = COSINE_PASSAGES,
@@ -108,15 +114,16 @@ def run_gate(model: str, precision: str, *, pool_distractors: int | None = None,
     texts = [d.text for d in random.Random(0).sample(docs, min(passages, len(docs)))]
     if on_stage:
         on_stage(f"cosine to fp32 on {len(texts):,} yo passages")
-    cosine = cosine_check(model, precision, texts, batch_size)
+    query_texts = [q.text for q in config.bench.queries(GATE_LANG, config.split)]
+    checked = cosine_checks(model, precision, {"passage": texts, "query": query_texts}, batch_size)
+    cosine = checked["passage"]
     record: dict = {"model": model, "weights_sha256": _weights_sha256(model), "precision": precision,
                     "recipe": RECIPES[precision],
                     "corpus": config.corpus_label(GATE_LANG), "full_corpus": pool_distractors is None,
                     "thresholds": {"min_cosine": MIN_COSINE, "tolerance": TOLERANCE, "measures": list(MEASURES)},
                     "cosine": cosine, "retrieval": None,
                     # the yo queries too, for the record (the threshold applies to the passages)
-                    "query_cosine": cosine_check(model, precision, [q.text for q in config.bench.queries(
-                        GATE_LANG, config.split)], batch_size, "query")}
+                    "query_cosine": checked["query"]}
     failures = []
     if cosine["min"] < MIN_COSINE:
         failures.append(f"min cosine {cosine['min']:.4f} < {MIN_COSINE} on {len(texts):,} passages; "
