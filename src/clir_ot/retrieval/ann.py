@@ -35,7 +35,8 @@ ANN_BACKENDS = ("hnsw", "ivf", "ivfpq")
 SEED = 0
 
 
-def _faiss():
+def require_faiss():
+    """The ``faiss`` module, or one clear line saying how to install it."""
     try:
         import faiss
     except ImportError as exc:
@@ -53,7 +54,7 @@ RULES = {"hnsw": {"M": 32, "efConstruction": 200, "efSearch": "max(2k, 256)"},
 
 def identity(kind: str) -> dict:
     """What an ANN search's results depend on besides the vectors: the rules of ``kind`` and FAISS's version."""
-    return {"rules": RULES[kind], "faiss": _faiss().__version__}
+    return {"rules": RULES[kind], "faiss": require_faiss().__version__}
 
 
 def parameters(kind: str, n: int, dim: int, k: int) -> dict:
@@ -73,7 +74,7 @@ def parameters(kind: str, n: int, dim: int, k: int) -> dict:
 
 def build(corpus: np.ndarray, params: dict):
     """A FAISS index of ``corpus`` (float32 rows) with ``params`` (:func:`parameters`)."""
-    faiss = _faiss()
+    faiss = require_faiss()
     dim = corpus.shape[1]
     vectors = np.ascontiguousarray(corpus, dtype=np.float32)
     if params["kind"] == "hnsw":
@@ -99,7 +100,7 @@ def build(corpus: np.ndarray, params: dict):
 
 
 def _prepare_for_search(index, params: dict):
-    faiss = _faiss()
+    faiss = require_faiss()
     if params["kind"] == "hnsw":
         index.hnsw.efSearch = params["efSearch"]
         return index
@@ -122,7 +123,7 @@ def cached_index(corpus: np.ndarray, kind: str, k: int, folder: Path | None) -> 
     """The index of ``corpus`` for ``kind``: read from ``folder`` (the embeddings' folder) when it was built there
     with the same parameters, else built and, with a folder, saved. Returns ``(index, record)``; the record
     names the file and says whether it was reused."""
-    faiss = _faiss()
+    faiss = require_faiss()
     params = parameters(kind, corpus.shape[0], corpus.shape[1], k)
     build_params = {key: v for key, v in params.items() if key not in ("efSearch", "nprobe")}
     name = f"index-{kind}-{config_hash(build_params | {'vectors': vectors_sha256(corpus)})[:16]}"

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import ClirOtError
-from .ann import ANN_BACKENDS, ann_search
+from .ann import ANN_BACKENDS, ann_search, require_faiss
 
 BACKENDS = ("exact", "faiss", *ANN_BACKENDS)
 
@@ -44,10 +44,7 @@ def exact_search(queries: np.ndarray, corpus: np.ndarray, k: int,
 
 def faiss_search(queries: np.ndarray, corpus: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The same search with ``faiss.IndexFlatIP`` (install the ``faiss`` extra: faiss-cpu)."""
-    try:
-        import faiss
-    except ImportError as exc:
-        raise ClirOtError("the faiss backend needs faiss-cpu: pip install faiss-cpu (or '.[faiss]')") from exc
+    faiss = require_faiss()
     index = faiss.IndexFlatIP(corpus.shape[1])
     index.add(np.ascontiguousarray(corpus, dtype=np.float32))
     scores, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, corpus.shape[0]))
