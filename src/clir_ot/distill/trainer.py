@@ -308,7 +308,7 @@ def save_checkpoint(out: Path, models: Models, optimizer, scheduler, step: int, 
     if models.teacher_map is not None:
         torch.save(models.teacher_map.state_dict(), tmp / "teacher_map.pt")
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
-                "consumed": consumed, **rng, "world_size": world.size, "ranks_rng": ranks_rng}, tmp / "trainer.pt")
+                "consumed": consumed, "world_size": world.size, "ranks_rng": ranks_rng}, tmp / "trainer.pt")
     final = out / "checkpoint"
     old = out / "checkpoint.old"
     if final.exists():
@@ -358,12 +358,12 @@ def load_checkpoint(out: Path, models: Models, optimizer, scheduler,
     if models.teacher_map is not None:
         models.teacher_map.load_state_dict(torch.load(ckpt / "teacher_map.pt", map_location=models.student.device))
     trainer = torch.load(ckpt / "trainer.pt", weights_only=False)
-    if trainer.get("world_size", 1) != world.size:
-        raise ClirOtError(f"the checkpoint in {ckpt} was written by {trainer.get('world_size', 1)} rank(s); resume "
+    if trainer["world_size"] != world.size:
+        raise ClirOtError(f"the checkpoint in {ckpt} was written by {trainer['world_size']} rank(s); resume "
                           f"it with as many (this run has {world.size}): each rank continues its own random state")
     optimizer.load_state_dict(trainer["optimizer"])
     scheduler.load_state_dict(trainer["scheduler"])
-    rng = trainer["ranks_rng"][world.rank] if "ranks_rng" in trainer else trainer
+    rng = trainer["ranks_rng"][world.rank]
     torch.set_rng_state(rng["torch_rng"])
     if rng["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda_rng"])
