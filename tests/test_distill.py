@@ -260,6 +260,42 @@ def test_a_learned_map_lets_a_teacher_of_another_space_train_and_resume(tiny_xlm
     assert load_encoder(str(tmp_path / "full" / "student")).dim == 16  # the map is not part of the student
 
 
+def test_the_map_starts_from_the_ridge_fit_of_the_students_english_onto_the_teachers(
+        tiny_xlmr_dir, tiny_bert_dir, small_bitext, tmp_path) -> None:
+    """The fitted map equals the ridge solution computed directly (numpy, float64) from both models' sentence
+    embeddings of the training English (distinct sentences) under both prefixes, brings the student closer to
+    the teacher than the random map it replaces, and is recorded in the run's manifest."""
+    import numpy as np
+
+    from clir_ot.distill.teacher_map import RIDGE, fit, sentence_embeddings
+    from clir_ot.models import load_encoder
+
+    student, teacher = load_encoder(str(tiny_xlmr_dir)), load_encoder(str(tiny_bert_dir))
+    english = [p.en for p in read_bitext(small_bitext).pairs]
+    linear = torch.nn.Linear(16, 32, bias=False)
+    random_weight = linear.weight.detach().clone()
+    report = fit(linear, student, teacher, english + english[:5], ["query", "passage"], 32)  # repeats count once
+    texts = list(dict.fromkeys(english))
+    s = np.concatenate([sentence_embeddings(student, texts, k, 32).numpy() for k in ("query", "passage")])
+    t = np.concatenate([sentence_embeddings(teacher, texts, k, 32).numpy() for k in ("query", "passage")])
+    lam = RIDGE * np.trace(s.T @ s) / 16
+    direct = np.linalg.lstsq(np.vstack([s, np.sqrt(lam) * np.eye(16)]), np.vstack([t, np.zeros((16, 32))]),
+                             rcond=None)[0].T
+    np.testing.assert_allclose(linear.weight.detach().numpy(), direct, rtol=1e-4, atol=1e-5)
+    assert report["sentences"] == len(texts) == 80 and report["kinds"] == ["query", "passage"]
+
+    def mean_cosine(w: np.ndarray) -> float:
+        mapped = s @ w.T
+        return float(np.mean(np.sum(mapped * t, 1) / np.linalg.norm(mapped, axis=1) / np.linalg.norm(t, axis=1)))
+
+    assert report["mean_cosine_mapped"] == pytest.approx(mean_cosine(direct), abs=1e-5)
+    assert report["mean_cosine_mapped"] > mean_cosine(random_weight.numpy()) + 0.1
+
+    cfg = config(tiny_xlmr_dir, small_bitext, method="kd", teacher=str(tiny_bert_dir), teacher_map=True, steps=2)
+    manifest = train(cfg, tmp_path / "run", evaluate=False)
+    assert manifest["teacher_map_fit"] == report
+
+
 def test_cpu_bf16_training_follows_the_fp32_loss_trajectory(tiny_xlmr_dir, small_bitext, tmp_path) -> None:
     """Opt-in bf16 autocast on the CPU (for machines with AMX): a short run's losses stay within 1% of
     fp32's, step by step, and the manifest says it ran."""

@@ -14,7 +14,9 @@ Methods (``--method``), shorthands for weighted sums of objective terms (:mod:`.
 x is the translation or the code-switched English of each pair (both are drawn). The teacher is
 frozen: the student's own initial copy (``teacher: self``, self-distillation: the student keeps its
 retrieval space while training languages are pulled toward English) or another encoder
-(``teacher: minilm``, OPTICAL's setting). Training uses the prefixes used at retrieval time:
+(``teacher: minilm``, a space unrelated to mE5's; ``teacher_map: true`` then learns a linear map from
+the student's space to the teacher's, fitted before the first step and trained with the student, used by
+the loss only: :mod:`.teacher_map`). Training uses the prefixes used at retrieval time:
 ``prefix_mode: both`` alternates "query: " and "passage: " per batch, the same for both models.
 
 Output directory: ``student/`` (Hugging Face model + tokenizer + encoder spec), ``train_log.jsonl``,
@@ -54,6 +56,7 @@ from ..models import Encoder, load_encoder, resolve_device
 from . import distributed, objective
 from .card import model_card
 from .losses import MSEDistillLoss, OTAlignmentLoss
+from .teacher_map import fit as fit_teacher_map
 
 METHODS = tuple(objective.METHOD_TERMS)  # ot, kd, ot+kd, noise: shorthands for objective mixes
 PREFIX_MODES = ("both", "query", "passage", "none")
@@ -202,13 +205,8 @@ def build_models(cfg: DistillConfig, device: torch.device) -> Models:
             raise ClirOtError(f"invalid configuration: {who}_layer {layer} is outside -1..{n_layers} "
                               f"(the {who} has {n_layers} layers; 0 = embedding output, -1 = last)")
     teacher_map = None
-    if cfg.teacher_map:  # identity where the dimensions agree: training starts from the unmapped losses
+    if cfg.teacher_map:  # fitted by train() before the first step (or loaded from the checkpoint)
         teacher_map = torch.nn.Linear(student.dim, teacher.dim, bias=False).to(device)
-        with torch.no_grad():
-            if teacher.dim == student.dim:
-                teacher_map.weight.copy_(torch.eye(student.dim))
-            else:
-                torch.nn.init.orthogonal_(teacher_map.weight)
     elif teacher.dim != student.dim:
         raise ClirOtError(f"teacher ({teacher.dim}) and student ({student.dim}) dimensions differ; "
                           "the losses compare their embeddings directly (set teacher_map: true to learn a map)")
@@ -465,6 +463,12 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
             sample = data.pairs[:5000]
             models.idf_teacher = idf_weights(models.teacher, [p.en for p in sample]).to(device)
             models.idf_student = idf_weights(models.student, [p.x for p in sample]).to(device)
+        if models.teacher_map is not None and not resume:
+            kinds = list(dict.fromkeys(prefix_kind(cfg, step) for step in range(2)))
+            fitted = fit_teacher_map(models.teacher_map, models.student, models.teacher,
+                                     [p.en for p in data.pairs], kinds, cfg.max_length)
+            if world.is_main:
+                write_json_atomic(out / "teacher_map_fit.json", fitted)
         before = evaluate_initial_student(models, cfg) if evaluate and not resume and world.is_main else None
         if before is not None:
             write_json_atomic(out / "probe_before.json", before)
@@ -560,6 +564,7 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
         "training_data": data.manifest(), "seed": cfg.seed, "device": str(device),
         "world_size": world.size, "grad_accum": cfg.grad_accum, "autocast": "bf16" if bf16 else None,
         "micro_batch": cfg.batch_size // (world.size * cfg.grad_accum),
+        "teacher_map_fit": read_json_or_none(out / "teacher_map_fit.json"),
         "train_time_s": round(train_time, 2), "steps": step, "examples_seen": consumed,
         "tokens_seen_this_run": tokens_seen, "probe": probe,
         "student_parameters_trained": sum(p.numel() for p in models.student.model.parameters() if p.requires_grad)})

@@ -1,0 +1,75 @@
+r"""The linear map from the student's space to an unrelated teacher's space (``teacher_map: true``).
+
+With a teacher whose embedding space is unrelated to the student's (``teacher: minilm`` for mE5), the
+losses compare the teacher's English with :math:`W s` instead of the student's own states :math:`s`. The
+map is used by the loss only; the saved student is the encoder alone.
+
+:math:`W` is first fitted in closed form (ridge least squares) on English training sentences,
+
+.. math::
+    W = \arg\min_W \sum_i \lVert W s_i - t_i \rVert^2 + \lambda \lVert W \rVert_F^2
+      = T^\top S \, (S^\top S + \lambda I)^{-1},
+    \qquad \lambda = \text{RIDGE} \cdot \operatorname{tr}(S^\top S) / d,
+
+where :math:`s_i` and :math:`t_i` are the student's and the teacher's sentence embeddings of the same
+English sentence (eval mode, the training's maximum length, every prefix the training uses), then trained
+with the student. Without the fit, a map learning at the student's rate barely moves in a few hundred
+steps, and the losses pull the student itself into the teacher's space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ..models import Encoder
+
+#: English sentences the map is fitted on (the first distinct ones of the training data, in its order)
+FIT_SENTENCES = 2000
+#: ridge strength, relative to the mean eigenvalue of SᵀS
+RIDGE = 1e-2
+_BATCH = 64
+
+
+@torch.no_grad()
+def sentence_embeddings(encoder: Encoder, texts: Sequence[str], kind: str, max_length: int) -> torch.Tensor:
+    """``encoder``'s sentence embeddings of ``texts`` (float64, eval mode, input order), as the loss sees them."""
+    was_training = encoder.model.training
+    encoder.model.eval()
+    try:
+        out = []
+        for i in range(0, len(texts), _BATCH):
+            batch = encoder.tokenize(texts[i:i + _BATCH], kind, max_length)
+            states = encoder.model(**batch).last_hidden_state.float()
+            out.append(encoder.sentence_embeddings(states, batch["attention_mask"]).double())
+        return torch.cat(out)
+    finally:
+        encoder.model.train(was_training)
+
+
+def ridge_map(source: torch.Tensor, target: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
+    """:math:`W` (``target dim × source dim``) minimising ‖source Wᵀ − target‖² + λ‖W‖² (module docstring)."""
+    gram = source.T @ source
+    lam = ridge * torch.trace(gram) / gram.shape[0]
+    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    return torch.linalg.solve(gram + lam * eye, source.T @ target).T
+
+
+def fit(teacher_map: torch.nn.Linear, student: Encoder, teacher: Encoder, english: Sequence[str],
+        kinds: Sequence[str], max_length: int) -> dict:
+    """Set ``teacher_map`` to the ridge fit on ``english`` (its first :data:`FIT_SENTENCES` distinct
+    sentences, under each of ``kinds``); return what the fit achieved: the mean cosine between the teacher's
+    embeddings and the student's, unmapped (where the dimensions agree) and mapped."""
+    texts = list(dict.fromkeys(english))[:FIT_SENTENCES]
+    s = torch.cat([sentence_embeddings(student, texts, k, max_length) for k in kinds])
+    t = torch.cat([sentence_embeddings(teacher, texts, k, max_length) for k in kinds])
+    w = ridge_map(s, t)
+    with torch.no_grad():
+        teacher_map.weight.copy_(w.to(teacher_map.weight.dtype))
+    unit = torch.nn.functional.normalize
+    report = {"sentences": len(texts), "kinds": list(kinds), "ridge": RIDGE,
+              "mean_cosine_mapped": round(float((unit(s @ w.T, dim=-1) * unit(t, dim=-1)).sum(-1).mean()), 6)}
+    if s.shape[1] == t.shape[1]:
+        report["mean_cosine_unmapped"] = round(float((unit(s, dim=-1) * unit(t, dim=-1)).sum(-1).mean()), 6)
+    return report
