@@ -103,6 +103,17 @@ def test_encode_resumes_after_interruption(tiny_bert_dir: Path, tmp_path: Path, 
         encode_mod.encode_corpus(enc, ids, texts, [], [], tmp_path / "run", {"model": "other"})
 
 
+def test_shard_ranges_split_every_document_once_among_the_processes() -> None:
+    from clir_ot.retrieval.encode import shard_ranges
+
+    every = shard_ranges(20, 8)
+    assert every == {0: range(0, 8), 1: range(8, 16), 2: range(16, 20)}
+    parts = [shard_ranges(20, 8, (i, 2)) for i in range(2)]
+    assert parts == [{0: range(0, 8), 2: range(16, 20)}, {1: range(8, 16)}]
+    assert sorted(i for part in parts for rows in part.values() for i in rows) == list(range(20))
+    assert shard_ranges(20, 8, (3, 4)) == {} and shard_ranges(0, 8) == {}
+
+
 def test_sharded_encoding_in_two_processes_equals_one_process(tiny_xlmr_dir: Path, tmp_path: Path) -> None:
     import os
     import subprocess

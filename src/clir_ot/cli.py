@@ -27,6 +27,7 @@ from typer.core import TyperGroup
 from .data.benchmarks import BENCHMARKS
 from .errors import ClirOtError
 from .languages import EVAL_LANGUAGES, LANGUAGE_NAMES, MIRACL_LANGUAGES, parse_language_list
+from .retrieval.encode import SHARD_SIZE
 
 console = Console()
 err_console = Console(stderr=True)
@@ -339,7 +340,7 @@ def encode_cmd(
                                               "process of n, e.g. one per GPU); a run without --shard then "
                                               "finishes the directory.")] = None,
     shard_size: Annotated[int, typer.Option(min=1, help="Documents per shard file (the unit of resuming and "
-                                            "of --shard).")] = 8192,
+                                            "of --shard).")] = SHARD_SIZE,
 ) -> None:
     """Encode a benchmark's documents (MIRACL: title + text) and its queries; resumes an interrupted run.
     With --shard i/n, n processes share the work; the same command without --shard merges (finishes) it."""
@@ -348,7 +349,7 @@ def encode_cmd(
     from .eval.evaluate import embeddings_config
     from .eval.fidelity import require_fidelity
     from .models import load_encoder
-    from .retrieval.encode import encode_corpus
+    from .retrieval.encode import encode_corpus, shard_ranges
 
     part = parse_shard(shard)
     if part and overwrite:
@@ -365,8 +366,7 @@ def encode_cmd(
                                bench.corpus_label(lang, pool), queries)
     lock = f".lock-shard-{part[0]}-of-{part[1]}" if part else ".lock"
     with folder_lock(out, "encode", name=lock), _progress() as progress:
-        mine = len(docs) if not part else sum(min(shard_size, len(docs) - lo)
-                                              for lo in range(part[0] * shard_size, len(docs), part[1] * shard_size))
+        mine = sum(map(len, shard_ranges(len(docs), shard_size, part).values()))
         task = progress.add_task(f"encode {lang} ({mine:,} passages)", total=mine)
         manifest = encode_corpus(encoder, [d.doc_id for d in docs], [d.text for d in docs],
                                  [q.query_id for q in queries], [q.text for q in queries], out, config,

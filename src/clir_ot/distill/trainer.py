@@ -37,6 +37,7 @@ import math
 import os
 import random
 import shutil
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -510,10 +511,10 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
                 parts.append(result)
                 if torch.isfinite(loss):
                     (loss / cfg.grad_accum).backward()
-            # logged: means over micro-batches and ranks (token counts: sums); one micro-batch logs as it is
-            logged = {"loss": losses[0], **parts[0]} if len(parts) == 1 else {
-                "loss": sum(losses) / len(losses), "tokens": sum(r["tokens"] for r in parts)} | {
-                k: sum(r[k] for r in parts) / len(parts) for k in parts[0] if k != "tokens"}
+            # logged: means over micro-batches and ranks (token counts: sums); statistics.mean keeps one value
+            # as it is and whole-number means (Sinkhorn iterations) as integers
+            logged = {"loss": statistics.mean(losses), "tokens": sum(r["tokens"] for r in parts)} | {
+                k: statistics.mean(r[k] for r in parts) for k in parts[0] if k != "tokens"}
             logged = distributed.mean_over_ranks(logged, world)
             if not math.isfinite(logged["loss"]):
                 last = (out / "checkpoint").is_dir()

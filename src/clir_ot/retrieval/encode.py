@@ -24,6 +24,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,7 +38,9 @@ from ..artifacts import (
 )
 from ..errors import ClirOtError
 from ..inputs import read_json_or_none
-from ..models.encoder import Encoder, Kind
+
+if TYPE_CHECKING:
+    from ..models.encoder import Encoder, Kind
 
 STATE = "state.json"
 #: documents per shard file: the unit of resuming and of splitting work between processes
@@ -81,6 +84,14 @@ def encode_texts(encoder: Encoder, texts: Sequence[str], kind: Kind, batch_size:
     return encoder.encode(list(texts), kind=kind, batch_size=batch_size, sort_by_length=True, on_batch=on_batch)
 
 
+def shard_ranges(n_docs: int, shard_size: int = SHARD_SIZE,
+                 shard: tuple[int, int] | None = None) -> dict[int, range]:
+    """Shard number → the positions of its documents, for every shard or, with ``shard=(i, n)``, for those
+    process ``i`` of ``n`` encodes (``s % n == i``)."""
+    return {s: range(lo, min(n_docs, lo + shard_size)) for s, lo in enumerate(range(0, n_docs, shard_size))
+            if shard is None or s % shard[1] == shard[0]}
+
+
 def _shard_path(out: Path, s: int) -> Path:
     return out / "corpus" / f"shard-{s:05d}.npy"
 
@@ -112,22 +123,21 @@ def encode_corpus(encoder: Encoder, doc_ids: Sequence[str], texts: Sequence[str]
         raise ClirOtError(f"{out} was started with {state.get('shard_size', SHARD_SIZE)} documents per shard; "
                           f"continue it with --shard-size {state.get('shard_size', SHARD_SIZE)}")
     dtype = np.float16 if fp16 else np.float32
-    n_shards = (len(texts) + shard_size - 1) // shard_size
+    n_shards = len(shard_ranges(len(texts), shard_size))
     (out / "corpus").mkdir(exist_ok=True)
-    mine = [s for s in range(n_shards) if shard is None or s % shard[1] == shard[0]]
-    todo = [s for s in mine if not _shard_done(out, s)]
+    mine = shard_ranges(len(texts), shard_size, shard)
+    todo = {s: rows for s, rows in mine.items() if not _shard_done(out, s)}
     if on_progress is not None:
-        on_progress(sum(min(len(texts), (s + 1) * shard_size) - s * shard_size for s in mine if s not in todo))
+        on_progress(sum(len(rows) for s, rows in mine.items() if s not in todo))
     encoded_now = 0
-    for s in todo:
-        lo, hi = s * shard_size, min(len(texts), (s + 1) * shard_size)
-        emb = encode_texts(encoder, texts[lo:hi], "passage", batch_size, on_progress)
-        _save_ids(_shard_path(out, s).with_suffix(".ids"), doc_ids[lo:hi])
+    for s, rows in todo.items():
+        emb = encode_texts(encoder, texts[rows.start:rows.stop], "passage", batch_size, on_progress)
+        _save_ids(_shard_path(out, s).with_suffix(".ids"), doc_ids[rows.start:rows.stop])
         _save_array(_shard_path(out, s), emb.astype(dtype))
-        encoded_now += hi - lo
+        encoded_now += len(rows)
     if shard is not None:
         missing = [s for s in range(n_shards) if not _shard_done(out, s)]
-        return {"shard": f"{shard[0]}/{shard[1]}", "shards": mine, "encoded_this_run": encoded_now,
+        return {"shard": f"{shard[0]}/{shard[1]}", "shards": list(mine), "encoded_this_run": encoded_now,
                 "shards_missing": missing, "complete": False}
     q = encode_texts(encoder, queries, "query", batch_size)
     _save_array(out / "queries.npy", q.astype(dtype))
