@@ -261,35 +261,51 @@ def test_a_learned_map_lets_a_teacher_of_another_space_train_and_resume(tiny_xlm
 
 
 def test_the_map_starts_from_the_ridge_fit_of_the_students_english_onto_the_teachers(
-        tiny_xlmr_dir, tiny_bert_dir, small_bitext, tmp_path) -> None:
+        tiny_xlmr_dir, tiny_bert_dir, small_bitext, tmp_path, monkeypatch) -> None:
     """The fitted map equals the ridge solution computed directly (numpy, float64) from both models' sentence
     embeddings of the training English (distinct sentences) under both prefixes, brings the student closer to
-    the teacher than the random map it replaces, and is recorded in the run's manifest."""
+    the teacher than the random map it replaces, reports its cosine on held-out sentences, and is recorded
+    in the run's manifest."""
     import numpy as np
 
+    from clir_ot.distill import teacher_map
     from clir_ot.distill.teacher_map import RIDGE, fit, sentence_embeddings
     from clir_ot.models import load_encoder
 
     student, teacher = load_encoder(str(tiny_xlmr_dir)), load_encoder(str(tiny_bert_dir))
     english = [p.en for p in read_bitext(small_bitext).pairs]
-    linear = torch.nn.Linear(16, 32, bias=False)
-    random_weight = linear.weight.detach().clone()
-    report = fit(linear, student, teacher, english + english[:5], ["query", "passage"], 32)  # repeats count once
     texts = list(dict.fromkeys(english))
-    s = np.concatenate([sentence_embeddings(student, texts, k, 32).numpy() for k in ("query", "passage")])
-    t = np.concatenate([sentence_embeddings(teacher, texts, k, 32).numpy() for k in ("query", "passage")])
-    lam = RIDGE * np.trace(s.T @ s) / 16
-    direct = np.linalg.lstsq(np.vstack([s, np.sqrt(lam) * np.eye(16)]), np.vstack([t, np.zeros((16, 32))]),
-                             rcond=None)[0].T
-    np.testing.assert_allclose(linear.weight.detach().numpy(), direct, rtol=1e-4, atol=1e-5)
-    assert report["sentences"] == len(texts) == 80 and report["kinds"] == ["query", "passage"]
 
-    def mean_cosine(w: np.ndarray) -> float:
+    def embed(encoder, sentences: list[str]) -> np.ndarray:
+        return np.concatenate([sentence_embeddings(encoder, sentences, k, 32).numpy() for k in ("query", "passage")])
+
+    def ridge(s: np.ndarray, t: np.ndarray) -> np.ndarray:
+        lam = RIDGE * np.trace(s.T @ s) / s.shape[1]
+        padded_s = np.vstack([s, np.sqrt(lam) * np.eye(s.shape[1])])
+        return np.linalg.lstsq(padded_s, np.vstack([t, np.zeros((s.shape[1], t.shape[1]))]), rcond=None)[0].T
+
+    def mean_cosine(w: np.ndarray, s: np.ndarray, t: np.ndarray) -> float:
         mapped = s @ w.T
         return float(np.mean(np.sum(mapped * t, 1) / np.linalg.norm(mapped, axis=1) / np.linalg.norm(t, axis=1)))
 
-    assert report["mean_cosine_mapped"] == pytest.approx(mean_cosine(direct), abs=1e-5)
-    assert report["mean_cosine_mapped"] > mean_cosine(random_weight.numpy()) + 0.1
+    linear = torch.nn.Linear(16, 32, bias=False)
+    random_weight = linear.weight.detach().numpy().copy()
+    report = fit(linear, student, teacher, english + english[:5], ["query", "passage"], 32)  # repeats count once
+    s, t = embed(student, texts), embed(teacher, texts)
+    direct = ridge(s, t)
+    np.testing.assert_allclose(linear.weight.detach().numpy(), direct, rtol=1e-4, atol=1e-5)
+    assert report["sentences"] == len(texts) == 80 and report["kinds"] == ["query", "passage"]
+    assert report["mean_cosine_mapped"] == pytest.approx(mean_cosine(direct, s, t), abs=1e-5)
+    assert report["mean_cosine_mapped"] > mean_cosine(random_weight, s, t) + 0.1
+    assert report["held_out_sentences"] == 0 and report["mean_cosine_mapped_held_out"] is None
+
+    monkeypatch.setattr(teacher_map, "FIT_SENTENCES", 60)  # the other 20 are held out
+    held = fit(torch.nn.Linear(16, 32, bias=False), student, teacher, english, ["query", "passage"], 32)
+    w60 = ridge(embed(student, texts[:60]), embed(teacher, texts[:60]))
+    assert held["sentences"] == 60 and held["held_out_sentences"] == 20
+    assert held["mean_cosine_mapped_held_out"] == pytest.approx(
+        mean_cosine(w60, embed(student, texts[60:]), embed(teacher, texts[60:])), abs=1e-5)
+    monkeypatch.undo()
 
     cfg = config(tiny_xlmr_dir, small_bitext, method="kd", teacher=str(tiny_bert_dir), teacher_map=True, steps=2)
     manifest = train(cfg, tmp_path / "run", evaluate=False)

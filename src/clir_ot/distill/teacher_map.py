@@ -27,6 +27,8 @@ from ..models import Encoder
 
 #: English sentences the map is fitted on (the first distinct ones of the training data, in its order)
 FIT_SENTENCES = 2000
+#: the next distinct sentences, not fitted on: the fit's cosine measured out of sample
+HELD_OUT = 500
 #: ridge strength, relative to the mean eigenvalue of SᵀS
 RIDGE = 1e-2
 _BATCH = 64
@@ -60,16 +62,27 @@ def fit(teacher_map: torch.nn.Linear, student: Encoder, teacher: Encoder, englis
         kinds: Sequence[str], max_length: int) -> dict:
     """Set ``teacher_map`` to the ridge fit on ``english`` (its first :data:`FIT_SENTENCES` distinct
     sentences, under each of ``kinds``); return what the fit achieved: the mean cosine between the teacher's
-    embeddings and the student's, unmapped (where the dimensions agree) and mapped."""
-    texts = list(dict.fromkeys(english))[:FIT_SENTENCES]
-    s = torch.cat([sentence_embeddings(student, texts, k, max_length) for k in kinds])
-    t = torch.cat([sentence_embeddings(teacher, texts, k, max_length) for k in kinds])
+    embeddings and the student's, unmapped (where the dimensions agree) and mapped, on the fitted sentences
+    and on the next :data:`HELD_OUT` distinct ones (``None`` when there are none)."""
+    distinct = list(dict.fromkeys(english))
+    texts, held = distinct[:FIT_SENTENCES], distinct[FIT_SENTENCES:FIT_SENTENCES + HELD_OUT]
+
+    def embed(encoder: Encoder, sentences: list[str]) -> torch.Tensor:
+        return torch.cat([sentence_embeddings(encoder, sentences, k, max_length) for k in kinds])
+
+    s, t = embed(student, texts), embed(teacher, texts)
     w = ridge_map(s, t)
     with torch.no_grad():
         teacher_map.weight.copy_(w.to(teacher_map.weight.dtype))
-    unit = torch.nn.functional.normalize
-    report = {"sentences": len(texts), "kinds": list(kinds), "ridge": RIDGE,
-              "mean_cosine_mapped": round(float((unit(s @ w.T, dim=-1) * unit(t, dim=-1)).sum(-1).mean()), 6)}
+    report = {"sentences": len(texts), "held_out_sentences": len(held), "kinds": list(kinds), "ridge": RIDGE,
+              "mean_cosine_mapped": _mean_cosine(s @ w.T, t),
+              "mean_cosine_mapped_held_out": _mean_cosine(embed(student, held) @ w.T, embed(teacher, held))
+              if held else None}
     if s.shape[1] == t.shape[1]:
-        report["mean_cosine_unmapped"] = round(float((unit(s, dim=-1) * unit(t, dim=-1)).sum(-1).mean()), 6)
+        report["mean_cosine_unmapped"] = _mean_cosine(s, t)
     return report
+
+
+def _mean_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    unit = torch.nn.functional.normalize
+    return round(float((unit(a, dim=-1) * unit(b, dim=-1)).sum(-1).mean()), 6)
