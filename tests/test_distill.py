@@ -269,7 +269,7 @@ def test_the_map_starts_from_the_ridge_fit_of_the_students_english_onto_the_teac
     import numpy as np
 
     from clir_ot.distill import teacher_map
-    from clir_ot.distill.teacher_map import RIDGE, fit, sentence_embeddings
+    from clir_ot.distill.teacher_map import RIDGE, fit
     from clir_ot.models import load_encoder
 
     student, teacher = load_encoder(str(tiny_xlmr_dir)), load_encoder(str(tiny_bert_dir))
@@ -277,7 +277,8 @@ def test_the_map_starts_from_the_ridge_fit_of_the_students_english_onto_the_teac
     texts = list(dict.fromkeys(english))
 
     def embed(encoder, sentences: list[str]) -> np.ndarray:
-        return np.concatenate([sentence_embeddings(encoder, sentences, k, 32).numpy() for k in ("query", "passage")])
+        return np.concatenate([encoder.encode(sentences, k, max_length=32).astype(np.float64)
+                               for k in ("query", "passage")])
 
     def ridge(s: np.ndarray, t: np.ndarray) -> np.ndarray:
         lam = RIDGE * np.trace(s.T @ s) / s.shape[1]

@@ -31,23 +31,6 @@ FIT_SENTENCES = 2000
 HELD_OUT = 500
 #: ridge strength, relative to the mean eigenvalue of SᵀS
 RIDGE = 1e-2
-_BATCH = 64
-
-
-@torch.no_grad()
-def sentence_embeddings(encoder: Encoder, texts: Sequence[str], kind: str, max_length: int) -> torch.Tensor:
-    """``encoder``'s sentence embeddings of ``texts`` (float64, eval mode, input order), as the loss sees them."""
-    was_training = encoder.model.training
-    encoder.model.eval()
-    try:
-        out = []
-        for i in range(0, len(texts), _BATCH):
-            batch = encoder.tokenize(texts[i:i + _BATCH], kind, max_length)
-            states = encoder.model(**batch).last_hidden_state.float()
-            out.append(encoder.sentence_embeddings(states, batch["attention_mask"]).double())
-        return torch.cat(out)
-    finally:
-        encoder.model.train(was_training)
 
 
 def ridge_map(source: torch.Tensor, target: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
@@ -67,8 +50,9 @@ def fit(teacher_map: torch.nn.Linear, student: Encoder, teacher: Encoder, englis
     distinct = list(dict.fromkeys(english))
     texts, held = distinct[:FIT_SENTENCES], distinct[FIT_SENTENCES:FIT_SENTENCES + HELD_OUT]
 
-    def embed(encoder: Encoder, sentences: list[str]) -> torch.Tensor:
-        return torch.cat([sentence_embeddings(encoder, sentences, k, max_length) for k in kinds])
+    def embed(encoder: Encoder, sentences: list[str]) -> torch.Tensor:  # eval mode, the losses' truncation
+        return torch.cat([torch.from_numpy(encoder.encode(sentences, k, max_length=max_length)).double()
+                          for k in kinds])
 
     s, t = embed(student, texts), embed(teacher, texts)
     w = ridge_map(s, t)

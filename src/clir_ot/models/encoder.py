@@ -116,18 +116,19 @@ class Encoder(torch.nn.Module):
         """Pooled (and, per the spec, normalised) float32 embeddings; bf16 token states are pooled in float32."""
         return self.sentence_embeddings(self.token_embeddings(batch).float(), batch["attention_mask"])
 
-    def token_ids(self, texts: Sequence[str], kind: Kind) -> list[list[int]]:
-        """Token ids of ``texts`` with the kind's prefix, truncated to the spec's maximum, tokenised in one
-        call (the fast tokenizers run it in parallel), unpadded."""
+    def token_ids(self, texts: Sequence[str], kind: Kind, max_length: int | None = None) -> list[list[int]]:
+        """Token ids of ``texts`` with the kind's prefix, truncated to ``max_length`` (default: the spec's
+        maximum), tokenised in one call (the fast tokenizers run it in parallel), unpadded."""
         prefix = self.spec.prefix(kind)
-        return self.tokenizer([prefix + t for t in texts], truncation=True, max_length=self.spec.max_length,
-                              return_attention_mask=False)["input_ids"]
+        return self.tokenizer([prefix + t for t in texts], truncation=True,
+                              max_length=max_length or self.spec.max_length, return_attention_mask=False)["input_ids"]
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], kind: Kind = "passage", batch_size: int = 32,
                sort_by_length: bool = True, on_batch: Callable[[int], None] | None = None,
-               batch_tokens: int = BATCH_TOKENS) -> np.ndarray:
-        """Embed ``texts`` (float32 ``(N, H)``), in input order.
+               batch_tokens: int = BATCH_TOKENS, max_length: int | None = None) -> np.ndarray:
+        """Embed ``texts`` (float32 ``(N, H)``), in input order, each truncated to ``max_length`` tokens
+        (default: the spec's maximum).
 
         The texts are tokenised once, in bulk, and (``sort_by_length``) taken longest first by token count, so
         that a batch pads little; a batch holds at most ``batch_size`` texts and at most ``batch_tokens``
@@ -138,7 +139,7 @@ class Encoder(torch.nn.Module):
             return np.zeros((0, self.dim), dtype=np.float32)
         was_training = self.model.training
         self.model.eval()
-        ids = self.token_ids(texts, kind)
+        ids = self.token_ids(texts, kind, max_length)
         order = np.argsort([-len(i) for i in ids], kind="stable") if sort_by_length else np.arange(len(texts))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         start = 0
