@@ -27,7 +27,7 @@ from typer.core import TyperGroup
 from .data.benchmarks import BENCHMARKS
 from .errors import ClirOtError
 from .languages import EVAL_LANGUAGES, LANGUAGE_NAMES, MIRACL_LANGUAGES, parse_language_list
-from .retrieval.encode import SHARD_SIZE
+from .retrieval import SHARD_SIZE
 
 console = Console()
 err_console = Console(stderr=True)

@@ -38,13 +38,12 @@ from ..artifacts import (
 )
 from ..errors import ClirOtError
 from ..inputs import read_json_or_none
+from . import SHARD_SIZE
 
 if TYPE_CHECKING:
     from ..models.encoder import Encoder, Kind
 
 STATE = "state.json"
-#: documents per shard file: the unit of resuming and of splitting work between processes
-SHARD_SIZE = 8192
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:
