@@ -171,3 +171,15 @@ def test_version() -> None:
 
     result = run("--version")
     assert result.exit_code == 0 and result.clean_stdout.strip() == f"clir-ot {metadata.version('clir-ot')}"
+
+
+def test_reproduce_takes_any_profile_the_file_declares_and_names_them_for_an_unknown_one(tmp_path) -> None:
+    spec = tmp_path / "exp.yaml"
+    spec.write_text("student: me5-small\nprofiles:\n  quick: {seeds: [0]}\n  cpu-ot: {seeds: [0, 1]}\n")
+    result = run("reproduce", str(spec), "--profile", "nope", "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{spec} has no profile 'nope'; profiles: quick, cpu-ot" in result.clean_stderr.replace("\n", "")
+    assert not (tmp_path / "runs").exists()
+    from clir_ot.experiment import load_experiment
+
+    assert load_experiment(spec, "cpu-ot").seeds == [0, 1]  # a declared profile beyond smoke/cpu/gpu loads

@@ -12,6 +12,7 @@ from clir_ot.data.bitext import read_bitext, write_bitext
 from clir_ot.data.training import DEMO_BITEXT, resolve_data_path
 from clir_ot.distill import trainer
 from clir_ot.errors import ClirOtError
+from clir_ot.experiment import read_experiment_file
 from clir_ot.reproduce import load_experiment, reproduce
 
 
@@ -45,9 +46,11 @@ def test_profiles_are_applied(experiment: Path) -> None:
     assert (cfg.steps, cfg.lr, cfg.seed, cfg.method, cfg.max_length) == (4, 1e-3, 1, "ot", 32)
     with pytest.raises(Exception, match="no profile 'gpu'"):
         load_experiment(experiment, "gpu")
-    for name in ("zero_shot_miracl", "zero_shot_miracl_minilm"):
-        for profile in ("smoke", "cpu", "gpu"):
-            exp = load_experiment(Path("experiments") / f"{name}.yaml", profile)
+    for path in sorted(Path("experiments").glob("*.yaml")):
+        profiles = read_experiment_file(path)["profiles"]
+        assert {"smoke", "cpu", "gpu"} <= profiles.keys(), path
+        for profile in profiles:
+            exp = load_experiment(path, profile)
             assert len(exp.seeds) >= 2 and {"kd"} <= set(exp.condition_names())
             for condition in exp.condition_names():  # every condition yields a valid distillation config
                 exp.distill_config(condition, exp.seeds_of(condition)[0])
