@@ -501,6 +501,44 @@ app.command("eval", help="Retrieve and score a benchmark (same as `evaluate`): M
             "requested language could be evaluated.")(evaluate_cmd)
 
 
+@app.command("compare")
+def compare_cmd(
+    a: Annotated[Path, typer.Argument(help="An evaluation folder (`clir-ot evaluate --out`, or a reproduce "
+                                      "run's eval/<condition>-s<seed>).")],
+    b: Annotated[Path, typer.Argument(help="The evaluation it is compared with (Δ = a − b).")],
+    langs: Annotated[str | None, typer.Option("--lang", "--langs", help="Languages by code (default: every "
+                                              "language both evaluated).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparisons as JSON on stdout.")] = False,
+) -> None:
+    """Paired test of two evaluations over the same queries: per language and measure Δ = a − b, bootstrap
+    95% CI, randomization and t p-values, Holm across the table. Refused unless both searched the same
+    corpus, pool, queries and judgements."""
+    import json
+    from dataclasses import asdict
+
+    from .eval.compare import compare_evaluations
+
+    chosen = [lang.strip() for lang in langs.split(",") if lang.strip()] if langs else None
+    rows = compare_evaluations(a, b, chosen)
+    if as_json:
+        print(json.dumps({"a": str(a), "b": str(b), "comparisons": [{**asdict(r), "holds": r.holds} for r in rows]},
+                         indent=2))
+        return
+    table = Table(title=f"a = {a}\nb = {b}\npaired over queries; Holm across the {len(rows)} tests", box=None,
+                  collapse_padding=True, pad_edge=False)
+    for col in ("lang", "measure", "n", "a", "b", "Δ a−b", "95% CI", "p rand", "p Holm", "p t"):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        diff = f"{r.diff:+.4f}"
+        table.add_row(r.lang, r.measure, str(r.n_queries), f"{r.mean_a:.4f}", f"{r.mean_b:.4f}",
+                      f"[bold]{diff}[/bold]" if r.holds else diff, f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]",
+                      f"{r.p_randomization:.4f}", f"{r.p_holm:.4f}", f"{r.p_t:.4f}")
+    console.print(table)
+    console.print("bold Δ: Holm-adjusted p < 0.05 and the interval excludes 0; p rand: paired randomization "
+                  "(Holm's input), p t: paired t (one run per side: query variance only)", markup=False,
+                  highlight=False)
+
+
 @app.command("benchmarks")
 def benchmarks_cmd() -> None:
     """List the benchmarks: name, what it is, split, measures and languages."""

@@ -11,14 +11,17 @@ from ..retrieval.encode import is_complete
 
 
 def read_evaluation(out: Path) -> dict[str, dict]:
-    """``{lang: {"metrics", "per_query", "run"}}`` under ``out`` (aggregates, per-query scores, the run
-    file's path) for each language folder with results, in sorted order; ``{}`` when ``out`` is missing."""
+    """``{lang: {"metrics", "per_query", "run", "saved"}}`` under ``out`` (aggregates, per-query scores, the
+    run file's path, and the configuration and input hashes it was made from) for each language folder with
+    results, in sorted order; ``{}`` when ``out`` is missing."""
     found = {}
     for lang_dir in sorted(p for p in Path(out).glob("*") if (p / "metrics.json").is_file()):
+        saved = json.loads((lang_dir / "metrics.json").read_text(encoding="utf-8"))
         found[lang_dir.name] = {
-            "metrics": json.loads((lang_dir / "metrics.json").read_text(encoding="utf-8"))["result"]["metrics"],
+            "metrics": saved["result"]["metrics"],
             "per_query": json.loads((lang_dir / "per_query.json").read_text(encoding="utf-8")),
-            "run": lang_dir / "run.trec"}
+            "run": lang_dir / "run.trec",
+            "saved": {"config": saved.get("config", {}), "inputs": saved.get("inputs", {})}}
     return found
 
 
