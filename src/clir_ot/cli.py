@@ -516,10 +516,11 @@ def compare_cmd(
     import json
     from dataclasses import asdict
 
+    from .data.benchmarks import BENCHMARKS
     from .eval.compare import compare_evaluations
 
-    chosen = [lang.strip() for lang in langs.split(",") if lang.strip()] if langs else None
-    rows = compare_evaluations(a, b, chosen)
+    known = tuple(sorted({lang for bench in BENCHMARKS.values() for lang in bench.languages()}))
+    rows = compare_evaluations(a, b, parse_language_list(langs, (), known))
     if as_json:
         print(json.dumps({"a": str(a), "b": str(b), "comparisons": [{**asdict(r), "holds": r.holds} for r in rows]},
                          indent=2))

@@ -63,13 +63,11 @@ def compare_evaluations(a: Path, b: Path, langs: list[str] | None = None, seed: 
                         n_samples: int = 10000) -> list[MeasureComparison]:
     """Compare the evaluation folders ``a`` and ``b`` (written by ``clir-ot evaluate`` or ``reproduce``)
     language by language; ``langs`` restricts the languages (each must be in both)."""
-    found = {}
-    for folder in (a, b):
-        found[folder] = read_evaluation(folder)
-        if not found[folder]:
+    ev_a, ev_b = read_evaluation(a), read_evaluation(b)
+    for folder, found in ((a, ev_a), (b, ev_b)):
+        if not found:
             raise ClirOtError(f"{folder} holds no evaluation (no <lang>/metrics.json): give a folder written by "
                               "`clir-ot evaluate --out` or `clir-ot reproduce`")
-    ev_a, ev_b = found[a], found[b]
     common = [lang for lang in ev_a if lang in ev_b]
     if langs:
         absent = [lang for lang in langs if lang not in common]
