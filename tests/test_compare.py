@@ -1,4 +1,5 @@
-"""`clir-ot compare`: a paired test of two saved evaluations, on real yo BM25 runs."""
+"""`clir-ot compare`: a paired test of two saved systems (one evaluation or several seeds each), on real yo
+BM25 runs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from test_cli import run
 
 from clir_ot.errors import ClirOtError
 from clir_ot.eval.compare import compare_evaluations
-from clir_ot.eval.significance import holm
+from clir_ot.eval.significance import holm, two_level_bootstrap
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_cli_prints_the_table_and_json(yo_runs) -> None:
 
 
 def test_refuses_what_did_not_search_the_same_thing(yo_runs, tmp_path) -> None:
-    with pytest.raises(ClirOtError, match=r"yo: the two evaluations did not search the same thing "
+    with pytest.raises(ClirOtError, match=r"yo: .*bm25-pool and .*bm25 did not search the same thing "
                                           r"\(pool_distractors: 100 vs None\)"):
         compare_evaluations(yo_runs / "bm25-pool", yo_runs / "bm25")
     fewer = tmp_path / "fewer"
@@ -76,10 +77,52 @@ def test_refuses_what_did_not_search_the_same_thing(yo_runs, tmp_path) -> None:
     (fewer / "yo" / "per_query.json").write_text(json.dumps(scores))
     with pytest.raises(ClirOtError, match="scored different queries"):
         compare_evaluations(fewer, yo_runs / "bm25")
-    with pytest.raises(ClirOtError, match="not evaluated in both folders; in both: yo"):
+    with pytest.raises(ClirOtError, match="not evaluated in every folder; in all: yo"):
         compare_evaluations(yo_runs / "strong", yo_runs / "bm25", ["sw"])
     with pytest.raises(ClirOtError, match="holds no evaluation"):
         compare_evaluations(tmp_path / "missing", yo_runs / "bm25")
     result = run("compare", str(yo_runs / "bm25-pool"), str(yo_runs / "bm25"))
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "not comparable" in result.clean_stderr
+
+
+def test_several_seeds_a_side_pool_them_and_resample_queries_and_seeds(yo_runs) -> None:
+    """Side a holds two evaluations (standing in for two seeds of one condition): Δ is the difference of the
+    sides' means over seeds and queries, the interval and Holm's p those of the two-level bootstrap of the
+    (seeds × queries) matrices, and the query-level tests those of the seed means."""
+    strong, bm25 = yo_runs / "strong", yo_runs / "bm25"
+    rows = compare_evaluations([strong, bm25], [bm25])
+    assert [(r.n_seeds_a, r.n_seeds_b) for r in rows] == [(2, 1)] * 4
+    for r in rows:
+        x, y = per_query(strong, r.measure), per_query(bm25, r.measure)
+        assert r.diff == pytest.approx((x.mean() + y.mean()) / 2 - y.mean(), abs=1e-12)
+        boot = two_level_bootstrap(np.stack([x, y]), y[None, :])
+        assert (r.ci_low, r.ci_high, r.p_two_level) == (boot["ci_low"], boot["ci_high"], boot["p"])
+        assert r.p_t == pytest.approx(stats.ttest_rel((x + y) / 2, y).pvalue, rel=1e-9)
+        # seed variance widens the interval beyond the query bootstrap of the seed means
+        single = compare_evaluations(strong, bm25)[rows.index(r)]
+        assert r.ci_high - r.ci_low > (single.ci_high - single.ci_low) / 2
+    assert [r.p_holm for r in rows] == holm([r.p_two_level for r in rows])
+    # a side of one folder, as a list, is that folder
+    one = compare_evaluations(strong, bm25)
+    assert [r.diff for r in compare_evaluations([strong], [bm25])] == [r.diff for r in one]
+    with pytest.raises(ClirOtError, match="is given twice"):
+        compare_evaluations([strong, strong], [bm25])
+
+
+def test_cli_expands_a_quoted_glob_into_seeds_and_refuses_three_arguments(yo_runs) -> None:
+    result = run("compare", str(yo_runs / "*[g5]"), str(yo_runs / "bm25"), "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["a"] == [str(yo_runs / "bm25"), str(yo_runs / "strong")] and record["b"] == [str(yo_runs / "bm25")]
+    assert all(c["n_seeds_a"] == 2 and c["p_test"] == c["p_two_level"] for c in record["comparisons"])
+    table = run("compare", str(yo_runs / "*[g5]"), str(yo_runs / "bm25"))
+    assert "2 seeds" in table.clean_stdout and "two-level bootstrap" in table.clean_stdout
+    # an unquoted glob reaches compare as many arguments: one line, exit 1
+    many = run("compare", str(yo_runs / "bm25"), str(yo_runs / "strong"), str(yo_runs / "bm25-pool"))
+    assert many.exit_code == 1 and "compare takes two sides" in many.clean_stderr
+    # a glob over folders that searched different pools is refused like any other pair
+    mixed = run("compare", str(yo_runs / "bm25*"), str(yo_runs / "strong"))
+    assert mixed.exit_code == 1 and "not comparable" in mixed.clean_stderr
+    nothing = run("compare", str(yo_runs / "nothing-*"), str(yo_runs / "strong"))
+    assert nothing.exit_code == 1 and "neither a folder nor a pattern" in nothing.clean_stderr

@@ -503,48 +503,70 @@ app.command("eval", help="Retrieve and score a benchmark (same as `evaluate`): M
 
 @app.command("compare")
 def compare_cmd(
-    a: Annotated[Path, typer.Argument(help="An evaluation folder (`clir-ot evaluate --out`, or a reproduce "
-                                      "run's eval/<condition>-s<seed>).")],
-    b: Annotated[Path, typer.Argument(help="The evaluation it is compared with (Δ = a − b).")],
+    sides: Annotated[list[str], typer.Argument(
+        help="Two sides, a then b (Δ = a − b): each an evaluation folder (`clir-ot evaluate --out`, or a "
+             "reproduce run's eval/<condition>-s<seed>) or a quoted glob of folders, one per seed "
+             "('runs/eval/kd-s*').", show_default=False)],
     langs: Annotated[str | None, typer.Option("--lang", "--langs", help="Languages by code (default: every "
-                                              "language both evaluated).")] = None,
+                                              "language all folders evaluated).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparisons as JSON on stdout.")] = False,
 ) -> None:
-    """Paired test of two evaluations over the same queries: per language and measure Δ = a − b, bootstrap
-    95% CI, randomization and t p-values, Holm across the table. Refused unless both searched the same
-    corpus, pool, queries and judgements."""
+    """Paired test of two systems over the same queries, each one evaluation or several seeds: per language
+    and measure Δ = a − b, a 95% CI (query bootstrap; with seeds, queries and seeds resampled), randomization
+    and t p-values over queries, Holm across the table. Refused unless all searched the same corpus, pool,
+    queries and judgements."""
     import json
     from dataclasses import asdict
 
-    from .data.benchmarks import BENCHMARKS
-    from .eval.compare import compare_evaluations
+    from .eval.compare import compare_evaluations, resolve_side
 
+    if len(sides) != 2:
+        raise ClirOtError(f"compare takes two sides, a and b, not {len(sides)}: give several seeds of a side as "
+                          "one quoted glob ('runs/eval/kd-s*'), which the shell then leaves to compare")
     known = tuple(sorted({lang for bench in BENCHMARKS.values() for lang in bench.languages()}))
-    rows = compare_evaluations(a, b, parse_language_list(langs, (), known))
+    languages = parse_language_list(langs, (), known)
+    side_a, side_b = resolve_side(sides[0]), resolve_side(sides[1])
+    rows = compare_evaluations(side_a, side_b, languages)
+    several_seeds = len(side_a) > 1 or len(side_b) > 1
     if as_json:
-        print(json.dumps({"a": str(a), "b": str(b), "comparisons": [{**asdict(r), "holds": r.holds} for r in rows]},
+        print(json.dumps({"a": [str(f) for f in side_a], "b": [str(f) for f in side_b],
+                          "comparisons": [{**asdict(r), "p_test": r.p_test, "holds": r.holds} for r in rows]},
                          indent=2))
         return
-    table = Table(title=f"a = {a}\nb = {b}\npaired over queries; Holm across the {len(rows)} tests", box=None,
-                  collapse_padding=True, pad_edge=False)
-    for col in ("lang", "measure", "n", "a", "b", "Δ a−b", "95% CI", "p rand", "p Holm", "p t"):
+
+    def describe(side: list[Path]) -> str:
+        return str(side[0]) if len(side) == 1 else f"{len(side)} seeds: " + ", ".join(map(str, side))
+
+    test = "two-level bootstrap over queries and seeds" if several_seeds else "paired over queries"
+    table = Table(title=f"a = {describe(side_a)}\nb = {describe(side_b)}\n{test}; Holm across the {len(rows)} "
+                  "tests", box=None, collapse_padding=True, pad_edge=False)
+    columns = ["lang", "measure", "n", "a", "b", "Δ a−b", "95% CI"]
+    columns += ["p boot", "p Holm", "p rand", "p t"] if several_seeds else ["p rand", "p Holm", "p t"]
+    for col in columns:
         table.add_column(col, no_wrap=True)
     for r in rows:
         diff = f"{r.diff:+.4f}"
-        table.add_row(r.lang, r.measure, str(r.n_queries), f"{r.mean_a:.4f}", f"{r.mean_b:.4f}",
-                      f"[bold]{diff}[/bold]" if r.holds else diff, f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]",
-                      f"{r.p_randomization:.4f}", f"{r.p_holm:.4f}", f"{r.p_t:.4f}")
+        cells = [r.lang, r.measure, str(r.n_queries), f"{r.mean_a:.4f}", f"{r.mean_b:.4f}",
+                 f"[bold]{diff}[/bold]" if r.holds else diff, f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"]
+        if several_seeds:
+            cells += [f"{r.p_test:.4f}", f"{r.p_holm:.4f}", f"{r.p_randomization:.4f}", f"{r.p_t:.4f}"]
+        else:
+            cells += [f"{r.p_randomization:.4f}", f"{r.p_holm:.4f}", f"{r.p_t:.4f}"]
+        table.add_row(*cells)
     console.print(table)
-    console.print("bold Δ: Holm-adjusted p < 0.05 and the interval excludes 0; p rand: paired randomization "
-                  "(Holm's input), p t: paired t (one run per side: query variance only)", markup=False,
-                  highlight=False)
+    if several_seeds:
+        legend = ("a, b: means over seeds and queries; bold Δ: Holm-adjusted p < 0.05 and the interval excludes 0; "
+                  "p boot: two-level bootstrap, queries and seeds resampled (Holm's input); p rand, p t: paired "
+                  "randomization and t over queries on the seed means (query variance only)")
+    else:
+        legend = ("bold Δ: Holm-adjusted p < 0.05 and the interval excludes 0; p rand: paired randomization "
+                  "(Holm's input), p t: paired t (one run per side: query variance only)")
+    console.print(legend, markup=False, highlight=False)
 
 
 @app.command("benchmarks")
 def benchmarks_cmd() -> None:
     """List the benchmarks: name, what it is, split, measures and languages."""
-    from .data.benchmarks import BENCHMARKS
-
     table = Table(title="benchmarks (--benchmark)")
     for col in ("name", "what", "split", "measures", "languages"):
         table.add_column(col, overflow="fold")
