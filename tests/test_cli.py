@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from typer.testing import CliRunner
 
+from clir_ot.artifacts import SPEED_FLAGS
 from clir_ot.cli import app
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -126,6 +128,12 @@ def test_encode_then_index_writes_a_run(tiny_bert_dir, tmp_path) -> None:
     assert len(out.read_text().splitlines()) == 1190
     scored = run("evaluate", "--lang", "yo", "--run", str(out), "--out", str(tmp_path / "ev"))
     assert scored.exit_code == 0 and "| yo | run.trec | 119 |" in scored.clean_stdout
+    # every stage's manifest names the machine: CPU model, its speed-deciding flags as /proc/cpuinfo has them
+    flags = next(line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags"))
+    for folder in (emb, tmp_path / "ev"):
+        machine = json.loads((folder / "manifest.json").read_text())["hardware"]
+        assert machine["cpu"] and machine["cpu_count"] >= 1 and machine["gpu"] is None
+        assert machine["cpu_flags"] == sorted(set(flags) & SPEED_FLAGS)
 
 
 def test_distill_refuses_training_file_in_an_evaluation_language(tmp_path, tiny_xlmr_dir) -> None:

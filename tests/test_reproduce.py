@@ -108,7 +108,7 @@ def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monk
     # the machine is recorded by the run (not by whoever writes the report later)
     env = json.loads((root / "environment.json").read_text())
     assert env["hardware"]["cpu_count"] >= 1 and env["hardware"]["gpu"] is None and "torch" in env["versions"]
-    assert "- hardware: CPU only:" in md
+    assert "- hardware: CPU only:" in md and f"; flags {' '.join(env['hardware']['cpu_flags'])})" in md
     # partial-pool diagnostic: pool sizes and both measures per cell
     assert "*passages / queries*" in md and result["diagnostic_sizes"]["sw"]["documents"] > 0
     # evaluation cost = time spent computing the languages, kept when a later call skips them

@@ -161,8 +161,26 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+#: CPU flags that decide how fast encoders run (AVX2, AVX-512, VNNI, bf16, AMX), as ``/proc/cpuinfo`` names them
+SPEED_FLAGS = frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile",
+                         "avx_vnni"})
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
+    info = Path("/proc/cpuinfo")
+    if not info.is_file():
+        return frozenset()
+    for line in info.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
 def hardware() -> dict[str, Any]:
-    """The machine a run used: CPU model and count, and the GPU's name where one is used."""
+    """The machine a run used: CPU model, count and speed-deciding flags (:data:`SPEED_FLAGS`), torch's
+    thread count, and the GPU's name where one is used."""
     import torch
 
     cpu = platform.processor()
@@ -171,7 +189,8 @@ def hardware() -> dict[str, Any]:
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
                  if line.startswith("model name")]
         cpu = names[0] if names else cpu
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "cpu_flags": sorted(cpu_flags() & SPEED_FLAGS),
+            "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
@@ -193,12 +212,14 @@ def prepare_output_dir(path: Path, overwrite: bool) -> Path:
 
 def write_manifest(out_dir: Path, stage: str, config: dict[str, Any], *, inputs: dict[str, Path] | None = None,
                    extra: dict[str, Any] | None = None, started: float | None = None) -> dict[str, Any]:
-    """Write ``config.yaml`` and ``manifest.json`` into ``out_dir`` and return the manifest."""
+    """Write ``config.yaml`` and ``manifest.json`` (stage, time, configuration hash, package versions, the
+    machine — :func:`hardware` —, input hashes, ``extra``) into ``out_dir`` and return the manifest."""
     manifest: dict[str, Any] = {
         "stage": stage,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config_hash": config_hash(config),
         "versions": package_versions(),
+        "hardware": hardware(),
         "inputs": {name: {"path": str(p), "sha256": sha256_file(Path(p))}
                    for name, p in (inputs or {}).items() if Path(p).is_file()},
     }

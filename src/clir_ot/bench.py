@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .artifacts import hardware
+
 
 def timed(fn: Callable[[], object], repeat: int = 3) -> float:
     fn()  # warm-up
@@ -113,15 +115,6 @@ def bench_pot_batch() -> dict:
             "setting": f"B={B}, lengths 8..{n} (padded to {n}), reg={reg}, tol 1e-6, CPU threads "
                        f"{torch.get_num_threads()}, POT {ot.__version__}"}
     return out
-
-
-def machine() -> dict:
-    """The CPU every benchmark ran on: model and the instruction-set flags that decide speed."""
-    from .artifacts import hardware
-    from .models.precision import cpu_flags
-
-    wanted = {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile", "avx_vnni"}
-    return hardware() | {"cpu_flags": sorted(cpu_flags() & wanted)}
 
 
 def machine_kind(flags: frozenset[str], cpu: str) -> str:
@@ -270,7 +263,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    here = machine()
+    here = hardware()  # the CPU every benchmark ran on: model and the flags that decide speed
     kind = machine_kind(frozenset(here["cpu_flags"]), here["cpu"] or "")
     for name in args.only.split(","):
         print(f"== {name} ({kind})", flush=True)

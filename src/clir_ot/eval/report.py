@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..artifacts import package_versions, write_json_atomic, write_text_atomic
+from ..artifacts import SPEED_FLAGS, package_versions, write_json_atomic, write_text_atomic
 from ..data.benchmarks import get_benchmark
 from ..layout import CLIR_LEXICAL, baseline_dir, curve_file, distill_dir, eval_dir
 from . import metrics, plots
@@ -399,7 +399,9 @@ def _environment(root: Path) -> dict:
 def _hardware_line(hw: dict | None) -> str:
     if not hw:
         return "not recorded"
-    line = f"{hw['cpu']} ({hw['cpu_count']} cores, torch threads {hw['torch_threads']})"
+    flags = f"; flags {' '.join(hw['cpu_flags']) or 'none of ' + ', '.join(sorted(SPEED_FLAGS))}" \
+        if "cpu_flags" in hw else ""
+    line = f"{hw['cpu']} ({hw['cpu_count']} cores, torch threads {hw['torch_threads']}{flags})"
     return f"GPU {hw['gpu']}; CPU {line}" if hw.get("gpu") else f"CPU only: {line}"
 
 

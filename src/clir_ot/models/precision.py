@@ -5,15 +5,14 @@ supports bf16, or a CPU with AMX (``amx_bf16``) — and fp32 elsewhere. AVX512-B
 enough: on a 2-core Intel Xeon with ``avx512_bf16`` and no AMX (``make bench``, 2026-11-28) bf16 matrix
 products at the encoder's shapes ran at 162 GFLOP/s against 313 in fp32, and me5-small encoded 29 yo
 passages/s in bf16 against 45 in fp32. AVX2-only CPUs emulate bf16 and gain nothing either. The
-choice and the flags it was made from are recorded with every evaluation (:func:`precision_choice`),
-and the resolved precision, never ``auto``, keys saved results.
+choice and its reason are recorded with every evaluation (:func:`precision_choice`), the CPU's flags in every
+manifest (:func:`clir_ot.artifacts.hardware`), and the resolved precision, never ``auto``, keys saved results.
 Kept apart from the encoder so that configs can list and resolve precisions without loading torch models.
 """
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
+from ..artifacts import cpu_flags
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 #: what each precision does to the model (:meth:`clir_ot.models.Encoder.set_precision`); results, cache entries and
@@ -22,18 +21,6 @@ RECIPES = {"fp32": "fp32", "bf16": "bf16 weights, float32 pooling",
            "int8": "PyTorch dynamic int8 of the attention's linear layers; feed-forward in fp32"}
 #: CPU flag (as ``/proc/cpuinfo`` and ``lscpu`` name it) whose bf16 matrix products beat fp32 ones
 BF16_CPU_FLAG = "amx_bf16"
-
-
-@cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
-    info = Path("/proc/cpuinfo")
-    if not info.is_file():
-        return frozenset()
-    for line in info.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
 
 
 def choose_precision(device_type: str, flags: frozenset[str], cuda_bf16: bool = False) -> tuple[str, str]:
