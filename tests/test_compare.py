@@ -118,6 +118,11 @@ def test_cli_expands_a_quoted_glob_into_seeds_and_refuses_three_arguments(yo_run
     assert all(c["n_seeds_a"] == 2 and c["p_test"] == c["p_two_level"] for c in record["comparisons"])
     table = run("compare", str(yo_runs / "*[g5]"), str(yo_runs / "bm25"))
     assert "2 seeds" in table.clean_stdout and "two-level bootstrap" in table.clean_stdout
+    ndcg = next(c for c in record["comparisons"] if c["measure"] == "nDCG@10")
+    row = (f"yo nDCG@10 119 {ndcg['mean_a']:.4f} {ndcg['mean_b']:.4f} {ndcg['diff']:+.4f} "
+           f"[{ndcg['ci_low']:+.4f}, {ndcg['ci_high']:+.4f}] {ndcg['p_two_level']:.4f} {ndcg['p_holm']:.4f} "
+           f"{ndcg['p_t']:.4f}")
+    assert row in " ".join(table.clean_stdout.split())  # every number whole in an 80-column, non-terminal output
     # an unquoted glob reaches compare as many arguments: one line, exit 1
     many = run("compare", str(yo_runs / "bm25"), str(yo_runs / "strong"), str(yo_runs / "bm25-pool"))
     assert many.exit_code == 1 and "compare takes two sides" in many.clean_stderr
