@@ -167,15 +167,21 @@ SPEED_FLAGS = frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
 
 
 @lru_cache(maxsize=1)
+def _cpuinfo() -> dict[str, str]:
+    """The first value of each field of ``/proc/cpuinfo`` (``{}`` where there is none), read once."""
+    info = Path("/proc/cpuinfo")
+    fields: dict[str, str] = {}
+    if info.is_file():
+        for line in info.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
-    info = Path("/proc/cpuinfo")
-    if not info.is_file():
-        return frozenset()
-    for line in info.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+    return frozenset(_cpuinfo().get("flags", "").split())
 
 
 def hardware() -> dict[str, Any]:
@@ -183,14 +189,8 @@ def hardware() -> dict[str, Any]:
     thread count, and the GPU's name where one is used."""
     import torch
 
-    cpu = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "cpu_flags": sorted(cpu_flags() & SPEED_FLAGS),
-            "torch_threads": torch.get_num_threads(),
+    return {"cpu": _cpuinfo().get("model name") or platform.processor(), "cpu_count": os.cpu_count(),
+            "cpu_flags": sorted(cpu_flags() & SPEED_FLAGS), "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
