@@ -314,8 +314,8 @@ def test_the_map_starts_from_the_ridge_fit_of_the_students_english_onto_the_teac
 
 
 def test_cpu_bf16_training_follows_the_fp32_loss_trajectory(tiny_xlmr_dir, small_bitext, tmp_path) -> None:
-    """Opt-in bf16 autocast on the CPU (for machines with AMX): a short run's losses stay within 1% of
-    fp32's, step by step, and the manifest says it ran."""
+    """Opt-in bf16 autocast on the CPU (for machines whose bf16 matrix products are fast): a short run's losses
+    stay within 1% of fp32's, step by step, and the manifest says it ran."""
     runs = {}
     for name, cpu_bf16 in (("fp32", False), ("bf16", True)):
         manifest = train(config(tiny_xlmr_dir, small_bitext, method="ot+kd", steps=12, device="cpu",

@@ -205,34 +205,58 @@ def test_a_damaged_converted_me5_cache_is_converted_again(tmp_path: Path, monkey
 
 # -- precision -----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("device", "flags", "cuda_bf16", "expected"), [
-    ("cpu", {"avx2", "amx_bf16", "amx_tile", "avx512_bf16"}, False, "bf16"),  # Intel Xeon with AMX
-    ("cpu", {"avx2", "avx512f", "avx512_bf16"}, False, "fp32"),               # AVX512-BF16 without AMX: slower
-    ("cpu", {"avx2", "avx512f", "fma"}, False, "fp32"),                       # AVX-512 without bf16
-    ("cpu", {"avx2", "fma"}, False, "fp32"),                                  # AMD EPYC, AVX2 only
-    ("cuda", set(), True, "bf16"),
-    ("cuda", set(), False, "fp32"),
-    ("mps", {"avx2"}, False, "fp32"),
+@pytest.mark.parametrize(("device", "flags", "cuda_bf16", "speedup", "expected"), [
+    ("cpu", {"avx2", "amx_bf16", "amx_tile", "avx512_bf16"}, False, 6.3, "bf16"),  # Intel Xeon with AMX
+    ("cpu", {"avx2", "avx512f", "avx512_bf16"}, False, 0.52, "fp32"),  # Intel Xeon without AMX: bf16 slower
+    ("cpu", {"avx2", "avx512f", "avx512_bf16"}, False, 4.4, "bf16"),   # AMD EPYC with AVX512-BF16: 4.4× fp32
+    ("cpu", {"avx2", "avx512f", "avx512_bf16"}, False, 1.49, "fp32"),  # just under the threshold
+    ("cpu", {"avx2", "avx512f", "avx512_bf16"}, False, None, "fp32"),  # not measured
+    ("cpu", {"avx2", "avx512f", "fma"}, False, 9.0, "fp32"),           # no bf16 instructions: never bf16
+    ("cpu", {"avx2", "fma"}, False, None, "fp32"),                     # AMD EPYC, AVX2 only
+    ("cuda", set(), True, None, "bf16"),
+    ("cuda", set(), False, None, "fp32"),
+    ("mps", {"avx2"}, False, None, "fp32"),
 ])
-def test_auto_precision_follows_the_hardware(device: str, flags: set[str], cuda_bf16: bool, expected: str) -> None:
+def test_auto_precision_follows_the_hardware(device: str, flags: set[str], cuda_bf16: bool, speedup: float | None,
+                                             expected: str) -> None:
     from clir_ot.models.precision import choose_precision
 
-    precision, reason = choose_precision(device, frozenset(flags), cuda_bf16)
+    precision, reason = choose_precision(device, frozenset(flags), cuda_bf16, speedup)
     assert precision == expected
-    if device == "cpu":
-        assert ("amx_bf16" in reason) and ("no AMX" in reason) == ({"avx512_bf16"} <= flags and "amx_bf16" not in flags)
+    if device == "cpu" and speedup is not None and {"amx_bf16", "avx512_bf16"} & flags:
+        assert f"{speedup:.2f}× fp32" in reason
+
+
+def test_the_bf16_speed_probe_is_measured_once_per_machine_and_decides_auto(monkeypatch, tmp_path: Path) -> None:
+    import clir_ot.models.precision as precision
+
+    monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path))
+    precision.bf16_matmul_speedup.cache_clear()
+    rates = iter([200.0, 900.0])  # fp32, then bf16: the AMD EPYC's kind of machine
+    monkeypatch.setattr(precision, "matmul_gflops", lambda dtype: next(rates))
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    first = precision.precision_choice("auto", "cpu")
+    assert first["precision"] == "bf16" and first["bf16_matmul"]["speedup"] == 4.5
+    (entry,) = (tmp_path / "hardware").iterdir()
+    assert json.loads(entry.read_text())["fp32_gflops"] == 200.0
+    precision.bf16_matmul_speedup.cache_clear()  # a new process: the recorded measurement, not a new one
+    assert precision.precision_choice("auto", "cpu") == first
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "fma"}))  # nothing to measure there
+    assert precision.precision_choice("auto", "cpu")["precision"] == "fp32"
+    assert "bf16_matmul" not in precision.precision_choice("auto", "cpu")
+    precision.bf16_matmul_speedup.cache_clear()
 
 
 def test_a_named_precision_is_kept_and_auto_is_resolved_before_it_keys_anything(tiny_xlmr_dir: Path) -> None:
     from clir_ot.eval.evaluate import EvalConfig
-    from clir_ot.models.precision import cpu_flags, precision_choice
+    from clir_ot.models.precision import precision_choice
 
     assert precision_choice("int8") == {"requested": "int8", "precision": "int8", "reason": "asked for"}
     with pytest.raises(ValueError, match="unknown precision 'fp8'"):
         precision_choice("fp8")
-    here = "bf16" if "amx_bf16" in cpu_flags() else "fp32"
+    here = precision_choice("auto", "cpu")["precision"]
     cfg = EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir))
-    assert cfg.precision == here and "auto" not in json.dumps(cfg.lang_config("yo"))
+    assert here in ("fp32", "bf16") and cfg.precision == here and "auto" not in json.dumps(cfg.lang_config("yo"))
     assert EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir), precision="fp32").precision == "fp32"
 
 

@@ -7,7 +7,8 @@ Every result records the machine (CPU model, threads, AVX-512 / bf16 / AMX flags
 
 1. sinkhorn: batched log-domain Sinkhorn vs POT solving the same pairs one by one (B=32, n=m=48, reg 0.05).
    pot_batch: the same against POT's own batched log-domain solver (``ot.batch``) on padded batches.
-2. step: one OT training step vs one KD step on the same batch (me5-small student, self-teacher).
+2. step: one OT training step vs one KD step on the same batch (me5-small student, self-teacher), in fp32 and,
+   where ``--precision auto`` picks bf16 on this CPU, under bf16 autocast (``cpu_bf16``).
 3. search: exact chunked search vs FAISS IndexFlatIP (49,043 × 384, 119 queries).
 4. metrics: clir_ot.eval.metrics vs ir_measures over the dev qrels of the six languages.
 5. encode: me5-small passages/s on yo passages, unsorted vs length-sorted, fp32 vs bf16 vs int8, with the
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from .artifacts import hardware
+from .models.precision import matmul_gflops, precision_choice
 
 
 def timed(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -132,18 +134,21 @@ def bench_step(student: str = "me5-small") -> dict:
     data = load_training_data([DEMO_BITEXT], DEMO_LEXICON, "sw")
     out = {}
     examples = next(trainer.batches(data, trainer.DistillConfig(batch_size=16)))
+    # bf16 autocast (``cpu_bf16``) is timed too where ``auto`` would encode in bf16 on this CPU
+    autocasts = (False, True) if precision_choice("auto", "cpu")["precision"] == "bf16" else (False,)
     for method in ("kd", "ot"):
         cfg = trainer.DistillConfig(method=method, student=student, batch_size=16, max_length=64)
         models = trainer.build_models(cfg, torch.device("cpu"))
         optimizer, _ = trainer.make_optimizer(models, cfg)
+        for bf16 in autocasts:
+            def step(models=models, cfg=cfg, optimizer=optimizer, bf16=bf16) -> None:
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    loss = trainer.compute_losses(models, cfg, examples, "passage")["loss"]
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
 
-        def step(models=models, cfg=cfg, optimizer=optimizer) -> None:
-            loss = trainer.compute_losses(models, cfg, examples, "passage")["loss"]
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-
-        out[f"{method}_step_s"] = timed(step, repeat=3)
+            out[f"{method}_step{'_bf16' if bf16 else ''}_s"] = timed(step, repeat=3)
     out["ot_over_kd"] = out["ot_step_s"] / out["kd_step_s"]
     # matrix-product work of a KD step: the teacher's forward pass on English, the student's forward and
     # backward passes (≈ 3 forwards) on English and on x — linear layers only, attention not counted
@@ -154,7 +159,12 @@ def bench_step(student: str = "me5-small") -> dict:
     config = student.model.config
     out |= {"kd_step_linear_gflop": flops / 1e9, "kd_step_effective_gflops": flops / 1e9 / out["kd_step_s"],
             "sgemm_ceiling_gflops": sgemm_gflops(config.hidden_size, config.intermediate_size)}
-    out["setting"] = f"{student.source}, batch 16 pairs, max 64 tokens, word embedding frozen, CPU fp32"
+    if "kd_step_bf16_s" in out:
+        out |= {"kd_step_bf16_effective_gflops": flops / 1e9 / out["kd_step_bf16_s"],
+                "bf16_matmul_ceiling_gflops": sgemm_gflops(config.hidden_size, config.intermediate_size,
+                                                           dtype=torch.bfloat16)}
+    out["setting"] = (f"{student.source}, batch 16 pairs, max 64 tokens, word embedding frozen, CPU fp32"
+                      + (" and bf16 autocast" if len(autocasts) == 2 else ""))
     return out
 
 
@@ -206,11 +216,7 @@ def linear_flops_per_token(model: torch.nn.Module) -> int:
 def sgemm_gflops(hidden: int, ffn: int, rows: int = 2048, dtype: torch.dtype = torch.float32) -> float:
     """Best matrix-product rate (GFLOP/s) in ``dtype`` at the encoder's own shapes: the ceiling for encoding
     in that dtype."""
-    rates = []
-    for k, n in ((hidden, ffn), (ffn, hidden), (hidden, hidden)):
-        a, b = torch.randn(rows, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-        rates.append(2 * rows * k * n / timed(lambda a=a, b=b: a @ b, repeat=5) / 1e9)
-    return max(rates)
+    return max(matmul_gflops(dtype, (rows, k, n)) for k, n in ((hidden, ffn), (ffn, hidden), (hidden, hidden)))
 
 
 def bench_encode(n: int = 1000) -> dict:
@@ -219,7 +225,6 @@ def bench_encode(n: int = 1000) -> dict:
     ceiling in that dtype, which bounds any runtime; and what ``--precision auto`` picks here."""
     from .data import miracl
     from .models import load_encoder
-    from .models.precision import precision_choice
 
     docs = [d.text for d in miracl.iter_docs("yo")]
     texts = random.Random(0).sample(docs, n)

@@ -122,8 +122,8 @@ class DistillConfig:
     device: str = "auto"
     #: bf16 autocast of the training steps on a CUDA GPU
     bf16: bool = True
-    #: bf16 autocast of the training steps on the CPU: opt-in, worth it with AMX (``amx_bf16``) only; off by default
-    #: so that a profile trains the same way on every CPU
+    #: bf16 autocast of the training steps on the CPU: opt-in, worth it where ``--precision auto`` picks bf16
+    #: (:mod:`clir_ot.models.precision`); off by default so that a profile trains the same way on every CPU
     cpu_bf16: bool = False
     max_malformed: float = setting(0.01, ge=0.0, le=1.0)
     max_content_fraction: float = setting(0.005, ge=0.0, le=1.0)

@@ -1,44 +1,110 @@
 """Inference precisions an encoder can run at, and the choice ``auto`` makes from the hardware.
 
-``auto`` takes bf16 weights where bf16 matrix products are faster than fp32 ones — a CUDA GPU that
-supports bf16, or a CPU with AMX (``amx_bf16``) — and fp32 elsewhere. AVX512-BF16 without AMX is not
-enough: on a 2-core Intel Xeon with ``avx512_bf16`` and no AMX (``make bench``, 2026-11-28) bf16 matrix
-products at the encoder's shapes ran at 162 GFLOP/s against 313 in fp32, and me5-small encoded 29 yo
-passages/s in bf16 against 45 in fp32. AVX2-only CPUs emulate bf16 and gain nothing either. The
-choice and its reason are recorded with every evaluation (:func:`precision_choice`), the CPU's flags in every
-manifest (:func:`clir_ot.artifacts.hardware`), and the resolved precision, never ``auto``, keys saved results.
-Kept apart from the encoder so that configs can list and resolve precisions without loading torch models.
+``auto`` takes bf16 weights where bf16 matrix products are faster than fp32 ones, and fp32 elsewhere:
+
+- a CUDA GPU: bf16 where it supports bf16;
+- a CPU: bf16 only where it has native bf16 matrix instructions (``lscpu`` flag ``amx_bf16`` or
+  ``avx512_bf16``; elsewhere bf16 is emulated, at 1–2 GFLOP/s) **and** a bf16 matrix product at
+  me5-small's feed-forward shape, measured once per machine (:func:`bf16_matmul_speedup`), runs at least
+  :data:`BF16_MIN_SPEEDUP` times as fast as an fp32 one. The flags alone do not decide: both measured
+  kinds of 2-core machine list ``avx512_bf16`` without AMX, and they disagree. On the Intel Xeon bf16 matrix
+  products ran at 162 GFLOP/s against 313 in fp32 (``make bench``, 2026-11-28; me5-small encoded 29 yo
+  passages/s in bf16, 45 in fp32); on the AMD EPYC at 954 against 221 (2026-11-29; 130 passages/s in
+  bf16, 51 in fp32, cosine to fp32 ≥ 0.99995).
+
+The choice, its reason and the measured rates are recorded with every evaluation (:func:`precision_choice`),
+the CPU's flags in every manifest (:func:`clir_ot.artifacts.hardware`), and the resolved precision, never
+``auto``, keys saved results. Kept apart from the encoder so that configs can list and resolve precisions
+without loading models.
 """
 
 from __future__ import annotations
 
-from ..artifacts import cpu_flags
+import hashlib
+import json
+import time
+from functools import lru_cache
+
+from ..artifacts import cpu_flags, hardware, write_json_atomic
+from ..settings import cache_dir
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 #: what each precision does to the model (:meth:`clir_ot.models.Encoder.set_precision`); results, cache entries and
 #: fidelity verdicts are keyed by it, so that a change of recipe never reuses the old one's numbers
 RECIPES = {"fp32": "fp32", "bf16": "bf16 weights, float32 pooling",
            "int8": "PyTorch dynamic int8 of the attention's linear layers; feed-forward in fp32"}
-#: CPU flag (as ``/proc/cpuinfo`` and ``lscpu`` name it) whose bf16 matrix products beat fp32 ones
-BF16_CPU_FLAG = "amx_bf16"
+#: CPU flags (as ``/proc/cpuinfo`` and ``lscpu`` name them) of native bf16 matrix instructions: AMX tiles,
+#: AVX-512 bf16 dot products
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+#: how much faster than fp32 a bf16 matrix product must run for ``auto`` to take bf16 on a CPU: encoding gains
+#: less than its matrix products (attention, GELU and layer norm do not speed up; on the AMD EPYC a 4.4× faster
+#: matrix product made encoding 2.7× faster)
+BF16_MIN_SPEEDUP = 1.5
+#: the probe's matrix product: ``(rows × hidden) @ (hidden × ffn)``, me5-small's feed-forward input layer
+PROBE_SHAPE = (1024, 384, 1536)
 
 
-def choose_precision(device_type: str, flags: frozenset[str], cuda_bf16: bool = False) -> tuple[str, str]:
-    """``(precision, reason)`` that ``auto`` resolves to on a device of ``device_type`` ("cpu", "cuda", ...)."""
+def choose_precision(device_type: str, flags: frozenset[str], cuda_bf16: bool = False,
+                     bf16_speedup: float | None = None) -> tuple[str, str]:
+    """``(precision, reason)`` that ``auto`` resolves to on a device of ``device_type`` ("cpu", "cuda", ...).
+
+    On a CPU with a native bf16 flag, ``bf16_speedup`` is the measured ratio of bf16 to fp32 matrix-product
+    rates (:func:`bf16_matmul_speedup`); without it such a CPU keeps fp32."""
     if device_type == "cuda":
         return ("bf16", "CUDA GPU with bf16") if cuda_bf16 else ("fp32", "CUDA GPU without bf16")
-    if device_type == "cpu":
-        if BF16_CPU_FLAG in flags:
-            return "bf16", f"CPU flag {BF16_CPU_FLAG} (AMX)"
-        if "avx512_bf16" in flags:
-            return "fp32", "CPU with avx512_bf16 but no AMX (amx_bf16): bf16 matrix products are slower than fp32 there"
-        return "fp32", f"CPU without {BF16_CPU_FLAG} (AMX)"
-    return "fp32", f"device {device_type}"
+    if device_type != "cpu":
+        return "fp32", f"device {device_type}"
+    native = [flag for flag in BF16_CPU_FLAGS if flag in flags]
+    if not native:
+        return "fp32", f"CPU without {' or '.join(BF16_CPU_FLAGS)}: bf16 is emulated there"
+    if bf16_speedup is None:
+        return "fp32", f"CPU flag {native[0]}, bf16 speed not measured"
+    verdict = "bf16" if bf16_speedup >= BF16_MIN_SPEEDUP else "fp32"
+    relation = "≥" if verdict == "bf16" else "<"
+    return verdict, (f"CPU flag {native[0]}; bf16 matrix products measured {bf16_speedup:.2f}× fp32 here "
+                     f"({relation} {BF16_MIN_SPEEDUP})")
+
+
+def matmul_gflops(dtype: object, shape: tuple[int, int, int] = PROBE_SHAPE, repeat: int = 5) -> float:
+    """Best rate (GFLOP/s) of ``repeat`` timed matrix products of ``shape`` in ``dtype``, after one warm-up."""
+    import torch
+
+    rows, k, n = shape
+    a, b = torch.randn(rows, k).to(dtype), torch.randn(k, n).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * rows * k * n / best / 1e9
+
+
+@lru_cache(maxsize=1)
+def bf16_matmul_speedup() -> dict:
+    """``{"fp32_gflops", "bf16_gflops", "speedup", "measured"}`` for this CPU at :data:`PROBE_SHAPE`.
+
+    Measured once per machine and kept in ``$CLIR_OT_CACHE/hardware/`` under the CPU model, its flags, torch's
+    version and thread count, so that every later run on the machine makes the same choice."""
+    import torch
+
+    here = hardware()
+    key = json.dumps([here["cpu"], sorted(cpu_flags()), torch.__version__, torch.get_num_threads(), PROBE_SHAPE])
+    path = cache_dir() / "hardware" / f"bf16-speedup-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
+    result = {"fp32_gflops": round(fp32, 1), "bf16_gflops": round(bf16, 1), "speedup": round(bf16 / fp32, 3),
+              "measured": time.strftime("%Y-%m-%d %H:%M"), "cpu": here["cpu"], "shape": list(PROBE_SHAPE)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, result)
+    return result
 
 
 def precision_choice(requested: str, device_type: str | None = None) -> dict:
-    """``{"requested", "precision", "reason"}``: ``requested`` itself unless it is ``auto``; then the choice for
-    ``device_type`` (default: the device encoders load on here)."""
+    """``{"requested", "precision", "reason"}`` (plus ``"bf16_matmul"``, the measured rates, where the CPU's
+    choice rested on them): ``requested`` itself unless it is ``auto``; then the choice for ``device_type``
+    (default: the device encoders load on here)."""
     if requested not in PRECISIONS:
         raise ValueError(f"unknown precision {requested!r}; expected one of {PRECISIONS}")
     if requested != "auto":
@@ -50,5 +116,8 @@ def precision_choice(requested: str, device_type: str | None = None) -> dict:
 
         device_type = resolve_device().type
     cuda_bf16 = device_type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    precision, reason = choose_precision(device_type, cpu_flags(), cuda_bf16)
-    return {"requested": "auto", "precision": precision, "reason": reason}
+    flags = cpu_flags()
+    measured = bf16_matmul_speedup() if device_type == "cpu" and set(BF16_CPU_FLAGS) & flags else None
+    precision, reason = choose_precision(device_type, flags, cuda_bf16, measured and measured["speedup"])
+    return {"requested": "auto", "precision": precision, "reason": reason} | (
+        {"bf16_matmul": measured} if measured else {})
