@@ -79,6 +79,17 @@ def test_a_change_of_weights_pool_precision_or_prefix_misses(tiny_xlmr_dir: Path
     assert len(embedding_cache.entries()) == 5
 
 
+def test_the_summary_says_which_precision_made_each_dense_number(tiny_xlmr_dir: Path, tmp_path: Path) -> None:
+    """bf16 and fp32 scores differ (on me5-small full yo nDCG@10 by 0.004), so the printed table says which ran."""
+    for precision in ("fp32", "bf16"):
+        _eval(tiny_xlmr_dir, tmp_path / precision, precision=precision)
+        summary = (tmp_path / precision / "results.md").read_text()
+        assert f"- precision: {precision} (asked for)" in summary
+    cfg = EvalConfig(langs=["yo"], model="bm25", pool_distractors=30, query_sample=10)
+    evaluate(cfg, tmp_path / "bm25")
+    assert "precision" not in (tmp_path / "bm25" / "results.md").read_text()  # BM25 has none
+
+
 def test_cached_embeddings_equal_fresh_ones(tiny_xlmr_dir: Path) -> None:
     encoder = load_encoder(str(tiny_xlmr_dir), device="cpu")
     texts = ["Ọjọ́ dára", "a much longer passage about the weather in Lagos today", "kukuru"]
