@@ -38,7 +38,7 @@ RECIPES = {"fp32": "fp32", "bf16": "bf16 weights, float32 pooling",
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 #: how much faster than fp32 a bf16 matrix product must run for ``auto`` to take bf16 on a CPU: encoding gains
 #: less than its matrix products (attention, GELU and layer norm do not speed up; on the AMD EPYC a 4.4× faster
-#: matrix product made encoding 2.7× faster)
+#: matrix product made encoding 2.6× faster)
 BF16_MIN_SPEEDUP = 1.5
 #: the probe's matrix product: ``(rows × hidden) @ (hidden × ffn)``, me5-small's feed-forward input layer
 PROBE_SHAPE = (1024, 384, 1536)
@@ -82,7 +82,8 @@ def matmul_gflops(dtype: object, shape: tuple[int, int, int] = PROBE_SHAPE, repe
 
 @lru_cache(maxsize=1)
 def bf16_matmul_speedup() -> dict:
-    """``{"fp32_gflops", "bf16_gflops", "speedup", "measured"}`` for this CPU at :data:`PROBE_SHAPE`.
+    """``{"fp32_gflops", "bf16_gflops", "speedup", "measured", "cpu", "shape"}``: this CPU's matrix-product rates at
+    :data:`PROBE_SHAPE`.
 
     Measured once per machine and kept in ``$CLIR_OT_CACHE/hardware/`` under the CPU model, its flags, torch's
     version and thread count, so that every later run on the machine makes the same choice."""
