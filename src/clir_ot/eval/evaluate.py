@@ -348,8 +348,8 @@ def markdown_table(results: list[LanguageResult], measures: list[str], system: s
     notes = [f"- **{r.lang} unavailable**: {r.reason}" for r in results if r.status != "ok"]
     corpora = sorted({r.info.get("corpus", "") for r in results if r.status == "ok"} - {""})
     notes += [f"- corpus: {c}" for c in corpora]
-    precisions = sorted({f"{p['precision']} ({p['reason']})" for r in results if r.status == "ok"
-                         for p in [r.info.get("precision")] if p})
+    precisions = sorted({f"{p['precision']} ({p['reason']})" for r in results
+                         if r.status == "ok" and (p := r.info.get("precision"))})
     notes += [f"- precision: {p}" for p in precisions]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 

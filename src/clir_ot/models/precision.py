@@ -20,12 +20,11 @@ without loading models.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from functools import lru_cache
 
-from ..artifacts import cpu_flags, hardware, write_json_atomic
+from ..artifacts import config_hash, cpu_flags, hardware, write_json_atomic
+from ..inputs import read_json_or_none
 from ..settings import cache_dir
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
@@ -90,10 +89,11 @@ def bf16_matmul_speedup() -> dict:
     import torch
 
     here = hardware()
-    key = json.dumps([here["cpu"], sorted(cpu_flags()), torch.__version__, torch.get_num_threads(), PROBE_SHAPE])
-    path = cache_dir() / "hardware" / f"bf16-speedup-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    key = config_hash([here["cpu"], sorted(cpu_flags()), torch.__version__, torch.get_num_threads(), PROBE_SHAPE])
+    path = cache_dir() / "hardware" / f"bf16-speedup-{key}.json"
+    recorded = read_json_or_none(path)
+    if recorded is not None:
+        return recorded
     fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
     result = {"fp32_gflops": round(fp32, 1), "bf16_gflops": round(bf16, 1), "speedup": round(bf16 / fp32, 3),
               "measured": time.strftime("%Y-%m-%d %H:%M"), "cpu": here["cpu"], "shape": list(PROBE_SHAPE)}
