@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .attention import use_cpu_bf16_attention
+from .heap import keep_freed_memory
 from .pooling import POOLINGS, pool
 from .precision import PRECISIONS, precision_choice
 
@@ -71,11 +73,12 @@ class Encoder(torch.nn.Module):
         self.precision = "fp32"
 
     def set_precision(self, precision: str) -> Encoder:
-        """Inference precision: ``fp32``; ``bf16`` (the weights cast to bfloat16 once; embeddings returned
-        as float32); ``int8`` (PyTorch dynamic quantisation of the attention's linear layers, CPU, inference
-        only; the feed-forward layers stay fp32: their activation outliers took me5-small to a cosine of 0.925
-        with fp32 when they were quantised too, against 0.997 without); ``auto``
-        (:func:`~clir_ot.models.precision.precision_choice` for this encoder's device). Returns ``self``."""
+        """Inference precision: ``fp32``; ``bf16`` (the weights cast to bfloat16 once; on a CPU, attention with a
+        float32 softmax, :mod:`~clir_ot.models.attention`; embeddings returned as float32); ``int8`` (PyTorch
+        dynamic quantisation of the attention's linear layers, CPU, inference only; the feed-forward layers stay
+        fp32: their activation outliers took me5-small to a cosine of 0.925 with fp32 when they were quantised
+        too, against 0.997 without); ``auto`` (:func:`~clir_ot.models.precision.precision_choice` for this
+        encoder's device). Returns ``self``."""
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
         precision = precision_choice(precision, self.device.type)["precision"]
@@ -85,6 +88,8 @@ class Encoder(torch.nn.Module):
             self.model = torch.ao.quantization.quantize_dynamic(self.model.cpu(), attention, dtype=torch.qint8)
         elif precision == "bf16":
             self.model.to(dtype=torch.bfloat16)
+            if self.device.type == "cpu":
+                use_cpu_bf16_attention(self.model)
         self.precision = precision
         return self
 
@@ -133,10 +138,13 @@ class Encoder(torch.nn.Module):
         The texts are tokenised once, in bulk, and (``sort_by_length``) taken longest first by token count, so
         that a batch pads little; a batch holds at most ``batch_size`` texts and at most ``batch_tokens``
         padded tokens (one text at least), which keeps long passages in small batches whose activations stay
-        in the CPU's caches. ``on_batch(n)`` reports progress.
+        in the CPU's caches. On a CPU, freed activations stay in the process's heap
+        (:func:`~clir_ot.models.heap.keep_freed_memory`). ``on_batch(n)`` reports progress.
         """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         was_training = self.model.training
         self.model.eval()
         ids = self.token_ids(texts, kind, max_length)

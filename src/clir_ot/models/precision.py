@@ -30,7 +30,8 @@ from ..settings import cache_dir
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 #: what each precision does to the model (:meth:`clir_ot.models.Encoder.set_precision`); results, cache entries and
 #: fidelity verdicts are keyed by it, so that a change of recipe never reuses the old one's numbers
-RECIPES = {"fp32": "fp32", "bf16": "bf16 weights, float32 pooling",
+RECIPES = {"fp32": "fp32",
+           "bf16": "bf16 weights; on a CPU, float32 softmax normalised after the product with V; float32 pooling",
            "int8": "PyTorch dynamic int8 of the attention's linear layers; feed-forward in fp32"}
 #: CPU flags (as ``/proc/cpuinfo`` and ``lscpu`` name them) of native bf16 matrix instructions: AMX tiles,
 #: AVX-512 bf16 dot products

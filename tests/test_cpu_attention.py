@@ -1,0 +1,78 @@
+"""bf16 CPU inference: the float32-softmax attention (against PyTorch's SDPA as the oracle) and the heap setting."""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from clir_ot.models import attention, heap, load_encoder
+
+TEXTS = ["passage one about rain", "ọ̀rọ̀ kejì", "a third, somewhat longer passage about the sea, rivers and the rain",
+         "x"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_attend_equals_pytorch_sdpa_with_a_padding_mask(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    query, key, value = (torch.randn(3, 4, 7, 8, dtype=dtype) for _ in range(3))
+    tokens = torch.tensor([[1] * 7, [1] * 5 + [0] * 2, [1] + [0] * 6])
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=tokens[:, None, None, :].bool(), scale=0.3)
+    got = attention.attend(query, key, value, attention.padding_mask(tokens), 0.3)
+    assert got.dtype == dtype
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)  # softmax in float32 bounds float64's match
+    assert attention.padding_mask(None) is None
+
+
+def test_bf16_on_cpu_runs_this_attention_and_matches_sdpa_in_bf16(tiny_xlmr_dir: Path) -> None:
+    sdpa = load_encoder(str(tiny_xlmr_dir), device="cpu")
+    sdpa.model.to(dtype=torch.bfloat16)
+    assert sdpa.model.config._attn_implementation == "sdpa"
+    encoder = load_encoder(str(tiny_xlmr_dir), device="cpu").set_precision("bf16")
+    assert encoder.model.config._attn_implementation == attention.NAME
+    fp32 = load_encoder(str(tiny_xlmr_dir), device="cpu").encode(TEXTS)
+    ours, theirs = encoder.encode(TEXTS), sdpa.encode(TEXTS)
+    assert (ours * fp32).sum(1).min() > 0.995 and (ours * theirs).sum(1).min() > 0.995
+    # padding is masked: a text alone and in a batch padded to a longer one embed alike (unmasked padding moved
+    # these embeddings by up to 0.0026)
+    alone = np.stack([encoder.encode([t])[0] for t in TEXTS])
+    np.testing.assert_allclose(alone, ours, atol=5e-4)
+
+
+def test_fp32_keeps_sdpa(tiny_xlmr_dir: Path) -> None:
+    assert load_encoder(str(tiny_xlmr_dir), device="cpu").set_precision("fp32").model.config._attn_implementation \
+        == "sdpa"
+
+
+def test_a_failed_compile_warns_once_and_runs_the_same_arithmetic_uncompiled(tiny_xlmr_dir: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    encoder = load_encoder(str(tiny_xlmr_dir), device="cpu").set_precision("bf16")
+    compiled = encoder.encode(TEXTS)
+
+    def no_compiler(*args: object) -> None:
+        raise RuntimeError("no C++ compiler found\nsecond line")
+
+    monkeypatch.setattr(attention, "compiled_attend", lambda: no_compiler)
+    monkeypatch.setattr(attention, "_compile_failed", [])
+    with pytest.warns(RuntimeWarning, match=r"could not compile .*RuntimeError: no C\+\+ compiler found\)") as caught:
+        uncompiled = encoder.encode(TEXTS)
+    assert len(caught) == 1
+    assert (uncompiled * compiled).sum(1).min() > 0.9999
+
+
+def test_the_heap_setting_is_taken_by_glibc_and_left_alone_where_the_user_chose(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    libc = ctypes.CDLL(None)
+    glibc = hasattr(libc, "gnu_get_libc_version")
+    heap.keep_freed_memory.cache_clear()
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert heap.keep_freed_memory() is False
+    heap.keep_freed_memory.cache_clear()
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    assert heap.keep_freed_memory() is glibc
+    heap.keep_freed_memory.cache_clear()
