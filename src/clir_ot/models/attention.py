@@ -11,7 +11,7 @@ per head, with :math:`s = d_{\text{head}}^{-1/2}` and :math:`M_{bj} = 0` where k
 row sums are float32, :math:`E` is rounded to bf16 for the product with :math:`V`, and each output row is
 divided by its sum afterwards: a flash-attention kernel's arithmetic, without its tiling. Dividing the
 ``(L, d_head)`` output instead of the ``(L, L)`` weights saves a pass over the weights.
-``torch.compile`` (inductor) fuses the float32 steps into two loops over :math:`S`; shapes are symbolic, so
+``torch.compile`` (inductor) fuses the float32 steps into loops over :math:`S`; shapes are symbolic, so
 batches of every size and length share one compiled kernel (a batch of one sequence compiles a second).
 
 Why: PyTorch's CPU flash-attention kernel (what ``attn_implementation="sdpa"`` runs) is slow at me5-small's
