@@ -85,12 +85,13 @@ def bf16_matmul_speedup() -> dict:
     """``{"fp32_gflops", "bf16_gflops", "speedup", "measured", "cpu", "shape"}``: this CPU's matrix-product rates at
     :data:`PROBE_SHAPE`.
 
-    Measured once per machine and kept in ``$CLIR_OT_CACHE/hardware/`` under the CPU model, its flags, torch's
-    version and thread count, so that every later run on the machine makes the same choice."""
+    Measured once per machine and kept in ``$CLIR_OT_CACHE/hardware/`` under the CPU model, its speed-deciding
+    flags, torch's version and thread count (:func:`~clir_ot.artifacts.hardware`), so that every later run on
+    the machine makes the same choice."""
     import torch
 
     here = hardware()
-    key = config_hash([here["cpu"], sorted(cpu_flags()), torch.__version__, torch.get_num_threads(), PROBE_SHAPE])
+    key = config_hash([here["cpu"], here["cpu_flags"], torch.__version__, here["torch_threads"], PROBE_SHAPE])
     path = cache_dir() / "hardware" / f"bf16-speedup-{key}.json"
     recorded = read_json_or_none(path)
     if recorded is not None:
