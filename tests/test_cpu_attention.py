@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from clir_ot.models import attention, heap, load_encoder
+from clir_ot.models.precision import BF16_OWN_ATTENTION, RECIPES
 
 TEXTS = ["passage one about rain", "ọ̀rọ̀ kejì", "a third, somewhat longer passage about the sea, rivers and the rain",
          "x"]
@@ -28,6 +29,22 @@ def test_attend_equals_pytorch_sdpa_with_a_padding_mask(dtype: torch.dtype) -> N
     assert attention.padding_mask(None) is None
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_bf16_attention_divides_by_the_sums_of_the_rounded_exponentials(compiled: bool) -> None:
+    torch.manual_seed(0)
+    query, key = (torch.randn(2, 3, 9, 8).to(torch.bfloat16) for _ in range(2))
+    tokens = torch.tensor([[1] * 9, [1] * 4 + [0] * 5])
+    attend = attention.compiled_attend() if compiled else attention.attend
+    # against float64 arithmetic on the same bf16-rounded exponentials: only the bf16 rounding of the products differs
+    value = torch.randn(2, 3, 9, 8).to(torch.bfloat16)
+    scores = query.double() @ key.double().transpose(2, 3) * 0.4 + attention.padding_mask(tokens).double()
+    rounded = torch.exp(scores - scores.amax(-1, keepdim=True)).to(torch.bfloat16).double()
+    expected = rounded @ value.double() / rounded.sum(-1, keepdim=True)
+    got = attend(query, key, value, attention.padding_mask(tokens), 0.4)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.double(), expected, rtol=8e-3, atol=8e-3)
+
+
 def test_bf16_on_cpu_runs_this_attention_and_matches_sdpa_in_bf16(tiny_xlmr_dir: Path) -> None:
     sdpa = load_encoder(str(tiny_xlmr_dir), device="cpu")
     sdpa.model.to(dtype=torch.bfloat16)
@@ -44,8 +61,23 @@ def test_bf16_on_cpu_runs_this_attention_and_matches_sdpa_in_bf16(tiny_xlmr_dir:
 
 
 def test_fp32_keeps_sdpa(tiny_xlmr_dir: Path) -> None:
-    assert load_encoder(str(tiny_xlmr_dir), device="cpu").set_precision("fp32").model.config._attn_implementation \
-        == "sdpa"
+    encoder = load_encoder(str(tiny_xlmr_dir), device="cpu").set_precision("fp32")
+    assert encoder.model.config._attn_implementation == "sdpa" and encoder.recipe == RECIPES["fp32"]
+
+
+def test_the_recipe_says_whether_the_bf16_attention_took(tiny_xlmr_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clir_ot.data.benchmarks import get_benchmark
+    from clir_ot.eval.evaluate import embeddings_config
+
+    switched = load_encoder(str(tiny_xlmr_dir), device="cpu").set_precision("bf16")
+    assert switched.recipe == RECIPES["bf16"]
+    kept = load_encoder(str(tiny_xlmr_dir), device="cpu")
+    monkeypatch.setattr(kept.model, "_can_set_attn_implementation", lambda: False)  # code outside the registry
+    kept.set_precision("bf16")
+    assert kept.model.config._attn_implementation == "sdpa" and kept.recipe == BF16_OWN_ATTENTION
+    configs = [embeddings_config(e, str(tiny_xlmr_dir), get_benchmark("miracl"), "yo", "dev", "bf16", False,
+                                 "full corpus", []) for e in (switched, kept)]
+    assert [c["precision_recipe"] for c in configs] == [RECIPES["bf16"], BF16_OWN_ATTENTION]
 
 
 def test_a_failed_compile_warns_once_and_runs_the_same_arithmetic_uncompiled(tiny_xlmr_dir: Path,

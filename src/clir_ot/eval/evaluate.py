@@ -207,8 +207,8 @@ def embeddings_config(encoder, model: str, bench: Benchmark, lang: str, split: s
 
     return {"model": model, "model_fingerprint": model_fingerprint(model), "benchmark": bench.name, "lang": lang,
             "split": split, "precision": precision, "corpus": corpus,
-            # a reduced precision's recipe (fp32 is the reference and has none): a new recipe never hits old entries
-            **({"precision_recipe": RECIPES[precision]} if precision != "fp32" else {}),
+            # the recipe that ran (fp32 is the reference and has none): a new recipe never hits old entries
+            **({"precision_recipe": encoder.recipe} if precision != "fp32" else {}),
             "corpus_sha256": bench.corpus_identity(lang, split)["sha256"],
             "query_ids": sorted(q.query_id for q in queries), "fp16_storage": fp16_storage,
             "spec": asdict(encoder.spec),
@@ -263,7 +263,7 @@ def dense_run(lang: str, cfg: EvalConfig, on_progress: Callable[[int, int], None
         "encode_wall_time_s": 0.0 if cached["hit"] else manifest.get("wall_time_s"),
         "search_backend": cfg.backend, "search_time_s": round(time.time() - started, 3),
         **({"index": searched} if "parameters" in searched else {}),
-        "precision": {"precision": cfg.precision, "reason": cfg.precision_reason}}
+        "precision": {"precision": cfg.precision, "reason": cfg.precision_reason, "recipe": encoder.recipe}}
 
 
 def per_query_long(per_query: dict[str, dict[str, float]], aggregate: dict[str, float]) -> str:

@@ -22,7 +22,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from .attention import use_cpu_bf16_attention
 from .heap import keep_freed_memory
 from .pooling import POOLINGS, pool
-from .precision import PRECISIONS, precision_choice
+from .precision import BF16_OWN_ATTENTION, PRECISIONS, RECIPES, precision_choice
 
 SPEC_FILE = "clir_ot_encoder.json"
 #: padded tokens per encoding batch: 2,048 (32 × 64) encoded me5-small 1.5× faster than 32 texts a batch on
@@ -71,6 +71,8 @@ class Encoder(torch.nn.Module):
         self.spec = spec
         self.source = source
         self.precision = "fp32"
+        #: what the precision did to this model (:data:`~clir_ot.models.precision.RECIPES`); cache keys use it
+        self.recipe = RECIPES["fp32"]
 
     def set_precision(self, precision: str) -> Encoder:
         """Inference precision: ``fp32``; ``bf16`` (the weights cast to bfloat16 once; on a CPU, attention with a
@@ -78,19 +80,22 @@ class Encoder(torch.nn.Module):
         dynamic quantisation of the attention's linear layers, CPU, inference only; the feed-forward layers stay
         fp32: their activation outliers took me5-small to a cosine of 0.925 with fp32 when they were quantised
         too, against 0.997 without); ``auto`` (:func:`~clir_ot.models.precision.precision_choice` for this
-        encoder's device). Returns ``self``."""
+        encoder's device). :attr:`recipe` says which recipe ran: on a CPU, a model whose code does not
+        dispatch through transformers' attention registry keeps its own attention in bf16
+        (:data:`~clir_ot.models.precision.BF16_OWN_ATTENTION`). Returns ``self``."""
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
         precision = precision_choice(precision, self.device.type)["precision"]
+        recipe = RECIPES[precision]
         if precision == "int8":
             attention = {name for name, module in self.model.named_modules()
                          if isinstance(module, torch.nn.Linear) and ".attention." in name}
             self.model = torch.ao.quantization.quantize_dynamic(self.model.cpu(), attention, dtype=torch.qint8)
         elif precision == "bf16":
             self.model.to(dtype=torch.bfloat16)
-            if self.device.type == "cpu":
-                use_cpu_bf16_attention(self.model)
-        self.precision = precision
+            if self.device.type == "cpu" and not use_cpu_bf16_attention(self.model):
+                recipe = BF16_OWN_ATTENTION
+        self.precision, self.recipe = precision, recipe
         return self
 
     @property
