@@ -31,8 +31,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 #: what each precision does to the model (:meth:`clir_ot.models.Encoder.set_precision`); results, cache entries and
 #: fidelity verdicts are keyed by it, so that a change of recipe never reuses the old one's numbers
 RECIPES = {"fp32": "fp32",
-           "bf16": "bf16 weights; on a CPU, float32 softmax whose bf16-rounded exponentials are summed and divided "
-                   "out after the product with V; float32 pooling",
+           "bf16": "bf16 weights; on a CPU, float32 softmax normalised after the product with V; float32 pooling",
            "int8": "PyTorch dynamic int8 of the attention's linear layers; feed-forward in fp32"}
 #: the bf16 recipe on a CPU for a model whose code does not dispatch through transformers' attention registry,
 #: so that it keeps its own attention: its embeddings are keyed apart from the registered attention's
