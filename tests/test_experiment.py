@@ -65,6 +65,12 @@ def test_comparisons_curve_steps_and_extends(tmp_path: Path) -> None:
     with pytest.raises(ClirOtError, match="must lie below the 10 training steps"):
         load_experiment(_write(tmp_path / "bad.yaml", {"extends": "base.yaml", "curve_steps": [10],
                                                        "profiles": {"p": {}}}), "p")
+    with pytest.raises(ClirOtError, match="curve_pool is set but there are no curve_steps"):
+        load_experiment(_write(tmp_path / "bad.yaml", {"extends": "base.yaml", "curve_pool": 100,
+                                                       "profiles": {"p": {}}}), "p")
+    with pytest.raises(ClirOtError, match="curve_pool"):
+        load_experiment(_write(tmp_path / "bad.yaml", {"extends": "base.yaml", "curve_steps": [2], "curve_pool": -1,
+                                                       "profiles": {"p": {}}}), "p")
     with pytest.raises(ClirOtError, match="makes a cycle"):
         load_experiment(_write(tmp_path / "loop.yaml", {"extends": "loop.yaml", "profiles": {"p": {}}}), "p")
 
@@ -133,3 +139,45 @@ def test_the_cpu_profile_keeps_the_positive_control_on_unseen_and_seen_languages
     assert exp.seeds == [0, 1, 2] and {"kd", "ot", "noise"} <= set(exp.condition_names())
     probe_langs = set(exp.distill_config("kd", 0).probe_langs)
     assert {"sw", "yo", "te", "bn", "hi", "th"} | seen <= probe_langs
+
+
+def test_curves_on_their_own_pool_evaluate_both_ends_there(tmp_path: Path, tiny_xlmr_dir: Path) -> None:
+    """``curve_pool``: the students are evaluated on one pool, every point of their curves (step 0 and the last
+    step included) on another, and drift is measured over the curves' passages."""
+    from clir_ot.data.bitext import read_bitext, write_bitext
+    from clir_ot.data.training import DEMO_BITEXT, resolve_data_path
+    from clir_ot.layout import baseline_dir
+    from clir_ot.reproduce import reproduce
+
+    pairs = read_bitext(resolve_data_path(DEMO_BITEXT)[0]).pairs
+    bitext = tmp_path / "bitext.tsv"
+    write_bitext(bitext, [p for p in pairs if p.lang == "de"][:16])
+    spec = _write(tmp_path / "curve_pool.yaml", {
+        "student": str(tiny_xlmr_dir), "baselines": [str(tiny_xlmr_dir)], "eval_langs": ["yo"],
+        "diagnostic_langs": ["sw"], "diagnostic_max_passages": 10, "diagnostic_seeds": [], "explain_pairs": 0,
+        "conditions": {"kd": {"method": "kd"}}, "compare": [["kd", "before"]], "curve_steps": [2],
+        "distill": {"bitext": [str(bitext)], "lexicon": None, "max_length": 24, "lr": 1e-3, "steps": 4,
+                    "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2, "probe_langs": ["yo"],
+                    "check_lang": None},
+        "profiles": {"tiny": {"seeds": [0], "eval_pool": 40, "curve_pool": 5, "eval_queries": 6}}})
+    report = reproduce(spec, "tiny", tmp_path / "runs", tmp_path / "reports", log=lambda m: None)
+    root = tmp_path / "runs" / "curve_pool" / "tiny"
+
+    def searched(folder: Path) -> tuple[str, int]:
+        info = json.loads((folder / "yo" / "metrics.json").read_text())["result"]["info"]
+        entry = Path(info["embeddings"]["entry"]) / "manifest.json"
+        return info["corpus"], json.loads(entry.read_text())["documents"]
+
+    student, before = searched(root / "eval" / "kd-s0"), searched(baseline_dir(root, str(tiny_xlmr_dir)))
+    ends = [searched(root / "curves" / "before"), searched(root / "curves" / "kd-s0" / "step-2"),
+            searched(root / "curves" / "kd-s0" / "step-4")]
+    assert "+ 40 random" in student[0] and "+ 40 random" in before[0] and student[1] == before[1]
+    assert all("+ 5 random" in label and n == ends[0][1] < student[1] for label, n in ends)
+    result = json.loads((report / "results.json").read_text())
+    assert "+ 5 random" in result["curve_corpus"] and "+ 40 random" in result["corpus"]
+    curve = json.loads((root / "curves" / "kd-s0.json").read_text())["points"]
+    assert [p["step"] for p in curve] == [0, 2, 4] and curve[0]["drift"]["drift"] == 0.0
+    assert all(p["drift"]["passages"] == ends[0][1] for p in curve[1:])
+    end = json.loads((root / "curves" / "kd-s0" / "step-4" / "yo" / "metrics.json").read_text())
+    assert curve[2]["metrics"]["yo"] == end["result"]["metrics"]
+    assert "the curves' own pool" in (report / "results.md").read_text()

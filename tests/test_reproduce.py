@@ -158,3 +158,18 @@ def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monk
     write_bitext(bitext, rows[:-1])
     with pytest.raises(ClirOtError, match="trained on other training data"):
         reproduce(experiment, "tiny", runs, reports, log=lambda m: None)
+
+
+def test_a_bf16_cpu_profile_is_refused_before_any_stage_where_bf16_does_not_pay(tmp_path: Path, monkeypatch) -> None:
+    from clir_ot.models import precision
+
+    full = load_experiment(Path("experiments/zero_shot_miracl.yaml"), "cpu-full")
+    assert (full.eval_pool, full.curve_pool, full.eval_precision) == (None, 1000, "bf16")
+    assert full.distill_config("kd", 0).cpu_bf16 and full.seeds == [0, 1, 2] and full.curve_steps == [50]
+    monkeypatch.setattr(precision, "precision_choice", lambda requested, device_type="cpu": {
+        "requested": "auto", "precision": "fp32", "reason": "no CPU flag amx_bf16 or avx512_bf16"})
+    with pytest.raises(ClirOtError, match=r"profile cpu-full evaluates in bf16 and trains under bf16 autocast on the "
+                                          r"CPU, and bf16 does not pay on this one \(no CPU flag"):
+        reproduce(Path("experiments/zero_shot_miracl.yaml"), "cpu-full", tmp_path / "runs", tmp_path / "reports",
+                  log=lambda m: None)
+    assert not (tmp_path / "runs").exists()

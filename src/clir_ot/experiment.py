@@ -60,6 +60,10 @@ class Experiment:
     baselines: list[str] = field(default_factory=lambda: ["bm25", "minilm", "me5-small"])
     eval_langs: list[str] = field(default_factory=lambda: list(EVAL_LANGUAGES))
     eval_pool: int | None = setting(None, ge=0)
+    #: a reduced pool (judged + N random passages) for the trade-off curves: their declared steps, step 0 and the
+    #: last step are all evaluated on it, so that curves stay cheap where the students are evaluated on the full
+    #: corpus; unset: the curves use ``eval_pool`` (and reuse the students' evaluations as their ends)
+    curve_pool: int | None = setting(None, ge=0)
     eval_queries: int | None = setting(None, ge=1)
     eval_batch_size: int = setting(32, ge=1)
     #: inference precision of every evaluation; fp32 by default so that a profile's scores are the same on
@@ -102,6 +106,8 @@ class Experiment:
         if not specs:
             raise ClirOtError("invalid configuration: an experiment needs at least one condition")
         self.comparisons()
+        if self.curve_pool is not None and not self.curve_steps:
+            raise ClirOtError("invalid configuration: curve_pool is set but there are no curve_steps")
         for name in specs:  # every distillation's settings, checked before the first stage runs
             for seed in self.seeds_of(name):
                 cfg = self.distill_config(name, seed)
@@ -149,6 +155,16 @@ class Experiment:
                 raise ClirOtError(f"invalid configuration: compare lists {pair} twice")
             out.append((pair[0], pair[1]))
         return out
+
+    @property
+    def separate_curve_pool(self) -> bool:
+        """Whether the curves are evaluated on their own pool, apart from the students' evaluations."""
+        return self.curve_pool is not None and self.curve_pool != self.eval_pool
+
+    @property
+    def curve_eval_pool(self) -> int | None:
+        """The pool the trade-off curves are evaluated on."""
+        return self.curve_pool if self.separate_curve_pool else self.eval_pool
 
     def eval_config(self, model: str, pool: int | None) -> EvalConfig:
         return EvalConfig(langs=self.eval_langs, model=model, pool_distractors=pool, precision=self.eval_precision,

@@ -57,6 +57,11 @@ def eval_dir(root: Path, condition: str, seed: int, step: int | None = None) -> 
     return base if step is None else Path(root) / "curves" / run_tag(condition, seed) / f"step-{step}"
 
 
+def curve_before_dir(root: Path) -> Path:
+    """The evaluation of the student before distillation on the curves' own pool (``curve_pool``)."""
+    return Path(root) / "curves" / BEFORE
+
+
 def curve_file(root: Path, condition: str, seed: int) -> Path:
     return Path(root) / "curves" / f"{run_tag(condition, seed)}.json"
 

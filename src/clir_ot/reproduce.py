@@ -13,7 +13,9 @@ report reads through too):
     clir/<system>/<query encoder>/ bible-clir (the positive control) of before, BM25 and each student, its
                                    English queries encoded by the student or by the frozen teacher;
                                    clir/<system>/documents/ the document embeddings both share
-    curves/<condition>-s<seed>/    evaluations of the snapshots; curves/<condition>-s<seed>.json the curve
+    curves/<condition>-s<seed>/    evaluations of the snapshots (and, with a curve_pool, of the last step);
+                                   curves/<condition>-s<seed>.json the curve; curves/before/ the student before
+                                   on a curve_pool
     probe/token/<system>.json      token-alignment probe (held-out verses, FreeDict lexicons) of before and students
     diag/<system>.json             partial-pool diagnostic (labelled: NOT MIRACL)
     explain/                       OT plans on UDHR pairs, before and after OT distillation
@@ -44,6 +46,7 @@ from .layout import (
     CLIR_LEXICAL,
     baseline_dir,
     clir_dir,
+    curve_before_dir,
     curve_file,
     diag_file,
     distill_dir,
@@ -190,14 +193,16 @@ def run_explain(exp: Experiment, root: Path, log: Log) -> None:
         write_json_atomic(out / "inputs.json", {"config_hash": key})
 
 
-def drift(root: Path, exp: Experiment, student_eval: Path) -> dict[str, float] | None:
-    """Mean cosine between a student's passage embeddings and the initial student's, over the passages both
-    evaluations encoded (the first evaluation language with embeddings), and the drift ``1 − cosine``."""
+def drift(root: Path, exp: Experiment, student_eval: Path, before_eval: Path | None = None) -> dict[str, float] | None:
+    """Mean cosine between a student's passage embeddings and the initial student's (``before_eval``; default:
+    its baseline evaluation), over the passages both evaluations encoded (the first evaluation language with
+    embeddings), and the drift ``1 − cosine``."""
     from .eval.saved import saved_embeddings
     from .retrieval.encode import load_embeddings
 
+    before_eval = before_eval or baseline_dir(root, exp.student)
     for lang in exp.eval_langs:
-        ours, base = saved_embeddings(student_eval / lang), saved_embeddings(baseline_dir(root, exp.student) / lang)
+        ours, base = saved_embeddings(student_eval / lang), saved_embeddings(before_eval / lang)
         if ours is None or base is None:
             continue
         ids_a, emb_a, _, _ = load_embeddings(ours)
@@ -224,16 +229,24 @@ def probe_of(model: str, exp: Experiment) -> dict:
 
 def run_curve(exp: Experiment, condition: str, seed: int, root: Path, log: Log) -> None:
     """The curve of one student: step 0 (the student before), each declared step (its snapshot, evaluated,
-    probed and measured for drift, then deleted) and the last step; written to ``curves/<tag>.json``."""
+    probed and measured for drift, then deleted) and the last step; written to ``curves/<tag>.json``. With a
+    ``curve_pool`` of their own, step 0 and the last step are evaluated on that pool too, so that every point
+    of a curve searched the same passages."""
     cfg = exp.distill_config(condition, seed)
     manifest = read_json_or_none(distill_dir(root, condition, seed) / "manifest.json") or {}
+    pool = exp.curve_eval_pool
     key = config_hash({"distill": manifest.get("config_hash"), "steps": exp.curve_steps,
-                       "eval": asdict(exp.eval_config("x", exp.eval_pool)) | {"model": None}})
+                       "eval": asdict(exp.eval_config("x", pool)) | {"model": None}})
     out = curve_file(root, condition, seed)
     if stage_state(out, key) == "done":
         return
+    before_eval, final_eval = baseline_dir(root, exp.student), eval_dir(root, condition, seed)
+    if exp.separate_curve_pool:
+        before_eval, final_eval = curve_before_dir(root), eval_dir(root, condition, seed, cfg.steps)
+        run_eval(exp, exp.student, before_eval, pool, log)  # reused after the first curve
+        run_eval(exp, str(student_dir(root, condition, seed)), final_eval, pool, log)
     probe = manifest.get("probe") or {}
-    points = [{"step": 0, "eval": str(baseline_dir(root, exp.student)), "drift": {"cosine": 1.0, "drift": 0.0},
+    points = [{"step": 0, "eval": str(before_eval), "drift": {"cosine": 1.0, "drift": 0.0},
                "probe": (probe.get("before") or {}).get("probe")}]
     for step in exp.curve_steps:
         point_dir = eval_dir(root, condition, seed, step)
@@ -244,20 +257,36 @@ def run_curve(exp: Experiment, condition: str, seed: int, root: Path, log: Log) 
                 raise ClirOtError(f"{snapshot} is missing: the curve point of {run_tag(condition, seed)} at step "
                                   f"{step} cannot be measured; delete {distill_dir(root, condition, seed)} to retrain")
             log(f"curve {run_tag(condition, seed)} step {step}")
-            run_eval(exp, str(snapshot), point_dir, exp.eval_pool, log)
+            run_eval(exp, str(snapshot), point_dir, pool, log)
             write_json_atomic(point_file, {"config_hash": key, "probe": probe_of(str(snapshot), exp),
-                                           "drift": drift(root, exp, point_dir)})
+                                           "drift": drift(root, exp, point_dir, before_eval)})
             shutil.rmtree(snapshot)  # the weights need not be kept: the point is measured
         saved = read_json_or_none(point_file) or {}
         points.append({"step": step, "eval": str(point_dir), "drift": saved.get("drift"), "probe": saved.get("probe")})
-    final_eval = eval_dir(root, condition, seed)
-    points.append({"step": cfg.steps, "eval": str(final_eval), "drift": drift(root, exp, final_eval),
+    points.append({"step": cfg.steps, "eval": str(final_eval), "drift": drift(root, exp, final_eval, before_eval),
                    "probe": (probe.get("after") or {}).get("probe")})
     for point in points:
         folder = Path(point.pop("eval"))
         point["metrics"] = {lang: (read_json_or_none(folder / lang / "metrics.json") or {}).get("result", {})
                             .get("metrics") for lang in exp.eval_langs if (folder / lang / "metrics.json").is_file()}
     write_json_atomic(out, {"config_hash": key, "condition": condition, "seed": seed, "points": points})
+
+
+def refuse_slow_cpu_bf16(exp: Experiment) -> None:
+    """Refuse, before any stage, a profile that evaluates in bf16 or trains under bf16 autocast on a CPU where
+    ``--precision auto`` would not take bf16 (no native bf16 instructions, or bf16 matrix products too slow:
+    :func:`~clir_ot.models.precision.precision_choice`): there it would run for many hours, or forever."""
+    from .models.precision import precision_choice
+
+    wants = []
+    if exp.eval_precision == "bf16" and resolve_device("auto").type == "cpu":
+        wants.append("evaluates in bf16")
+    if any(cfg.cpu_bf16 and resolve_device(cfg.device).type == "cpu"
+           for cfg in (exp.distill_config(c, s) for c in exp.condition_names() for s in exp.seeds_of(c))):
+        wants.append("trains under bf16 autocast")
+    if wants and (choice := precision_choice("auto", "cpu"))["precision"] != "bf16":
+        raise ClirOtError(f"profile {exp.profile} {' and '.join(wants)} on the CPU, and bf16 does not pay on this "
+                          f"one ({choice['reason']}); run a profile in fp32 (cpu)")
 
 
 def reproduce(experiment: Path, profile: str, runs_dir: Path, reports_dir: Path, log: Log) -> Path:
@@ -267,6 +296,7 @@ def reproduce(experiment: Path, profile: str, runs_dir: Path, reports_dir: Path,
     exp = load_experiment(experiment, profile)
     for condition in exp.condition_names():  # a device this machine lacks stops the run before any stage
         resolve_device(exp.distill_config(condition, exp.seeds_of(condition)[0]).device)
+    refuse_slow_cpu_bf16(exp)
     root = Path(runs_dir) / exp.name / profile
     with folder_lock(root, "reproduce"):
         report_dir = _reproduce(exp, root, Path(reports_dir), started, log)

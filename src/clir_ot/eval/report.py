@@ -293,6 +293,7 @@ def write_report(root: Path, out: Path, exp) -> dict:
             costs[name] = {"wall_time_s": _evaluation_time(folder)}
     diag = {p.stem: _json(p) for p in sorted((root / "diag").glob("*.json"))} if (root / "diag").is_dir() else {}
     corpus = get_benchmark("miracl").corpus_label(exp.eval_langs[0], exp.eval_pool, 0, exp.eval_queries)
+    curve_corpus = get_benchmark("miracl").corpus_label(exp.eval_langs[0], exp.curve_eval_pool, 0, exp.eval_queries)
     first_manifest = next(iter(sorted((root / "distill").glob("*/manifest.json"))), None) \
         if (root / "distill").is_dir() else None
     training_data = _json(first_manifest)["training_data"] if first_manifest else {}
@@ -325,7 +326,8 @@ def write_report(root: Path, out: Path, exp) -> dict:
         shutil.copyfile(png, target)
         figures.append(target)
 
-    result = {"experiment": exp.name, "profile": exp.profile, "corpus": corpus, "summary": summary,
+    result = {"experiment": exp.name, "profile": exp.profile, "corpus": corpus, "curve_corpus": curve_corpus,
+              "summary": summary,
               "comparisons": [list(c) for c in comparisons], "significance": sig,
               "significance_per_seed": sig_per_seed, "curves": {c: v["mean"] for c, v in curves.items()},
               "equal_drift": equal_drift, "unavailable": collected["unavailable"], "probe_before": probe_before,
@@ -522,8 +524,11 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
               "Each student measured at step 0 (the student before), the declared steps and the last: retrieval on "
               "the first evaluation language, the UDHR probe (mean translation accuracy over its excluded languages) "
               "and "
-              "drift = 1 − mean cosine between the student's and the initial student's passage embeddings (the "
-              "evaluation pool).", "", "| condition | step | R@100 | nDCG@10 | probe | drift |",
+              "drift = 1 − mean cosine between the student's and the initial student's passage embeddings, all "
+              f"on MIRACL dev, **{r.get('curve_corpus', r['corpus'])}**"
+              + (" (the curves' own pool: step 0 and the last step are evaluated on it too, so their scores differ "
+                 "from the tables above)" if r.get("curve_corpus", r["corpus"]) != r["corpus"] else "") + ".", "",
+              "| condition | step | R@100 | nDCG@10 | probe | drift |",
               "|---|---|---|---|---|---|"]
         for c, pts in r["curves"].items():
             for p in pts:
