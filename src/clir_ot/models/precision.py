@@ -10,7 +10,8 @@
   kinds of 2-core machine list ``avx512_bf16`` without AMX, and they disagree. On the Intel Xeon bf16 matrix
   products ran at 162 GFLOP/s against 313 in fp32 (``make bench``, 2026-11-28; me5-small encoded 29 yo
   passages/s in bf16, 45 in fp32); on the AMD EPYC at 954 against 221 (2026-11-29; 130 passages/s in
-  bf16, 51 in fp32, cosine to fp32 ≥ 0.99995; 156 in bf16 with :mod:`~clir_ot.models.attention`).
+  bf16, 51 in fp32, cosine to fp32 ≥ 0.99995; 156 in bf16 with :mod:`~clir_ot.models.attention`, 174
+  with its fused sums and :mod:`~clir_ot.models.prepack`).
 
 The choice, its reason and the measured rates are recorded with every evaluation (:func:`precision_choice`),
 the CPU's flags in every manifest (:func:`clir_ot.artifacts.hardware`), and the resolved precision, never
@@ -31,11 +32,14 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 #: what each precision does to the model (:meth:`clir_ot.models.Encoder.set_precision`); results, cache entries and
 #: fidelity verdicts are keyed by it, so that a change of recipe never reuses the old one's numbers
 RECIPES = {"fp32": "fp32",
-           "bf16": "bf16 weights; on a CPU, float32 softmax normalised after the product with V; float32 pooling",
+           "bf16": "bf16 weights; on a CPU, linear layers prepacked for oneDNN where it runs bf16 and a float32 "
+                   "softmax, its sums fused with the exponentials, normalised after the product with V; "
+                   "float32 pooling",
            "int8": "PyTorch dynamic int8 of the attention's linear layers; feed-forward in fp32"}
 #: the bf16 recipe on a CPU for a model whose code does not dispatch through transformers' attention registry,
 #: so that it keeps its own attention: its embeddings are keyed apart from the registered attention's
-BF16_OWN_ATTENTION = "bf16 weights; the model's own attention (not in transformers' registry); float32 pooling"
+BF16_OWN_ATTENTION = ("bf16 weights; linear layers prepacked for oneDNN where it runs bf16; the model's own "
+                      "attention (not in transformers' registry); float32 pooling")
 #: CPU flags (as ``/proc/cpuinfo`` and ``lscpu`` name them) of native bf16 matrix instructions: AMX tiles,
 #: AVX-512 bf16 dot products
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
