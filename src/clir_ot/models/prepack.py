@@ -1,7 +1,7 @@
 """Linear layers whose bf16 weights are reordered once into oneDNN's blocked layout, for CPU inference.
 
 A bf16 :class:`torch.nn.Linear` on a CPU hands oneDNN its weight in PyTorch's row-major layout on every call,
-and the weight is made ready for oneDNN's bf16 kernels each time. :func:`prepack_linear_layers` reorders every
+while oneDNN's bf16 kernels read a blocked layout. :func:`prepack_linear_layers` reorders every
 weight once (``torch.ops.mkldnn._reorder_linear_weight``) and runs the layer through the operator that reads
 the reordered weight (``torch.ops.mkldnn._linear_pointwise``), which is what inductor's weight freezing does for
 bf16 linear layers on a CPU. The arithmetic is the same: on a 2-core AMD EPYC with ``avx512_bf16``
