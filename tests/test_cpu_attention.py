@@ -76,6 +76,30 @@ def test_the_recipe_says_whether_the_bf16_attention_took(tiny_xlmr_dir: Path, mo
     assert [c["precision_recipe"] for c in configs] == [RECIPES["bf16"], BF16_OWN_ATTENTION]
 
 
+def test_a_saved_bf16_result_is_keyed_by_the_recipe_that_would_run(tiny_xlmr_dir: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reuse is decided before the model is loaded: the recipe comes from the model's class, and a model that
+    would now keep its own attention does not reuse the result that the registry's attention made."""
+    from transformers import XLMRobertaModel
+
+    from clir_ot.eval.evaluate import EvalConfig, evaluate
+    from clir_ot.models.loading import precision_recipe
+
+    monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "cache"))
+    cfg = EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir), pool_distractors=30, query_sample=10, batch_size=16,
+                     precision="bf16")
+    (first,) = evaluate(cfg, tmp_path / "out")
+    assert first.info["precision"]["recipe"] == RECIPES["bf16"] == precision_recipe(str(tiny_xlmr_dir), "bf16")
+    (again,) = evaluate(cfg, tmp_path / "out")
+    assert again.reused
+    monkeypatch.setattr(XLMRobertaModel, "_can_set_attn_implementation", classmethod(lambda cls: False))
+    assert precision_recipe(str(tiny_xlmr_dir), "bf16") == BF16_OWN_ATTENTION
+    assert precision_recipe(str(tiny_xlmr_dir), "fp32") == RECIPES["fp32"]
+    (own,) = evaluate(cfg, tmp_path / "out")
+    assert not own.reused and own.info["precision"]["recipe"] == BF16_OWN_ATTENTION
+    assert own.info["embeddings"]["key"] != first.info["embeddings"]["key"]
+
+
 def test_a_failed_compile_warns_once_and_runs_the_same_arithmetic_uncompiled(tiny_xlmr_dir: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     encoder = load_encoder(str(tiny_xlmr_dir), device="cpu").set_precision("bf16")

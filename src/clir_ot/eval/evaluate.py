@@ -44,7 +44,7 @@ from ..data.benchmarks import BENCHMARKS, Benchmark, Doc, Query, get_benchmark
 from ..errors import ClirOtError, DataUnavailableError
 from ..inputs import read_json_or_none
 from ..models.encoder import BATCH_TOKENS
-from ..models.precision import PRECISIONS, RECIPES, precision_choice
+from ..models.precision import PRECISIONS, precision_choice
 from ..retrieval import ann, fusion
 from ..retrieval.ann import ANN_BACKENDS
 from ..retrieval.runfile import read_run, write_run
@@ -155,11 +155,12 @@ class LanguageResult:
 
 def input_identity(lang: str, cfg: EvalConfig) -> dict:
     """Content hashes of everything a result of ``lang`` depends on besides its configuration: the topics
-    and qrels, the corpus searched (unless a run file is scored), the model's weights, the run file, and for an
+    and qrels, the corpus searched (unless a run file is scored), the model's weights, the run file, the recipe
+    a reduced precision would run for each model (:func:`~clir_ot.models.loading.precision_recipe`), and for an
     ANN backend its parameter rules and FAISS's version.
     A saved result is reused only when these and the configuration are unchanged."""
     from ..artifacts import sha256_file
-    from ..models.loading import model_fingerprint
+    from ..models.loading import model_fingerprint, precision_recipe
 
     identity: dict = {"judgements": cfg.bench.judgement_identity(lang, cfg.split)}
     if cfg.run_file:
@@ -176,7 +177,9 @@ def input_identity(lang: str, cfg: EvalConfig) -> dict:
     if cfg.backend in ANN_BACKENDS:
         identity["ann"] = ann.identity(cfg.backend)
     if cfg.model and cfg.model not in BM25_NAMES and cfg.precision != "fp32":
-        identity["precision_recipe"] = RECIPES[cfg.precision]
+        identity["precision_recipe"] = precision_recipe(cfg.model, cfg.precision)
+    if cfg.query_model and cfg.precision != "fp32":
+        identity["query_precision_recipe"] = precision_recipe(cfg.query_model, cfg.precision)
     return identity
 
 

@@ -23,6 +23,7 @@ from ..artifacts import make_temp_dir, sha256_file, sha256_tree, write_json_atom
 from ..errors import ClirOtError
 from ..settings import cache_dir, is_offline
 from .encoder import SPEC_FILE, Encoder, EncoderSpec
+from .precision import BF16_OWN_ATTENTION, RECIPES
 
 OFFLINE_MODELS = ("minilm", "me5-small")
 CONVERSION_RECORD = "conversion.json"
@@ -200,6 +201,26 @@ def load_encoder(name: str, device: str | None = None) -> Encoder:
     model.eval()
     model.to(resolve_device(device or "auto"))
     return Encoder(model, tokenizer, spec, source=name)
+
+
+def precision_recipe(name: str, precision: str, device: str | None = None) -> str:
+    """The recipe :meth:`Encoder.set_precision` runs for model ``name`` at a resolved ``precision`` on ``device``
+    (default: where :func:`load_encoder` puts it), decided from the model's configuration and code without
+    loading its weights, so that a saved result is keyed by the recipe that would run: on a CPU, bf16 keeps the
+    model's own attention (:data:`~clir_ot.models.precision.BF16_OWN_ATTENTION`) where its class does not
+    dispatch through transformers' attention registry. A configuration that does not load gives the plain
+    recipe (loading the model then fails with its own message)."""
+    if precision != "bf16" or resolve_device(device or "auto").type != "cpu":
+        return RECIPES[precision]
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        config = AutoConfig.from_pretrained(resolve_model(name)[0], local_files_only=is_offline())
+        model_class = AutoModel._model_mapping[type(config)]
+    except (OSError, KeyError, ValueError):
+        return RECIPES[precision]
+    model_class = model_class[0] if isinstance(model_class, tuple) else model_class
+    return RECIPES["bf16"] if model_class._can_set_attn_implementation() else BF16_OWN_ATTENTION
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
