@@ -6,7 +6,9 @@ expand into conditions), the comparisons to test, curve steps, profiles and expe
       ot: {method: ot}
       noise: {method: noise}                       # the control: retention only, no cross-lingual signal
       ot-grid: {method: ot, seeds: [0], sweep: {ot_reg: [0.05, 0.2], student_layer: [-1, 6]}}
-    compare: [[ot, kd], [ot, noise], [kd, before]]
+    compare: [[ot, kd], [ot, noise], [kd, before]]   # exploratory: tested and labelled so
+    hypotheses:                                    # confirmatory: fixed before the first distillation
+      - {a: ot, b: kd, lang: yo, measure: nDCG@10, direction: greater}
     curve_steps: [50]                              # evaluate each student at these steps too (0 and the end always)
     profiles:
       smoke: {seeds: [0, 1], distill: {steps: 3}, expected: {yo: {kd: {nDCG@10: 0.8551}}}}
@@ -19,6 +21,14 @@ before distillation. An experiment without ``conditions`` takes one per entry of
 (mappings merged key by key, except ``conditions`` and ``expected``, which a variant replaces whole;
 lists and values replaced): variants are a few lines, not a copy.
 Unknown keys, duplicate or colliding names, and comparisons of unknown conditions are refused.
+
+``hypotheses`` are the pre-registered, confirmatory family: each names two conditions ``a`` and ``b`` (or
+``before``), a benchmark (``miracl``, the default, or ``bible-clir`` with its ``query_encoder``), a language,
+a measure and optionally a ``direction`` (``greater``: a > b; ``less``: a < b; none: two-sided).
+``reproduce`` registers them in the run folder's ``manifest.json`` (their sha256 and the commit) before the
+first stage and refuses a run folder whose registered family differs; the report tests exactly them
+(Holm over the family alone; one-sided where a direction is declared) and labels every ``compare``
+entry exploratory.
 """
 
 from __future__ import annotations
@@ -55,6 +65,8 @@ class Experiment:
     methods: list[str] = setting(default_factory=lambda: ["kd", "ot", "ot+kd"], choices=METHODS)
     conditions: dict[str, Any] | None = None
     compare: list[list[str]] | None = None
+    #: the pre-registered confirmatory family (see the module docstring), normalised by :func:`normalise_hypotheses`
+    hypotheses: list[dict[str, Any]] | None = None
     curve_steps: list[int] = setting(default_factory=list, ge=1)
     seeds: list[int] = setting(default_factory=lambda: [0, 1, 2], ge=0)
     baselines: list[str] = field(default_factory=lambda: ["bm25", "minilm", "me5-small"])
@@ -83,6 +95,8 @@ class Experiment:
     clir_pool: int | None = setting(None, ge=0)
     #: token-alignment probe: held-out verse pairs per bible-clir language with a probe lexicon (0: none)
     token_probe_pairs: int = setting(0, ge=0)
+    #: measure each student's drift from the student before on yo passages and held-out English verses
+    drift: bool = False
     distill: dict[str, Any] = field(default_factory=dict)
     expected: dict[str, Any] | None = None
     description: str = ""
@@ -106,6 +120,7 @@ class Experiment:
         if not specs:
             raise ClirOtError("invalid configuration: an experiment needs at least one condition")
         self.comparisons()
+        self.hypotheses = normalise_hypotheses(self) if self.hypotheses is not None else None
         if self.curve_pool is not None and not self.curve_steps:
             raise ClirOtError("invalid configuration: curve_pool is set but there are no curve_steps")
         for name in specs:  # every distillation's settings, checked before the first stage runs
@@ -182,6 +197,71 @@ class Experiment:
                           query_model=self.teacher_model if query_encoder == "teacher" else None,
                           pool_distractors=self.clir_pool, query_sample=self.clir_queries,
                           batch_size=self.eval_batch_size, precision=self.eval_precision)
+
+
+HYPOTHESIS_KEYS = ("a", "b", "benchmark", "lang", "measure", "direction", "query_encoder")
+DIRECTIONS = ("greater", "less")
+
+
+def normalise_hypotheses(exp: Experiment) -> list[dict[str, Any]]:
+    """``exp.hypotheses`` checked (conditions, benchmark, language, measure, direction; no duplicates) and with
+    every key filled in (``benchmark`` miracl, ``direction`` null, ``query_encoder`` student for bible-clir and
+    null for MIRACL), so that one family always hashes the same."""
+    if not isinstance(exp.hypotheses, list) or not exp.hypotheses:
+        raise ClirOtError("invalid configuration: hypotheses must be a non-empty list of mappings")
+    names = set(exp.condition_names()) | {BEFORE}
+    out: list[dict[str, Any]] = []
+    for i, raw in enumerate(exp.hypotheses):
+        where = f"hypotheses[{i}]"
+        if not isinstance(raw, dict):
+            raise ClirOtError(f"invalid configuration: {where} must be a mapping with a, b, lang and measure")
+        unknown = sorted(set(raw) - set(HYPOTHESIS_KEYS))
+        missing = [k for k in ("a", "b", "lang", "measure") if raw.get(k) in (None, "")]
+        if unknown or missing:
+            raise ClirOtError(f"invalid configuration: {where} "
+                              + (f"has unknown key(s) {', '.join(unknown)}" if unknown else
+                                 f"lacks {', '.join(missing)}") + f"; keys: {', '.join(HYPOTHESIS_KEYS)}")
+        h = {k: raw.get(k) for k in HYPOTHESIS_KEYS}
+        h["a"], h["b"], h["lang"], h["measure"] = (str(h[k]) for k in ("a", "b", "lang", "measure"))
+        h["benchmark"] = str(h["benchmark"] or "miracl")
+        bad = [c for c in (h["a"], h["b"]) if c not in names]
+        if bad or h["a"] == h["b"]:
+            raise ClirOtError(f"invalid configuration: {where} must name two different conditions; "
+                              + (f"unknown: {', '.join(bad)}; " if bad else "")
+                              + f"conditions: {', '.join(sorted(names))}")
+        if h["benchmark"] not in ("miracl", "bible-clir"):
+            raise ClirOtError(f"invalid configuration: {where} benchmark must be miracl or bible-clir, "
+                              f"got {h['benchmark']!r}")
+        bench = get_benchmark(h["benchmark"])
+        langs = exp.eval_langs if h["benchmark"] == "miracl" else exp.clir_langs
+        if h["lang"] not in langs:
+            raise ClirOtError(f"invalid configuration: {where} language {h['lang']!r} is not evaluated on "
+                              f"{h['benchmark']} by this profile ({', '.join(langs) or 'none'})")
+        if h["measure"] not in bench.measures:
+            raise ClirOtError(f"invalid configuration: {where} measure {h['measure']!r} is not one of "
+                              f"{h['benchmark']}'s: {', '.join(bench.measures)}")
+        if h["direction"] is not None and h["direction"] not in DIRECTIONS:
+            raise ClirOtError(f"invalid configuration: {where} direction must be greater, less or absent, "
+                              f"got {h['direction']!r}")
+        if h["benchmark"] == "miracl":
+            if h["query_encoder"] is not None:
+                raise ClirOtError(f"invalid configuration: {where} query_encoder applies to bible-clir only")
+        else:
+            h["query_encoder"] = str(h["query_encoder"] or "student")
+            if h["query_encoder"] not in exp.clir_query_encoders:
+                raise ClirOtError(f"invalid configuration: {where} query_encoder must be one of "
+                                  f"{', '.join(exp.clir_query_encoders)}")
+        if h in out:
+            raise ClirOtError(f"invalid configuration: {where} repeats an earlier hypothesis")
+        out.append(h)
+    return out
+
+
+def hypothesis_label(h: dict[str, Any]) -> str:
+    """``ot-mid > kd-mid: miracl yo nDCG@10`` (``≠`` for a two-sided hypothesis)."""
+    sign = {"greater": ">", "less": "<", None: "≠"}[h["direction"]]
+    queries = f" ({h['query_encoder']} queries)" if h.get("query_encoder") else ""
+    return f"{h['a']} {sign} {h['b']}: {h['benchmark']} {h['lang']} {h['measure']}{queries}"
 
 
 def _format_value(value: Any) -> str:

@@ -66,6 +66,18 @@ def curve_file(root: Path, condition: str, seed: int) -> Path:
     return Path(root) / "curves" / f"{run_tag(condition, seed)}.json"
 
 
+def layer_suffix(teacher_layer: int, student_layer: int) -> str:
+    """How a probe of other layers than the last is told apart: ``""`` (last), ``-layer6``, ``-t6-s4``."""
+    if (teacher_layer, student_layer) == (-1, -1):
+        return ""
+    return f"-layer{student_layer}" if teacher_layer == student_layer else f"-t{teacher_layer}-s{student_layer}"
+
+
+def drift_file(root: Path, tag: str) -> Path:
+    """A student's drift from the student before, on yo passages and on held-out English verses."""
+    return Path(root) / "probe" / "drift" / f"{tag}.json"
+
+
 def diag_file(root: Path, tag: str) -> Path:
     return Path(root) / "diag" / f"{tag}.json"
 

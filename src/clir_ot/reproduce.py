@@ -20,6 +20,9 @@ report reads through too):
     diag/<system>.json             partial-pool diagnostic (labelled: NOT MIRACL)
     explain/                       OT plans on UDHR pairs, before and after OT distillation
 
+``manifest.json`` at the top registers the experiment's pre-registered hypotheses (their sha256, the commit and
+the time) before the first stage: a run folder whose registered family differs from the file's is refused.
+
 Every stage goes through :func:`stage_state`: a finished stage whose inputs hash the same is skipped
 (and says so), an interrupted distillation resumes from its checkpoint, and a finished distillation
 with a *different* configuration is refused (never silently overwritten).
@@ -27,11 +30,15 @@ with a *different* configuration is refused (never silently overwritten).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +57,9 @@ from .layout import (
     curve_file,
     diag_file,
     distill_dir,
+    drift_file,
     eval_dir,
+    layer_suffix,
     run_tag,
     snapshot_dir,
     student_dir,
@@ -69,6 +78,49 @@ def stage_state(record: Path, key: str) -> str:
     if not isinstance(saved, dict) or "config_hash" not in saved:
         return "todo"
     return "done" if saved["config_hash"] == key else "other"
+
+
+def git_commit() -> dict[str, Any]:
+    """The commit of the source tree this package runs from and whether it had uncommitted changes (``None``
+    where it is not a git checkout)."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."], capture_output=True,
+                               text=True, timeout=10, check=True).stdout.strip() != ""
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": head, "dirty": dirty}
+
+
+def register_hypotheses(exp: Experiment, root: Path) -> dict | None:
+    """Fix the experiment's hypotheses to the run folder ``root`` before its first stage: write ``manifest.json``
+    (the family, its sha256, the commit, the time) the first time; refuse a family that differs from the
+    registered one, and refuse to register a family into a folder whose distillations have already started.
+    Returns the registration (``None`` for an experiment without hypotheses in a folder without one)."""
+    family = exp.hypotheses or []
+    digest = hashlib.sha256(json.dumps(family, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    path = root / "manifest.json"
+    saved = read_json_or_none(path)
+    if isinstance(saved, dict) and "hypotheses_sha256" in saved:
+        if saved["hypotheses_sha256"] != digest:
+            raise ClirOtError(f"{root} registered other hypotheses (sha256 {saved['hypotheses_sha256'][:12]}, commit "
+                              f"{str(saved.get('commit'))[:12]}, {saved.get('registered')}) than {exp.name}'s "
+                              f"{exp.profile} profile now declares (sha256 {digest[:12]}); a pre-registered family "
+                              "does not change once registered: restore it, or use another --runs-dir")
+        return saved
+    if not family:
+        return None
+    started = sorted(p.name for p in (root / "distill").iterdir()) if (root / "distill").is_dir() else []
+    if started:
+        raise ClirOtError(f"{root} already holds distillations ({', '.join(started[:3])}"
+                          f"{', ...' if len(started) > 3 else ''}) made without registered hypotheses; hypotheses "
+                          "are fixed before the first distillation: use another --runs-dir")
+    record = {"stage": "reproduce", "experiment": exp.name, "profile": exp.profile, "hypotheses": family,
+              "hypotheses_sha256": digest, **git_commit(), "registered": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    write_json_atomic(path, record)
+    return record
 
 
 def run_distill(exp: Experiment, condition: str, seed: int, root: Path, log: Log) -> Path:
@@ -118,8 +170,22 @@ def run_clir(exp: Experiment, system: str, model: str, root: Path, log: Log) -> 
                     + ("  (reused)" if r.reused else ""))
 
 
-def run_token_probe(exp: Experiment, system: str, model: str, root: Path, log: Log) -> None:
-    """The token-alignment probe (:mod:`clir_ot.distill.token_probe`) of ``model`` against the teacher."""
+def aligned_layers(exp: Experiment, condition: str) -> tuple[int, int]:
+    """``(teacher_layer, student_layer)`` a condition trains at (its first seed's configuration)."""
+    cfg = exp.distill_config(condition, exp.seeds_of(condition)[0])
+    return cfg.teacher_layer, cfg.student_layer
+
+
+def probe_layer_pairs(exp: Experiment) -> list[tuple[int, int]]:
+    """Every layer pair some condition aligns, the last layers first: the student before is probed at each."""
+    return list(dict.fromkeys([(-1, -1), *(aligned_layers(exp, c) for c in exp.condition_names())]))
+
+
+def run_token_probe(exp: Experiment, system: str, model: str, root: Path, log: Log,
+                    layers: tuple[int, int] = (-1, -1)) -> None:
+    """The token-alignment probe (:mod:`clir_ot.distill.token_probe`) of ``model`` against the teacher, the
+    token states read at ``layers`` (teacher, student): the layers the condition aligned. The student before is
+    probed at every pair some condition aligns (``before``, ``before-layer6``: :func:`~clir_ot.layout.layer_suffix`)."""
     from .distill.token_probe import token_alignment_probe
     from .models import load_encoder
     from .models.loading import model_fingerprint
@@ -129,13 +195,58 @@ def run_token_probe(exp: Experiment, system: str, model: str, root: Path, log: L
     reg = _ot_reg(exp, _ot_condition(exp))
     cfg = {"model": model_fingerprint(model), "teacher": model_fingerprint(exp.teacher_model),
            "langs": exp.clir_langs, "pairs": exp.token_probe_pairs, "reg": reg}
-    out = token_probe_file(root, system)
+    if layers != (-1, -1):
+        cfg["layers"] = list(layers)
+    out = token_probe_file(root, system + layer_suffix(*layers) if system == BEFORE else system)
     if stage_state(out, config_hash(cfg)) == "done":
         return
-    log(f"token-alignment probe {system}")
+    log(f"token-alignment probe {system}" + (f" (teacher layer {layers[0]}, student layer {layers[1]})"
+                                             if layers != (-1, -1) else ""))
     result = token_alignment_probe(load_encoder(model), load_encoder(exp.teacher_model), exp.clir_langs, reg=reg,
-                                   limit=exp.token_probe_pairs)
-    write_json_atomic(out, {"config_hash": config_hash(cfg), "reg": reg, "results": result})
+                                   limit=exp.token_probe_pairs, teacher_layer=layers[0], student_layer=layers[1])
+    write_json_atomic(out, {"config_hash": config_hash(cfg), "reg": reg, "layers": list(layers), "results": result})
+
+
+#: held-out English verses (bible-clir's books, never trained on) on which English drift is measured
+ENGLISH_DRIFT_VERSES = 500
+
+
+def english_verses(limit: int = ENGLISH_DRIFT_VERSES) -> list[str]:
+    """The first ``limit`` non-empty English (KJV) verses of the held-out books, in canonical order."""
+    from .data import bible
+
+    verses = bible.read_edition(bible.EDITIONS["en"], bible.HELD_OUT_BOOKS)
+    return [v for v in verses.values() if not bible.is_empty(v)][:limit]
+
+
+def english_drift(exp: Experiment, model: str) -> dict[str, float]:
+    """Mean cosine between ``model``'s and the student before's embeddings of held-out English verses (encoded as
+    passages, in the experiment's evaluation precision), and the drift ``1 − cosine``."""
+    from .models import load_encoder
+
+    texts = english_verses()
+    ours, base = (load_encoder(m).set_precision(exp.eval_precision).encode(texts, "passage", exp.eval_batch_size)
+                  for m in (model, exp.student))
+    cosine = float(np.mean(np.sum(np.asarray(ours, np.float64) * np.asarray(base, np.float64), axis=1)))
+    return {"lang": "en", "passages": len(texts), "cosine": cosine, "drift": 1.0 - cosine}
+
+
+def run_drift(exp: Experiment, tag: str, model: str, root: Path, log: Log) -> None:
+    """A student's drift from the student before on the evaluation language's passages (from the two saved
+    evaluations: :func:`drift`) and on held-out English verses (:func:`english_drift`)."""
+    from .models.loading import model_fingerprint
+
+    cfg = {"model": model_fingerprint(model), "before": model_fingerprint(exp.student),
+           "precision": exp.eval_precision, "english_verses": ENGLISH_DRIFT_VERSES,
+           "eval": asdict(exp.eval_config("x", exp.eval_pool)) | {"model": None}}
+    out = drift_file(root, tag)
+    if stage_state(out, config_hash(cfg)) == "done":
+        return
+    condition, _, seed = tag.rpartition("-s")
+    log(f"drift {tag} (passages and English verses)")
+    write_json_atomic(out, {"config_hash": config_hash(cfg), "passages": drift(root, exp, eval_dir(root, condition,
+                                                                                             int(seed))),
+                            "english": english_drift(exp, model)})
 
 
 def run_diagnostic(exp: Experiment, model: str, out: Path, log: Log) -> None:
@@ -299,6 +410,7 @@ def reproduce(experiment: Path, profile: str, runs_dir: Path, reports_dir: Path,
     refuse_slow_cpu_bf16(exp)
     root = Path(runs_dir) / exp.name / profile
     with folder_lock(root, "reproduce"):
+        register_hypotheses(exp, root)
         report_dir = _reproduce(exp, root, Path(reports_dir), started, log)
     if exp.expected:
         from .eval.report import check_expected
@@ -336,7 +448,9 @@ def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, l
     for system in (*CLIR_LEXICAL, exp.student):
         name = BEFORE if system == exp.student else system
         stage(f"bible-clir {name}", lambda s=system, n=name: run_clir(exp, n, s, root, log))
-    stage("token probe before", lambda: run_token_probe(exp, BEFORE, exp.student, root, log))
+    for layers in probe_layer_pairs(exp):
+        stage(f"token probe before{layer_suffix(*layers)}",
+              lambda ly=layers: run_token_probe(exp, BEFORE, exp.student, root, log, ly))
     conditions = exp.condition_names()
     for seed in sorted({s for c in conditions for s in exp.seeds_of(c)}):
         for condition in [c for c in conditions if seed in exp.seeds_of(c)]:
@@ -347,7 +461,10 @@ def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, l
             stage(f"bible-clir {tag}", lambda c=condition, s=seed, t=tag: run_clir(
                 exp, t, str(student_dir(root, c, s)), root, log))
             stage(f"token probe {tag}", lambda c=condition, s=seed, t=tag: run_token_probe(
-                exp, t, str(student_dir(root, c, s)), root, log))
+                exp, t, str(student_dir(root, c, s)), root, log, aligned_layers(exp, c)))
+            if exp.drift:
+                stage(f"drift {tag}", lambda c=condition, s=seed, t=tag: run_drift(
+                    exp, t, str(student_dir(root, c, s)), root, log))
             if exp.curve_steps:
                 stage(f"curve {tag}", lambda c=condition, s=seed: run_curve(exp, c, s, root, log))
     stage("diagnostic before", lambda: run_diagnostic(exp, exp.student, diag_file(root, BEFORE), log))

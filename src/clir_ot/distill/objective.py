@@ -8,6 +8,10 @@ terms ask for):
 - ``kd_x``:  :math:`\lVert S(x) - T(en) \rVert^2` (pooled embeddings, batch mean; Reimers & Gurevych 2020)
 - ``kd_en``: :math:`\lVert S(en) - T(en) \rVert^2` — KD's English term, which is also the *retention*
   term that keeps the student's own English where the teacher's is.
+- ``kd_layer``: :math:`\lVert S_L(x) - T_{L'}(en) \rVert^2 + \lVert S_L(en) - T_{L'}(en) \rVert^2` — KD at the
+  layers OT aligns (``student_layer`` L, ``teacher_layer`` L'): each encoder's own pooling (mean over the
+  attention mask, then normalised, for E5) of its hidden states at that layer. Its gradient reaches only the
+  student's layers ≤ L; at the last layer it equals ``kd_en + kd_x``.
 
 Methods are shorthands for the common mixes (weights from the config's ``*_weight`` fields):
 
@@ -15,6 +19,8 @@ Methods are shorthands for the common mixes (weights from the config's ``*_weigh
 ``kd``     kd_weight · (kd_en + kd_x)
 ``ot``     ot_weight · ot + retention_weight · kd_en
 ``ot+kd``  ot_weight · ot + kd_weight · (kd_en + kd_x)
+``kd-layer`` kd_weight · kd_layer + retention_weight · kd_en — KD at OT's layer with OT's retention term:
+           with ``student_layer``/``teacher_layer`` set, the same as ``ot`` but for the alignment term
 ``noise``  retention_weight · kd_en — the control: same data, optimiser, prefixes and budget, no
            cross-lingual signal. With the self-teacher, S = T at step 0, so its updates come from
            dropout alone: it measures what *any* update costs.
@@ -42,6 +48,7 @@ METHOD_TERMS: dict[str, tuple[tuple[str, str], ...]] = {
     "kd": (("kd_en", "kd_weight"), ("kd_x", "kd_weight")),
     "ot": (("ot", "ot_weight"), ("kd_en", "retention_weight")),
     "ot+kd": (("ot", "ot_weight"), ("kd_en", "kd_weight"), ("kd_x", "kd_weight")),
+    "kd-layer": (("kd_layer", "kd_weight"), ("kd_en", "retention_weight")),
     "noise": (("kd_en", "retention_weight"),),
 }
 
@@ -52,6 +59,8 @@ class Forward:
 
     def __init__(self, models: Models, cfg: DistillConfig, en: list[str], x: list[str], kind: str) -> None:
         self.models, self.cfg, self.en, self.x, self.kind = models, cfg, en, x, kind
+
+    #: each encoding: ``(batch, token states at the configured layer, sentence embedding from the last layer)``
 
     def _encode(self, encoder, texts: list[str], layer: int, mapped: bool = False):
         batch = encoder.tokenize(texts, self.kind, self.cfg.max_length)
@@ -75,7 +84,7 @@ class Forward:
 
     @cached_property
     def student_en(self):
-        return self._encode(self.models.student, self.en, -1, mapped=True)
+        return self._encode(self.models.student, self.en, self.cfg.student_layer, mapped=True)
 
 
 Term = Callable[[Forward], tuple[torch.Tensor, dict]]
@@ -106,10 +115,22 @@ def kd_en_term(fw: Forward) -> tuple[torch.Tensor, dict]:
     return loss, {"kd_en": loss.item()}
 
 
+def kd_layer_term(fw: Forward) -> tuple[torch.Tensor, dict]:
+    models = fw.models
+    (t_batch, t_tok, _), (x_batch, x_tok, _), (e_batch, e_tok, _) = fw.teacher_en, fw.student_x, fw.student_en
+    pooled = [encoder.sentence_embeddings(tokens, batch["attention_mask"]) for encoder, batch, tokens in (
+        (models.teacher, t_batch, t_tok), (models.student, x_batch, x_tok), (models.student, e_batch, e_tok))]
+    if models.teacher_map is not None:  # the mapped student states are pooled in the teacher's space
+        pooled[1:] = [torch.nn.functional.normalize(p, dim=-1) for p in pooled[1:]]
+    loss = models.kd.compute_loss_from_embeddings(pooled[0], pooled[2], pooled[1])
+    return loss, {"kd_layer": loss.item()}
+
+
 #: The registered terms: name → function of a :class:`Forward` returning (loss, values to log).
-TERMS: dict[str, Term] = {"ot": ot_term, "kd_x": kd_x_term, "kd_en": kd_en_term}
+TERMS: dict[str, Term] = {"ot": ot_term, "kd_x": kd_x_term, "kd_en": kd_en_term, "kd_layer": kd_layer_term}
 #: What each term encodes, so the forward passes run in one fixed order whatever the mix.
-_NEEDS = {"ot": ("student_x",), "kd_x": ("student_x",), "kd_en": ("student_en",)}
+_NEEDS = {"ot": ("student_x",), "kd_x": ("student_x",), "kd_en": ("student_en",),
+          "kd_layer": ("student_x", "student_en")}
 
 
 def resolve(cfg: DistillConfig) -> dict[str, float]:

@@ -80,15 +80,16 @@ def probe_pairs(lang: str, limit: int = PAIRS_PER_LANGUAGE) -> tuple[ProbePair, 
     return tuple(out)
 
 
-def _words(encoder: Encoder, text: str, kind: str, max_length: int = 128):
-    """Token embeddings of ``text`` (with the kind's prefix), the mass mask, and each word's token indices."""
+def _words(encoder: Encoder, text: str, kind: str, layer: int = -1, max_length: int = 128):
+    """Token states of ``text`` (with the kind's prefix) at ``layer`` (-1: the last), the mass mask, and each
+    word's token indices."""
     prefix = encoder.spec.prefix(kind)
     enc = encoder.tokenizer(prefix + text, truncation=True, max_length=max_length, return_offsets_mapping=True,
                             return_tensors="pt")
     offsets = enc.pop("offset_mapping")[0].tolist()
     batch = {k: v.to(encoder.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
     mask = mass_mask(encoder, batch, kind, keep_special=False)[0]
-    tokens = encoder.token_embeddings(batch)[0]
+    tokens = encoder.token_embeddings(batch, layer)[0]
     words: list[tuple[str, list[int]]] = []
     for match in _WORD.finditer(text):
         start, end = match.start() + len(prefix), match.end() + len(prefix)
@@ -100,16 +101,18 @@ def _words(encoder: Encoder, text: str, kind: str, max_length: int = 128):
 
 @torch.no_grad()
 def token_alignment_probe(student: Encoder, teacher: Encoder, langs: list[str], reg: float = 0.05,
-                          kind: str = "passage", limit: int = PAIRS_PER_LANGUAGE) -> dict[str, dict]:
+                          kind: str = "passage", limit: int = PAIRS_PER_LANGUAGE, teacher_layer: int = -1,
+                          student_layer: int = -1) -> dict[str, dict]:
     """``{lang: {"ot", "nearest": share of hits, "words", "pairs", "ot_hits", "nearest_hits": 1.0 / 0.0 per
-    candidate word}}`` for the languages of ``langs`` that have a probe lexicon."""
+    candidate word}}`` for the languages of ``langs`` that have a probe lexicon, with the teacher's and the
+    student's token states read at ``teacher_layer`` and ``student_layer`` (the layers a condition aligned)."""
     results = {}
     for lang in [x for x in langs if x in _lexicon()]:
         ot_hits, near_hits = [], []
         pairs = probe_pairs(lang, limit)
         for en, x, candidates in pairs:
-            t_tok, t_mask, en_words = _words(teacher, en, kind)
-            s_tok, s_mask, x_words = _words(student, x, kind)
+            t_tok, t_mask, en_words = _words(teacher, en, kind, teacher_layer)
+            s_tok, s_mask, x_words = _words(student, x, kind, student_layer)
             if not en_words or not x_words:
                 continue
             C = cosine_cost(t_tok[None], s_tok[None])
