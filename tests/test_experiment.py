@@ -181,3 +181,62 @@ def test_curves_on_their_own_pool_evaluate_both_ends_there(tmp_path: Path, tiny_
     end = json.loads((root / "curves" / "kd-s0" / "step-4" / "yo" / "metrics.json").read_text())
     assert curve[2]["metrics"]["yo"] == end["result"]["metrics"]
     assert "the curves' own pool" in (report / "results.md").read_text()
+
+
+HYPOTHESES_BASE = {"conditions": {"kd": {"method": "kd"}, "ot-mid": {"method": "ot", "student_layer": 6,
+                                                                      "teacher_layer": 6}},
+                   "eval_langs": ["yo"], "clir_langs": ["sw"], "distill": {"steps": 10},
+                   "profiles": {"p": {"seeds": [0]}}}
+
+
+@pytest.mark.parametrize(("hypotheses", "message"), [
+    ([{"a": "ot-mid", "b": "ot", "lang": "yo", "measure": "nDCG@10"}], "unknown: ot"),
+    ([{"a": "kd", "b": "kd", "lang": "yo", "measure": "nDCG@10"}], "two different conditions"),
+    ([{"a": "ot-mid", "b": "kd", "lang": "sw", "measure": "nDCG@10"}], "language 'sw' is not evaluated on miracl"),
+    ([{"a": "ot-mid", "b": "kd", "lang": "yo", "measure": "nDCG@100"}], "is not one of miracl's"),
+    ([{"a": "ot-mid", "b": "kd", "lang": "yo", "measure": "R@1", "benchmark": "bible-clir"}], "language 'yo'"),
+    ([{"a": "ot-mid", "b": "kd", "lang": "yo", "measure": "R@100", "direction": "up"}], "direction must be"),
+    ([{"a": "ot-mid", "b": "kd", "lang": "yo", "measure": "R@100", "query_encoder": "teacher"}], "bible-clir only"),
+    ([{"a": "ot-mid", "b": "kd", "lang": "yo"}], "lacks measure"),
+    ([{"a": "ot-mid", "b": "kd", "lang": "yo", "measure": "R@100", "alpha": 0.01}], "unknown key"),
+    ([{"a": "ot-mid", "b": "kd", "lang": "yo", "measure": "R@100"}] * 2, "repeats"),
+    ([], "non-empty list"),
+    ({"a": "ot-mid"}, "must be a list"),
+])
+def test_bad_hypotheses_are_refused_when_the_file_is_read(tmp_path: Path, hypotheses, message: str) -> None:
+    with pytest.raises(ClirOtError, match=message):
+        load_experiment(_write(tmp_path / "h.yaml", HYPOTHESES_BASE | {"hypotheses": hypotheses}), "p")
+
+
+def test_hypotheses_are_registered_once_and_a_changed_family_is_refused_before_any_work(tmp_path: Path) -> None:
+    from clir_ot.reproduce import register_hypotheses, reproduce
+
+    family = [{"a": "ot-mid", "b": "kd", "lang": "yo", "measure": "nDCG@10", "direction": "greater"},
+              {"a": "ot-mid", "b": "kd", "lang": "sw", "measure": "R@1", "benchmark": "bible-clir"}]
+    path = _write(tmp_path / "h.yaml", HYPOTHESES_BASE | {"hypotheses": family})
+    exp = load_experiment(path, "p")
+    assert exp.hypotheses[1] == {"a": "ot-mid", "b": "kd", "benchmark": "bible-clir", "lang": "sw", "measure": "R@1",
+                                 "direction": None, "query_encoder": "student"}
+    root = tmp_path / "runs" / "h" / "p"
+    record = register_hypotheses(exp, root)
+    saved = json.loads((root / "manifest.json").read_text())
+    assert saved == record and saved["hypotheses"] == exp.hypotheses and len(saved["hypotheses_sha256"]) == 64
+    assert len(saved["commit"] or "x" * 40) == 40 and saved["registered"]
+    assert register_hypotheses(load_experiment(path, "p"), root) == saved  # the same family again: accepted
+    # the family changes (one direction), then reproduce is refused before any stage writes anything
+    family[1]["direction"] = "greater"
+    _write(path, HYPOTHESES_BASE | {"hypotheses": family})
+    listing = lambda: sorted(p.name for p in root.iterdir() if not p.name.startswith(".lock"))  # noqa: E731
+    before = listing()
+    with pytest.raises(ClirOtError, match=r"registered other hypotheses .* does not change once registered"):
+        reproduce(path, "p", tmp_path / "runs", tmp_path / "reports", log=lambda m: None)
+    assert listing() == before == ["manifest.json"] and not (tmp_path / "reports").exists()
+    # dropping the family is a change too
+    with pytest.raises(ClirOtError, match="registered other hypotheses"):
+        register_hypotheses(load_experiment(_write(path, HYPOTHESES_BASE), "p"), root)
+    # a family declared after distillations started without one is refused
+    late = tmp_path / "late"
+    (late / "distill" / "kd-s0").mkdir(parents=True)
+    with pytest.raises(ClirOtError, match="fixed before the first distillation"):
+        register_hypotheses(exp, late)
+    assert not (late / "manifest.json").exists()

@@ -23,8 +23,13 @@ def experiment(tmp_path: Path, tiny_xlmr_dir: Path) -> Path:
     write_bitext(bitext, [p for p in pairs if p.lang == "de"][:30] + [p for p in pairs if p.lang == "ru"][:30])
     spec = {
         "student": str(tiny_xlmr_dir), "teacher": "self",
-        "conditions": {"kd": {"method": "kd"}, "ot": {"method": "ot"}},
+        "conditions": {"kd": {"method": "kd"}, "ot": {"method": "ot"},
+                       "kd-mid": {"method": "kd-layer", "teacher_layer": 1, "student_layer": 1, "seeds": [0]}},
         "compare": [["ot", "kd"], ["kd", "before"], ["ot", "before"]],
+        "hypotheses": [{"a": "ot", "b": "kd", "lang": "yo", "measure": "nDCG@10", "direction": "greater"},
+                       {"a": "kd-mid", "b": "before", "benchmark": "bible-clir", "lang": "de", "measure": "R@1",
+                        "query_encoder": "teacher"}],
+        "drift": True,
         "baselines": ["bm25", "bm25-strong", str(tiny_xlmr_dir)],
         "eval_langs": ["yo", "sw"], "diagnostic_langs": ["sw"],
         "clir_langs": ["sw", "de"], "clir_queries": 8, "clir_pool": 10, "token_probe_pairs": 3,
@@ -73,7 +78,7 @@ def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monk
     assert {s["seed"] for s in result["significance_per_seed"]} == {0, 1}
     md = (report / "results.md").read_text()
     assert "incomplete" not in md
-    for needle in ("Contamination", "Which differences hold", "partial-pool diagnostic", "exclusion audit",
+    for needle in ("Contamination", "Which exploratory differences hold", "partial-pool diagnostic", "exclusion audit",
                    "reduced pool: judged + 30", "bars_R_at_100.png", "recall_at_k.png", "training_curves.png"):
         assert needle in md, needle
     for png in ("bars_R_at_100.png", "recall_at_k.png", "training_curves.png", "explain/before/yo-0.png",
@@ -86,8 +91,8 @@ def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monk
     assert clir["summary"]["teacher"]["sw"]["kd"]["R@1"]["n"] == 2 and "bm25-strong" in clir["summary"]["student"]["de"]
     assert "bm25" not in clir["summary"]["teacher"]["sw"]  # BM25 has no query encoder to swap
     assert {(g["condition"], g["lang"], g["query_encoder"]) for g in clir["gains"]} == {
-        (c, lang, enc) for c in ("kd", "ot") for lang in ("sw", "de") for enc in ("student", "teacher")}
-    assert {t["condition"] for t in clir["transfer"]} == {"kd", "ot"}
+        (c, lang, enc) for c in ("kd", "ot", "kd-mid") for lang in ("sw", "de") for enc in ("student", "teacher")}
+    assert {t["condition"] for t in clir["transfer"]} == {"kd", "ot", "kd-mid"}
     assert {(g["comparison"], g["lang"]) for g in clir["between"]} == {("ot vs kd", "sw"), ("ot vs kd", "de")}
     for needle in ("Positive control: bible-clir", "Seen vs unseen languages", "Strong lexical baseline",
                    "8 sampled queries", "sw (excluded)"):
@@ -103,8 +108,32 @@ def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monk
     assert set(tokens["summary"]) == {"ot", "nearest"} and set(tokens["summary"]["ot"]) == {"sw", "de"}
     assert tokens["summary"]["ot"]["de"]["ot"]["n_seeds"] == 2 and tokens["summary"]["ot"]["de"]["before"]["words"] > 3
     assert {(d["condition"], d["lang"]) for d in tokens["diffs"] if d["kind"] == "ot"} == {
-        (c, lang) for c in ("kd", "ot") for lang in ("sw", "de")}
+        (c, lang) for c in ("kd", "ot", "kd-mid") for lang in ("sw", "de")}
     assert "Token alignment (held-out verses" in md
+    # the pre-registered family: registered before the first stage, tested first, both statistics, Holm over it
+    registration = json.loads((root / "manifest.json").read_text())
+    assert len(registration["hypotheses_sha256"]) == 64 and registration["hypotheses"][1]["query_encoder"] == "teacher"
+    assert md.split("\n## ")[1].startswith("Pre-registered hypotheses (confirmatory)")
+    first, second = result["confirmatory"]
+    assert first["hypothesis"] == "ot > kd: miracl yo nDCG@10" and first["alternative"] == "greater"
+    assert first["seed_test"] == "Welch t over seeds" and len(first["seed_means_a"]) == 2
+    assert 0 <= first["p_seed_holm"] <= 1 and 0 < first["p_boot_holm"] <= 1
+    assert {"p_boot_holm", "p_seed_holm", "verdict"} <= first.keys()
+    assert second["seed_test"] == "one-sample t against the single run" and len(second["seed_means_a"]) == 1
+    assert second["p_seed_holm"] == 1.0 and second["verdict"] == "not shown"  # one seed cannot confirm anything
+    assert "## Significance (exploratory comparisons: not pre-registered)" in md
+    assert all(len(s["seed_means_a"]) == 2 for s in result["significance"] if s["comparison"] == "ot vs kd")
+    # the mechanism: OT's plan entropy and Sinkhorn error from the training logs; drift on passages and English
+    mech = result["mechanism"]["conditions"]
+    assert mech["ot"]["sinkhorn_err_max"] >= mech["ot"]["sinkhorn_err_last"] >= 0 and mech["ot"]["seeds"] == 2
+    assert "sinkhorn_err_max" not in mech["kd"] and mech["kd-mid"]["layers"] == [1, 1]
+    assert all(0 <= mech[c]["drift_english"] <= 2 and 0 <= mech[c]["drift_passages"] <= 2 for c in mech)
+    assert "## Mechanism (exploratory)" in md and "held-out English verses (en, 500)" in md
+    # the token probe reads kd-mid at layer 1, against the student before read at layer 1
+    assert json.loads((root / "probe/token/before-layer1.json").read_text())["layers"] == [1, 1]
+    assert json.loads((root / "probe/token/kd-mid-s0.json").read_text())["layers"] == [1, 1]
+    assert {d["before"] for d in tokens["diffs"] if d["condition"] == "kd-mid"} == {"before-layer1"}
+    assert {d["before"] for d in tokens["diffs"] if d["condition"] == "ot"} == {"before"}
     # the machine is recorded by the run (not by whoever writes the report later)
     env = json.loads((root / "environment.json").read_text())
     assert env["hardware"]["cpu_count"] >= 1 and env["hardware"]["gpu"] is None and "torch" in env["versions"]

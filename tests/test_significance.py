@@ -91,3 +91,35 @@ def test_seed_variance_widens_the_two_level_interval() -> None:
     assert wide["ci_high"] - wide["ci_low"] > 3 * (narrow["ci_high"] - narrow["ci_low"])
     alone = sig.two_level_bootstrap(steady)
     assert alone["ci_low"] < steady.mean() < alone["ci_high"] and np.isnan(alone["p"])
+
+
+def test_seed_level_t_equals_scipy_and_the_textbook_welch_formula() -> None:
+    a, b = [0.52, 0.55, 0.50, 0.58], [0.45, 0.47, 0.49]
+    ours = sig.seed_level_t(a, b)
+    ref = stats.ttest_ind(a, b, equal_var=False)
+    assert ours["t"] == pytest.approx(ref.statistic, rel=1e-12) and ours["p"] == pytest.approx(ref.pvalue, rel=1e-12)
+    va, vb = np.var(a, ddof=1) / 4, np.var(b, ddof=1) / 3  # Welch–Satterthwaite by hand
+    assert ours["t"] == pytest.approx((np.mean(a) - np.mean(b)) / np.sqrt(va + vb), rel=1e-12)
+    assert ours["df"] == pytest.approx((va + vb) ** 2 / (va ** 2 / 3 + vb ** 2 / 2), rel=1e-12)
+    greater = sig.seed_level_t(a, b, "greater")
+    assert greater["p"] == pytest.approx(stats.t.sf(ours["t"], ours["df"]), rel=1e-9)
+    assert greater["p"] == pytest.approx(ours["p"] / 2, rel=1e-9) and ours["test"] == "Welch t over seeds"
+    assert sig.seed_level_t(a, b, "less")["p"] == pytest.approx(1 - greater["p"], rel=1e-9)
+    single = sig.seed_level_t(a, [0.5], "greater")  # against one run: a one-sample t test, n − 1 df
+    ref1 = stats.ttest_1samp(a, 0.5, alternative="greater")
+    assert (single["t"], single["df"], single["p"]) == pytest.approx((ref1.statistic, 3.0, ref1.pvalue), rel=1e-12)
+    assert np.isnan(sig.seed_level_t([0.5], [0.4, 0.3])["p"])  # one seed: no seed-level test
+    with pytest.raises(ValueError, match="unknown alternative"):
+        sig.seed_level_t(a, b, "bigger")
+
+
+def test_one_sided_bootstrap_p_is_the_share_of_replicates_on_the_wrong_side() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.uniform(size=(3, 40))
+    b = a - 0.02 + rng.normal(scale=0.1, size=(3, 40))
+    two = sig.two_level_bootstrap(a, b, n_samples=4000)
+    greater = sig.two_level_bootstrap(a, b, n_samples=4000, alternative="greater")
+    less = sig.two_level_bootstrap(a, b, n_samples=4000, alternative="less")
+    assert greater["mean_diff"] == two["mean_diff"] and greater["ci_low"] == two["ci_low"]  # same replicates
+    assert greater["p"] + less["p"] == pytest.approx(1 + 1 / 4001, abs=1e-9)  # no replicate is exactly 0
+    assert two["p"] == pytest.approx(2 * min(greater["p"], less["p"]), rel=1e-9)

@@ -153,6 +153,15 @@ class Experiment:
                      {"seed": seed, "student": self.student, "teacher": self.teacher,
                       "snapshot_steps": self.curve_steps})
 
+    def aligned_layers(self, condition: str) -> tuple[int, int]:
+        """``(teacher_layer, student_layer)`` a condition trains at (its first seed's configuration)."""
+        cfg = self.distill_config(condition, self.seeds_of(condition)[0])
+        return cfg.teacher_layer, cfg.student_layer
+
+    def probe_layer_pairs(self) -> list[tuple[int, int]]:
+        """Every layer pair some condition aligns, the last layers first: the student before is probed at each."""
+        return list(dict.fromkeys([(-1, -1), *(self.aligned_layers(c) for c in self.condition_names())]))
+
     def comparisons(self) -> list[tuple[str, str]]:
         """The declared comparisons ``(a, b)``; by default those of :data:`DEFAULT_COMPARISONS` that exist."""
         names = set(self.condition_names()) | {BEFORE}
@@ -255,13 +264,6 @@ def normalise_hypotheses(exp: Experiment) -> list[dict[str, Any]]:
             raise ClirOtError(f"invalid configuration: {where} repeats an earlier hypothesis")
         out.append(h)
     return out
-
-
-def hypothesis_label(h: dict[str, Any]) -> str:
-    """``ot-mid > kd-mid: miracl yo nDCG@10`` (``≠`` for a two-sided hypothesis)."""
-    sign = {"greater": ">", "less": "<", None: "≠"}[h["direction"]]
-    queries = f" ({h['query_encoder']} queries)" if h.get("query_encoder") else ""
-    return f"{h['a']} {sign} {h['b']}: {h['benchmark']} {h['lang']} {h['measure']}{queries}"
 
 
 def _format_value(value: Any) -> str:

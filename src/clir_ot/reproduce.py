@@ -170,17 +170,6 @@ def run_clir(exp: Experiment, system: str, model: str, root: Path, log: Log) -> 
                     + ("  (reused)" if r.reused else ""))
 
 
-def aligned_layers(exp: Experiment, condition: str) -> tuple[int, int]:
-    """``(teacher_layer, student_layer)`` a condition trains at (its first seed's configuration)."""
-    cfg = exp.distill_config(condition, exp.seeds_of(condition)[0])
-    return cfg.teacher_layer, cfg.student_layer
-
-
-def probe_layer_pairs(exp: Experiment) -> list[tuple[int, int]]:
-    """Every layer pair some condition aligns, the last layers first: the student before is probed at each."""
-    return list(dict.fromkeys([(-1, -1), *(aligned_layers(exp, c) for c in exp.condition_names())]))
-
-
 def run_token_probe(exp: Experiment, system: str, model: str, root: Path, log: Log,
                     layers: tuple[int, int] = (-1, -1)) -> None:
     """The token-alignment probe (:mod:`clir_ot.distill.token_probe`) of ``model`` against the teacher, the
@@ -448,7 +437,7 @@ def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, l
     for system in (*CLIR_LEXICAL, exp.student):
         name = BEFORE if system == exp.student else system
         stage(f"bible-clir {name}", lambda s=system, n=name: run_clir(exp, n, s, root, log))
-    for layers in probe_layer_pairs(exp):
+    for layers in exp.probe_layer_pairs():
         stage(f"token probe before{layer_suffix(*layers)}",
               lambda ly=layers: run_token_probe(exp, BEFORE, exp.student, root, log, ly))
     conditions = exp.condition_names()
@@ -461,7 +450,7 @@ def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, l
             stage(f"bible-clir {tag}", lambda c=condition, s=seed, t=tag: run_clir(
                 exp, t, str(student_dir(root, c, s)), root, log))
             stage(f"token probe {tag}", lambda c=condition, s=seed, t=tag: run_token_probe(
-                exp, t, str(student_dir(root, c, s)), root, log, aligned_layers(exp, c)))
+                exp, t, str(student_dir(root, c, s)), root, log, exp.aligned_layers(c)))
             if exp.drift:
                 stage(f"drift {tag}", lambda c=condition, s=seed, t=tag: run_drift(
                     exp, t, str(student_dir(root, c, s)), root, log))

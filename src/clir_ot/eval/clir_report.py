@@ -17,9 +17,9 @@ import numpy as np
 from ..data.benchmarks import get_benchmark
 from ..data.bible import HELD_OUT_LABEL
 from ..languages import EVAL_LANGUAGES
-from ..layout import BEFORE, CLIR_LEXICAL, clir_dir, run_tag, token_probe_file
+from ..layout import BEFORE, CLIR_LEXICAL, clir_dir, layer_suffix, run_tag, token_probe_file
 from .saved import read_evaluation
-from .significance import holm, mean_ci, two_level_bootstrap
+from .significance import holm, mean_ci, seed_level_t, two_level_bootstrap
 
 #: The measures the section shows (bible-clir has one relevant verse per query: MRR@10 ≈ precision at the top).
 MEASURES = ("R@1", "RR@10")
@@ -46,7 +46,10 @@ def _gain(entry: dict, before: dict, metric: str) -> dict:
     qids = sorted(set(before["per_query"][0]) & set(entry["per_query"][0]))
     a = np.array([[pq[q][metric] for q in qids] for pq in entry["per_query"]])
     b = np.array([[pq[q][metric] for q in qids] for pq in before["per_query"]])
-    return two_level_bootstrap(a, b)
+    means_a, means_b = a.mean(axis=1).tolist(), b.mean(axis=1).tolist()
+    seed = seed_level_t(means_a, means_b)
+    return two_level_bootstrap(a, b) | {"seed_means_a": means_a, "seed_means_b": means_b, "t_seeds": seed["t"],
+                                        "df_seeds": seed["df"], "p_seeds": seed["p"]}
 
 
 def clir_section(root: Path, exp, seen_langs: list[str]) -> dict:
@@ -135,21 +138,26 @@ def clir_markdown(section: dict, label: str) -> list[str]:
                 L.append(f"| {name} | " + " | ".join(cells) + " |")
             L.append("")
     L += ["**Gain over the student before** (two-level bootstrap over verses and seeds, 95% CI; Holm across the "
-          "section's tests):", "", "| queries | condition | lang | metric | Δ | 95% CI | p Holm |",
-          "|---|---|---|---|---|---|---|"]
+          "section's tests; beside it the t test over the per-seed means against the single run before):", "",
+          "| queries | condition | lang | metric | Δ | 95% CI | p Holm | t (df) | p seeds |",
+          "|---|---|---|---|---|---|---|---|---|"]
     for g in section["gains"]:
         L.append(f"| {g['query_encoder']} | {g['condition']} | {tag.get(g['lang'], g['lang'])} | {g['metric']} | "
-                 f"{g['mean_diff']:+.4f} | [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] | {g['p_holm']:.4f} |")
+                 f"{g['mean_diff']:+.4f} | [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] | {g['p_holm']:.4f} | "
+                 f"{g['t_seeds']:.2f} ({g['df_seeds']:.1f}) | {g['p_seeds']:.4f} |")
     held = [g for g in section["gains"] if g["p_holm"] < 0.05]
     L += ["", f"{len(held)} of {len(section['gains'])} gains hold after Holm"
           + (": " + "; ".join(f"{g['condition']} {g['lang']} {g['metric']} {g['mean_diff']:+.4f} "
                               f"({g['query_encoder']} queries)" for g in held) if held else "") + ".", ""]
     if section.get("between"):
-        L += ["**Declared comparisons between conditions** (a − b, paired by verse; Holm across them):", "",
-              "| queries | comparison | lang | metric | Δ | 95% CI | p Holm |", "|---|---|---|---|---|---|---|"]
+        L += ["**Declared comparisons between conditions** (a − b, paired by verse; Holm across them; Welch t over "
+              "the per-seed means):", "",
+              "| queries | comparison | lang | metric | Δ | 95% CI | p Holm | t (df) | p seeds |",
+              "|---|---|---|---|---|---|---|---|---|"]
         for g in section["between"]:
             L.append(f"| {g['query_encoder']} | {g['comparison']} | {tag.get(g['lang'], g['lang'])} | {g['metric']} | "
-                     f"{g['mean_diff']:+.4f} | [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] | {g['p_holm']:.4f} |")
+                     f"{g['mean_diff']:+.4f} | [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] | {g['p_holm']:.4f} | "
+                     f"{g['t_seeds']:.2f} ({g['df_seeds']:.1f}) | {g['p_seeds']:.4f} |")
         L.append("")
     L += ["## Seen vs unseen languages", "",
           "Mean gain over the student before on the unseen and on the seen languages, and their ratio (how much "
@@ -167,8 +175,12 @@ def clir_markdown(section: dict, label: str) -> list[str]:
 def token_section(root: Path, exp) -> dict:
     """Per system and language: the share of English words whose OT partner / nearest student word is a
     lexicon translation, with a two-level bootstrap interval over words and seeds, and each condition's
-    difference from ``before`` (paired by word; Holm across the section's tests)."""
-    systems = [(BEFORE, [BEFORE])] + [(c, [run_tag(c, s) for s in exp.seeds_of(c)]) for c in exp.condition_names()]
+    difference from the student before read at the same layers (``before``, ``before-layer6``: paired by word;
+    Holm across the section's tests)."""
+    befores = [BEFORE + layer_suffix(*layers) for layers in exp.probe_layer_pairs()]
+    baseline = {c: BEFORE + layer_suffix(*exp.aligned_layers(c)) for c in exp.condition_names()}
+    systems = [(b, [b]) for b in befores] + [(c, [run_tag(c, s) for s in exp.seeds_of(c)])
+                                             for c in exp.condition_names()]
     hits: dict[str, dict[str, dict[str, list]]] = {}
     for name, tags in systems:
         for tag in tags:
@@ -185,9 +197,10 @@ def token_section(root: Path, exp) -> dict:
                 summary.setdefault(kind, {}).setdefault(lang, {})[name] = {
                     "mean": float(np.mean(seeds)) if seeds[0] else float("nan"), "n_seeds": len(seeds),
                     "words": len(seeds[0]), "ci": [boot["ci_low"], boot["ci_high"]] if boot else None}
-                if name != BEFORE and BEFORE in by_system and seeds[0]:
-                    diffs.append({"kind": kind, "lang": lang, "condition": name,
-                                  **two_level_bootstrap(np.array(seeds), np.array(by_system[BEFORE]))})
+                reference = baseline.get(name)
+                if reference in by_system and seeds[0]:
+                    diffs.append({"kind": kind, "lang": lang, "condition": name, "before": reference,
+                                  **two_level_bootstrap(np.array(seeds), np.array(by_system[reference]))})
     for row, adjusted in zip(diffs, holm([d["p"] for d in diffs]), strict=True):
         row["p_holm"] = adjusted
     return {"summary": summary, "diffs": diffs}
@@ -200,7 +213,8 @@ def token_markdown(section: dict) -> list[str]:
          "Share of English words (with a lexicon translation in the x verse) whose partner is a translation: "
          "**OT** = the x word receiving most of the word's mass in the OT plan teacher(en) → student(x); "
          "**nearest** = the x word nearest in cosine. Mean with a two-level bootstrap 95% interval over words "
-         "and seeds.", ""]
+         "and seeds. Each condition is read at the layers it aligned and compared with the student before read "
+         "there (`before-layer6`: the student before at layer 6).", ""]
     for kind, langs in section["summary"].items():
         order = list(langs)
         systems = list(dict.fromkeys(n for lg in order for n in langs[lg]))
@@ -216,6 +230,6 @@ def token_markdown(section: dict) -> list[str]:
         L.append("")
     held = [d for d in section["diffs"] if d["p_holm"] < 0.05]
     L += [f"Differences from before that hold after Holm ({len(held)} of {len(section['diffs'])}): "
-          + ("; ".join(f"{d['condition']} {d['kind']} {d['lang']} {d['mean_diff']:+.3f} "
+          + ("; ".join(f"{d['condition']} − {d['before']} {d['kind']} {d['lang']} {d['mean_diff']:+.3f} "
                        f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" for d in held) or "none") + ".", ""]
     return L

@@ -17,11 +17,20 @@ import yaml
 
 from ..artifacts import SPEED_FLAGS, package_versions, write_json_atomic, write_text_atomic
 from ..data.benchmarks import get_benchmark
-from ..layout import CLIR_LEXICAL, baseline_dir, curve_file, distill_dir, eval_dir
+from ..layout import CLIR_LEXICAL, baseline_dir, curve_file, distill_dir, drift_file, eval_dir, run_tag
 from . import metrics, plots
-from .clir_report import clir_collection_label, clir_markdown, clir_section, token_markdown, token_section
+from .clir_report import (
+    clir_collection_label,
+    clir_markdown,
+    clir_section,
+    collect_clir,
+    token_markdown,
+    token_section,
+)
+from .confirmatory import confirm_family
+from .confirmatory import markdown as confirmatory_markdown
 from .saved import read_evaluation
-from .significance import compare, holm, mean_ci, two_level_bootstrap
+from .significance import compare, holm, mean_ci, seed_level_t, two_level_bootstrap
 
 MEASURES = list(metrics.DEFAULT_MEASURES)
 CONTAMINATION = (
@@ -87,7 +96,8 @@ def significance(data: dict, comparisons: list[tuple[str, str]]) -> tuple[list[d
     """The declared comparisons, per language and metric.
 
     Headline: the two-level bootstrap over queries and seeds (:func:`two_level_bootstrap`) — Δ, 95% CI and
-    p, Holm-adjusted across every declared comparison × language × metric. Per seed: the paired
+    p, Holm-adjusted across every declared comparison × language × metric — beside each condition's per-seed
+    means and the t test over them (:func:`seed_level_t`, two-sided). Per seed: the paired
     randomisation test of each seed's run against the other condition's run of the same seed (or its
     single run), Holm-adjusted across all per-seed tests.
     """
@@ -100,7 +110,11 @@ def significance(data: dict, comparisons: list[tuple[str, str]]) -> tuple[list[d
             for m in MEASURES:
                 A, B = _matrix(conds[a], qids, m), _matrix(conds[b], qids, m)
                 boot = two_level_bootstrap(A, B)
-                headline.append({"comparison": f"{a} vs {b}", "lang": lang, "metric": m, **boot})
+                seed_a, seed_b = A.mean(axis=1).tolist(), B.mean(axis=1).tolist()
+                seed = seed_level_t(seed_a, seed_b)
+                headline.append({"comparison": f"{a} vs {b}", "lang": lang, "metric": m, **boot,
+                                 "seed_means_a": seed_a, "seed_means_b": seed_b, "t_seeds": seed["t"],
+                                 "df_seeds": seed["df"], "p_seeds": seed["p"], "seed_test": seed["test"]})
                 for i, seed in enumerate(conds[a]["seed_ids"]):
                     j = conds[b]["seed_ids"].index(seed) if seed in conds[b]["seed_ids"] else 0
                     res = compare(A[i], B[j])
@@ -300,6 +314,9 @@ def write_report(root: Path, out: Path, exp) -> dict:
     clir = clir_section(root, exp, training_data.get("training_languages", []))
     udhr_transfer = probe_transfer(*probe_items, training_data.get("training_languages", []))
     clir_label = clir_collection_label(exp) if exp.clir_langs else ""
+    registration = _json(root / "manifest.json") if (root / "manifest.json").is_file() else None
+    confirmatory = confirm_family(exp.hypotheses or [], data, collect_clir(root, exp) if exp.clir_langs else {},
+                                  {c: len(exp.seeds_of(c)) for c in exp.condition_names()})
 
     # plots
     figures = []
@@ -337,12 +354,85 @@ def write_report(root: Path, out: Path, exp) -> dict:
               "diagnostic_sizes": {lang: {"documents": r["documents"], "queries": r["queries"]}
                                    for v in diag.values() for lang, r in v["results"].items()},
               "clir": clir, "clir_label": clir_label, "token_alignment": token_section(root, exp),
+              "confirmatory": confirmatory, "registration": registration, "mechanism": mechanism(root, exp),
               "costs": costs, "training_data": training_data, **_environment(root),
               "timings": _json(root / "timings.json") if (root / "timings.json").is_file() else None}
     write_json_atomic(out / "results.json", result)
     write_text_atomic(out / "results.csv", _csv(summary))
     write_text_atomic(out / "results.md", _markdown(result, exp, figures, out))
     return result
+
+
+#: Sinkhorn's final row-marginal error (L1, the worst pair of a batch) above which the report warns that the
+#: training plans were not converged transport plans
+SINKHORN_ERR_BOUND = 1e-2
+
+
+def mechanism(root: Path, exp) -> dict:
+    """Per condition over its seeds: the layers it aligned; from the training logs, the OT plan's entropy (first
+    step, and the mean of the last 10 steps) and Sinkhorn's final marginal error (the largest at any step, and
+    at the last step); its drift from the student before on the evaluation passages and on held-out English
+    verses (means over seeds)."""
+    out = {}
+    for condition in exp.condition_names():
+        logs, drifts = [], []
+        for seed in exp.seeds_of(condition):
+            log = distill_dir(root, condition, seed) / "train_log.jsonl"
+            if log.is_file():
+                logs.append([json.loads(x) for x in log.read_text(encoding="utf-8").splitlines() if x.strip()])
+            if drift_file(root, run_tag(condition, seed)).is_file():
+                drifts.append(_json(drift_file(root, run_tag(condition, seed))))
+        logs = [s for s in logs if s]
+        if not logs and not drifts:
+            continue
+        row: dict = {"layers": list(exp.aligned_layers(condition)), "seeds": len(logs)}
+        if logs and all("sinkhorn_err" in s[0] for s in logs):
+            row |= {"plan_entropy_first": float(np.mean([s[0]["plan_entropy"] for s in logs])),
+                    "plan_entropy_last10": float(np.mean([np.mean([r["plan_entropy"] for r in s[-10:]])
+                                                          for s in logs])),
+                    "sinkhorn_err_max": float(max(r["sinkhorn_err"] for s in logs for r in s)),
+                    "sinkhorn_err_last": float(max(s[-1]["sinkhorn_err"] for s in logs)),
+                    "sinkhorn_iters_mean": float(np.mean([r["sinkhorn_iters"] for s in logs for r in s]))}
+        for kind in ("passages", "english"):
+            values = [d[kind] for d in drifts if d.get(kind)]
+            if values:
+                row[f"drift_{kind}"] = float(np.mean([v["drift"] for v in values]))
+                row[f"drift_{kind}_label"] = f"{values[0]['lang']}, {values[0]['passages']:,}"
+        out[condition] = row
+    return {"bound": SINKHORN_ERR_BOUND, "conditions": out}
+
+
+def _mechanism_markdown(section: dict) -> list[str]:
+    rows = section["conditions"]
+    if not rows:
+        return []
+    layer = lambda ly: "last" if ly == [-1, -1] else f"{ly[0]} / {ly[1]}"  # noqa: E731
+    num = lambda row, key, f: f.format(row[key]) if key in row else "–"  # noqa: E731
+    labels = {k: next((r[f"drift_{k}_label"] for r in rows.values() if f"drift_{k}_label" in r), "")
+              for k in ("passages", "english")}
+    L = ["## Mechanism (exploratory)", "",
+         "Per condition, means over seeds: the layers it aligned (teacher / student); the OT plan's entropy at the "
+         "first step and over the last 10 steps; Sinkhorn's final row-marginal error (L1, worst pair of a batch), "
+         "the largest at any step and at the last step; drift = 1 − mean cosine to the student before, on the "
+         f"evaluation passages ({labels['passages'] or 'none'}) and on held-out English verses "
+         f"({labels['english'] or 'none'}). The token probe above reads each condition at the layers it aligned.",
+         "", "| condition | layers | plan entropy (step 1 → last 10) | Sinkhorn error max (last) | Sinkhorn iterations "
+         "| drift, passages | drift, English |", "|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        entropy = (f"{r['plan_entropy_first']:.3f} → {r['plan_entropy_last10']:.3f}"
+                   if "plan_entropy_first" in r else "–")
+        error = f"{r['sinkhorn_err_max']:.2e} ({r['sinkhorn_err_last']:.2e})" if "sinkhorn_err_max" in r else "–"
+        L.append(f"| {name} | {layer(r['layers'])} | {entropy} | {error} | {num(r, 'sinkhorn_iters_mean', '{:.1f}')} "
+                 f"| {num(r, 'drift_passages', '{:.4f}')} | {num(r, 'drift_english', '{:.4f}')} |")
+    over = [(n, r["sinkhorn_err_max"]) for n, r in rows.items() if r.get("sinkhorn_err_max", 0) > section["bound"]]
+    L.append("")
+    if over:
+        L += ["**Warning: Sinkhorn did not converge within its bound** (final marginal error above "
+              f"{section['bound']:g}): " + "; ".join(f"{n} up to {e:.2e}" for n, e in over)
+              + ". Those plans are not transport plans of the stated marginals; raise `ot_iters` or `ot_reg`.", ""]
+    elif any("sinkhorn_err_max" in r for r in rows.values()):
+        L += [f"Sinkhorn's final marginal error stayed within the bound {section['bound']:g} at every step.", ""]
+    return L
 
 
 def _holding_paragraph(r: dict) -> str:
@@ -493,8 +583,9 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
           + (f"; curve steps 0, {', '.join(map(str, exp.curve_steps))} and the last" if exp.curve_steps else ""),
           f"- evaluation: MIRACL dev, **{r['corpus']}**{pool_note}",
           f"- wall time of the last `reproduce` call: {timings.get('this_run_total_s', 'n/a')} s",
-          f"- hardware: {_hardware_line(r.get('hardware'))}", "",
-          CONTAMINATION, ""]
+          f"- hardware: {_hardware_line(r.get('hardware'))}", ""]
+    L += confirmatory_markdown(r.get("confirmatory") or [], r.get("registration"))
+    L += [CONTAMINATION, ""]
     L += ["## Results (mean ± std over seeds [95% CI]; baselines are single runs)", ""]
     for lang, conds in r["summary"].items():
         L += [f"### {lang}", "", "| condition | " + " | ".join(MEASURES) + " |", "|---|" + "---|" * len(MEASURES)]
@@ -503,22 +594,28 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
         L.append("")
     for lang, reason in r["unavailable"].items():
         L.append(f"- **{lang} unavailable**: {reason}")
-    L += ["", "## Significance (the declared comparisons)", "",
-          "Headline: a two-level bootstrap (10,000 replicates) that resamples queries and, per condition, seeds, "
+    exploratory = bool(r.get("confirmatory"))
+    L += ["", "## Significance (" + ("exploratory comparisons: not pre-registered" if exploratory else
+                                     "the declared comparisons") + ")", "",
+          "A two-level bootstrap (10,000 replicates) that resamples queries and, per condition, seeds, "
           "so seed variance enters the interval; Δ = a − b, percentile 95% CI, two-sided bootstrap p, Holm "
-          "across all declared comparisons × languages × metrics.", "",
-          "| comparison | lang | metric | Δ (a − b) | 95% CI (queries × seeds) | p | p Holm |",
-          "|---|---|---|---|---|---|---|"]
+          "across all these comparisons × languages × metrics. Beside it, each condition's per-seed means and a "
+          "two-sided t test over them (Welch; one-sample against a single run).", "",
+          "| comparison | lang | metric | Δ (a − b) | 95% CI (queries × seeds) | p | p Holm | seed means a; b | "
+          "t (df) | p seeds |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in r["significance"]:
+        means = "; ".join(", ".join(f"{x:.4f}" for x in s[k]) for k in ("seed_means_a", "seed_means_b"))
         L.append(f"| {s['comparison']} | {s['lang']} | {s['metric']} | {s['mean_diff']:+.4f} | "
-                 f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}] | {s['p']:.4f} | {s['p_holm']:.4f} |")
+                 f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}] | {s['p']:.4f} | {s['p_holm']:.4f} | {means} | "
+                 f"{s['t_seeds']:.2f} ({s['df_seeds']:.1f}) | {s['p_seeds']:.4f} |")
     L += ["", "Per seed: paired randomisation test over queries (10,000 sign flips) of each seed's run against "
           "the other condition's run of the same seed (or its single run); Holm across all per-seed tests.", "",
           "| comparison | lang | metric | seed | Δ | p (rand) | p Holm | d_z |", "|---|---|---|---|---|---|---|---|"]
     for s in r["significance_per_seed"]:
         L.append(f"| {s['comparison']} | {s['lang']} | {s['metric']} | {s['seed']} | {s['mean_diff']:+.4f} | "
                  f"{s['p_randomization']:.4f} | {s['p_randomization_holm']:.4f} | {s['cohens_dz']:+.2f} |")
-    L += ["", "**Which differences hold.** " + _holding_paragraph(r), ""]
+    L += ["", ("**Which exploratory differences hold.** " if exploratory else "**Which differences hold.** ")
+          + _holding_paragraph(r), ""]
     if r.get("curves"):
         L += ["## Trade-off curves (mean over seeds)", "",
               "Each student measured at step 0 (the student before), the declared steps and the last: retrieval on "
@@ -550,6 +647,7 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
         L += _udhr_markdown(r)
     L += clir_markdown(r["clir"], r["clir_label"])
     L += token_markdown(r["token_alignment"])
+    L += _mechanism_markdown(r.get("mechanism") or {"conditions": {}})
     L += _lexical_markdown(r)
     if r["diagnostic"]:
         from ..data.partial import LABEL

@@ -9,16 +9,22 @@
 - ``holm``: Holm–Bonferroni adjusted p-values for a family of tests.
 - ``mean_ci``: mean, standard deviation and t-based 95% CI over seeds.
 - ``two_level_bootstrap``: the headline interval, resampling queries *and* seeds, so that seed variance
-  enters it (for a difference of two conditions, or the mean of one).
+  enters it (for a difference of two conditions, or the mean of one); two- or one-sided p.
+- ``seed_level_t``: Welch's t test over the per-seed means of two conditions (a one-sample t test against
+  a single run), two- or one-sided, with its degrees of freedom: the check that does not lean on queries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import stats
+
+Alternative = Literal["two-sided", "greater", "less"]
+ALTERNATIVES: tuple[str, ...] = ("two-sided", "greater", "less")
 
 
 @dataclass
@@ -106,8 +112,33 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> dict[str, float]:
     return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "n": n}
 
 
+def seed_level_t(a: Sequence[float], b: Sequence[float], alternative: Alternative = "two-sided") -> dict:
+    r"""Welch's t test of the per-seed means ``a`` against ``b`` (unequal variances; Welch–Satterthwaite degrees
+    of freedom), or, when ``b`` is one run (the student before), the one-sample t test of ``a`` against it
+    (:math:`n_a - 1` degrees of freedom). ``alternative`` ``greater`` tests a > b. Seeds are the units: unlike
+    the two-level bootstrap, no query enters the variance, so three or four seeds give a wide test.
+
+    Returns ``{"t", "df", "p", "test"}``; ``p`` is nan where the test is undefined (fewer than two seeds on a
+    side, or no variance at all).
+    """
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"unknown alternative {alternative!r}; expected one of {ALTERNATIVES}")
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(b) == 1:
+        test = "one-sample t against the single run"
+        if len(a) < 2 or np.ptp(a) == 0:
+            return {"t": float("nan"), "df": float(len(a) - 1), "p": float("nan"), "test": test}
+        res = stats.ttest_1samp(a, b[0], alternative=alternative)
+    else:
+        test = "Welch t over seeds"
+        if len(a) < 2 or len(b) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
+            return {"t": float("nan"), "df": float("nan"), "p": float("nan"), "test": test}
+        res = stats.ttest_ind(a, b, equal_var=False, alternative=alternative)
+    return {"t": float(res.statistic), "df": float(res.df), "p": float(res.pvalue), "test": test}
+
+
 def two_level_bootstrap(a: np.ndarray, b: np.ndarray | None = None, n_samples: int = 10000, seed: int = 0,
-                        level: float = 0.95) -> dict[str, float]:
+                        level: float = 0.95, alternative: Alternative = "two-sided") -> dict[str, float]:
     r"""Two-level percentile bootstrap of a mean over seeds and items (queries, or probe paragraphs).
 
     ``a`` is ``(S_a, Q)``: condition a's score of each item under each seed; ``b`` likewise ``(S_b, Q)``
@@ -120,10 +151,12 @@ def two_level_bootstrap(a: np.ndarray, b: np.ndarray | None = None, n_samples: i
               - \frac{1}{S_b Q}\sum_{s \in S_b^*}\sum_{q \in Q^*} b_{sq}.
 
     Returns the observed statistic (``mean_diff``), the percentile interval (``ci_low``, ``ci_high``), the
-    replicates' standard deviation (``se``) and a two-sided bootstrap p-value
-    :math:`\min(1, 2\min(P^*(\Delta^* \le 0), P^*(\Delta^* \ge 0)))` with the +1 correction (for ``b``
-    given; ``nan`` for a single condition).
+    replicates' standard deviation (``se``) and a bootstrap p-value with the +1 correction (for ``b`` given;
+    ``nan`` for a single condition): two-sided :math:`\min(1, 2\min(P^*(\Delta^* \le 0), P^*(\Delta^* \ge 0)))`;
+    ``greater`` (a > b) :math:`P^*(\Delta^* \le 0)`; ``less`` :math:`P^*(\Delta^* \ge 0)`.
     """
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"unknown alternative {alternative!r}; expected one of {ALTERNATIVES}")
     a = np.atleast_2d(np.asarray(a, float))
     rng = np.random.default_rng(seed)
     n_items = a.shape[1]
@@ -143,7 +176,10 @@ def two_level_bootstrap(a: np.ndarray, b: np.ndarray | None = None, n_samples: i
         stat = stat - replicate_means(b)
         observed -= float(b.mean())
         below, above = np.sum(stat <= 0), np.sum(stat >= 0)
-        p = float(min(1.0, 2 * (1 + min(below, above)) / (1 + n_samples)))
+        if alternative == "two-sided":
+            p = float(min(1.0, 2 * (1 + min(below, above)) / (1 + n_samples)))
+        else:
+            p = float((1 + (below if alternative == "greater" else above)) / (1 + n_samples))
     lo, hi = np.quantile(stat, [(1 - level) / 2, 1 - (1 - level) / 2])
     return {"mean_diff": observed, "ci_low": float(lo), "ci_high": float(hi), "se": float(stat.std(ddof=1)),
             "p": p, "n_items": n_items, "n_seeds_a": int(a.shape[0]),
