@@ -127,6 +127,25 @@ def test_evaluate_refuses_another_systems_results_without_overwrite(tmp_path: Pa
     assert json.loads((tmp_path / "o" / "results.json").read_text())["system"].startswith("bm25+bm25(rrf")
 
 
+def test_an_evaluation_killed_between_its_languages_resumes(tmp_path: Path) -> None:
+    """A kill after some languages' files and before the folder's summary (what `reproduce` left when it was
+    stopped during bible-clir) is the same system's work: the next call resumes it, and another system is still
+    refused."""
+    out = tmp_path / "o"
+    first = run("eval", "--benchmark", "bible-clir", "--lang", "sw,de", "--model", "bm25", "--out", str(out))
+    assert first.exit_code == 0, first.output
+    (out / "results.json").unlink()  # the state after the kill: languages written, no summary yet
+    (out / "manifest.json").unlink()
+    shutil.rmtree(out / "de")
+    again = run("eval", "--benchmark", "bible-clir", "--lang", "sw,de", "--model", "bm25", "--out", str(out), "--json")
+    assert again.exit_code == 0, again.output
+    rows = {r["lang"]: r for r in json.loads(again.stdout)["results"]}
+    assert rows["sw"]["reused"] and not rows["de"]["reused"]
+    (out / "results.json").unlink()
+    other = run("eval", "--benchmark", "bible-clir", "--lang", "sw", "--model", "bm25-strong", "--out", str(out))
+    assert other.exit_code == 1 and "holds the results of another system (bm25)" in other.clean_stderr
+
+
 def test_a_folder_being_written_by_another_process_is_refused(tmp_path: Path) -> None:
     from clir_ot.artifacts import folder_lock
 

@@ -128,16 +128,21 @@ class EvalConfig:
         return self.bench.sample_query_ids(lang, self.split, self.query_sample, self.pool_seed)
 
     def system_name(self) -> str:
-        base = self.model or Path(self.run_file or "run").name
-        if self.query_model:
-            base += f" (queries: {self.query_model})"
-        return base + (f"+{self.fuse_with}({self.fuse}{'' if self.fuse == 'rrf' else f', α={self.alpha}'})"
-                       if self.fuse else "")
+        return system_name(asdict(self))
 
     def lang_config(self, lang: str) -> dict:
         cfg = asdict(self) | {"lang": lang}
         cfg.pop("langs")
         return cfg
+
+
+def system_name(cfg: dict) -> str:
+    """The name of the system an evaluation configuration (or a language's saved configuration) scores."""
+    base = cfg.get("model") or Path(cfg.get("run_file") or "run").name
+    if cfg.get("query_model"):
+        base += f" (queries: {cfg['query_model']})"
+    fuse, alpha = cfg.get("fuse"), cfg.get("alpha")
+    return base + (f"+{cfg.get('fuse_with')}({fuse}{'' if fuse == 'rrf' else f', α={alpha}'})" if fuse else "")
 
 
 @dataclass
@@ -400,6 +405,12 @@ def _saved_system(out: Path) -> str | None:
             return str(json.loads(summary.read_text()).get("system"))
         except ValueError:
             return "an unreadable results.json"
+    # a kill between the languages and the summary: the languages' own records name the system
+    saved = [read_json_or_none(p) for p in sorted(out.glob("*/metrics.json"))] if out.is_dir() else []
+    names = {system_name(r["config"]) if isinstance(r, dict) and isinstance(r.get("config"), dict) else None
+             for r in saved}
+    if len(names) == 1 and None not in names:
+        return names.pop()
     if out.is_dir() and any(p.name != ".lock" for p in out.iterdir()):
         return "files not written by clir-ot evaluate"
     return None
