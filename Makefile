@@ -6,7 +6,7 @@ PROFILE ?= cpu
 EXPERIMENT ?= experiments/zero_shot_miracl.yaml
 PIP := $(PY) -m pip -q --disable-pip-version-check
 
-.PHONY: install test lint bench reproduce clean
+.PHONY: install test lint bench reproduce docs clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ lint: install
 
 test: install lint
 	$(PY) -m pytest -q --durations=10
+
+# docs/cli.md is generated from the commands' --help by Typer (a test checks that it is current)
+docs: install
+	$(VENV)/bin/typer clir_ot.cli utils docs --name clir-ot --output docs/cli.md
 
 bench: install
 	$(PY) -m clir_ot.bench

@@ -191,3 +191,18 @@ def test_reproduce_takes_any_profile_the_file_declares_and_names_them_for_an_unk
     from clir_ot.experiment import load_experiment
 
     assert load_experiment(spec, "cpu-ot").seeds == [0, 1]  # a declared profile beyond smoke/cpu/gpu loads
+
+
+def test_docs_cli_is_generated_from_the_current_help(tmp_path) -> None:
+    """docs/cli.md is Typer's rendering of every command's --help (`make docs`); a changed option or
+    docstring without regenerating it fails here."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    typer_bin = Path(sys.executable).with_name("typer")
+    subprocess.run([str(typer_bin), "clir_ot.cli", "utils", "docs", "--name", "clir-ot", "--output",
+                    str(tmp_path / "cli.md")], check=True, capture_output=True)
+    current = (tmp_path / "cli.md").read_text(encoding="utf-8")
+    assert "## `clir-ot reproduce`" in current and "## `clir-ot findings`" in current
+    assert Path("docs/cli.md").read_text(encoding="utf-8") == current, "docs/cli.md is stale: run `make docs`"

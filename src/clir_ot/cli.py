@@ -791,6 +791,21 @@ def report_cmd(
     console.print(f"report: {out / 'results.md'}", markup=False)
 
 
+@app.command("findings")
+def findings_cmd(
+    path: Annotated[Path, typer.Argument(help="A FINDINGS.md (reports/<experiment>/FINDINGS.md).")],
+) -> None:
+    """Check that every number in a FINDINGS file's tables is in the report each table links."""
+    from .findings import check_findings
+
+    result = check_findings(path)
+    if result.problems:
+        raise ClirOtError(f"{len(result.problems)} number(s) of {path} not in their reports: "
+                          + "; ".join(result.problems))
+    console.print(f"{path}: {result.checked} numbers in {result.tables} tables, each found in its report",
+                  markup=False, soft_wrap=True)
+
+
 @model_app.command("info")
 def model_info(name: Annotated[str, typer.Argument(help="minilm, me5-small, a directory or an HF id.")]) -> None:
     """Load an encoder (converting it once if needed) and describe it."""
