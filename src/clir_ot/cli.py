@@ -586,13 +586,13 @@ def gate_cmd(
     """Measure a lower precision against fp32 for one model: min cosine on yo passages, then full-corpus yo
     R@100 and nDCG@10; record the verdict ($CLIR_OT_CACHE/fidelity). int8 is refused until it passes.
     Exits 1 when the precision fails."""
-    from .eval import fidelity
+    from .eval.gate import run_gate
 
     if precision not in ("int8", "bf16"):
         raise ClirOtError(f"--precision {precision!r}: the gate checks int8 or bf16 against fp32")
     with _progress() as progress:
         task = progress.add_task("gate", total=None)
-        record = fidelity.run_gate(model, precision, pool_distractors=pool, passages=passages,
+        record = run_gate(model, precision, pool_distractors=pool, passages=passages,
                                    batch_size=batch_size,
                                    on_stage=lambda what: progress.update(task, description=escape(what)))
     if as_json:

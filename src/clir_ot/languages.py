@@ -51,12 +51,6 @@ def normalize_language(label: str) -> str | None:
             return None
 
 
-def same_language(a: str, b: str) -> bool:
-    """Whether two labels name the same base language (codes, tags or names)."""
-    na, nb = normalize_language(a), normalize_language(b)
-    return na is not None and na == nb
-
-
 def check_language(code: str, allowed: tuple[str, ...] = MIRACL_LANGUAGES) -> str:
     """Return ``code`` normalised (``yor`` → ``yo``) or raise a clear error naming the choices."""
     norm = normalize_language(code) or code.strip().lower()

@@ -65,7 +65,7 @@ from .layout import (
     student_dir,
     token_probe_file,
 )
-from .models.loading import resolve_device
+from .models.device import resolve_device
 
 Log = Callable[[str], None]
 __all__ = ["Experiment", "load_experiment", "reproduce"]
@@ -240,9 +240,9 @@ def run_drift(exp: Experiment, tag: str, model: str, root: Path, log: Log) -> No
 
 def run_diagnostic(exp: Experiment, model: str, out: Path, log: Log) -> None:
     from .data.partial import LABEL, load_partial
-    from .eval.dense import evaluate_collection
     from .models import load_encoder
     from .models.loading import model_fingerprint
+    from .retrieval.dense import evaluate_collection
 
     cfg = {"model": model, "weights": model_fingerprint(model), "langs": exp.diagnostic_langs,
            "max_passages": exp.diagnostic_max_passages}

@@ -9,8 +9,8 @@ and audits training files twice:
    language identifier (PyPI ``lingua-language-detector``, ships its models) takes for Swahili or
    Yoruba, is counted per file; above ``max_content_fraction`` of the rows, refused.
 
-The training commands call :func:`audit_files` before they start; ``clir-ot data audit`` runs the
-same code on any file.
+Training data is audited with :func:`audit_bitext` and :func:`audit_lexicon`, and :func:`enforce` refuses it,
+before a training command loads or writes anything; ``clir-ot data audit`` runs the same code on any file.
 """
 
 from __future__ import annotations

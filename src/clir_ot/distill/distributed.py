@@ -107,15 +107,6 @@ def gather(obj: object, world: World) -> list[object]:
     return out
 
 
-def broadcast(obj: object, world: World) -> object:
-    """Rank 0's ``obj`` on every rank."""
-    if not world.distributed:
-        return obj
-    box = [obj]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def micro_batches(examples: list, world: World, grad_accum: int) -> list[list]:
     """This rank's slice of a global batch, cut into ``grad_accum`` equal micro-batches."""
     per_rank = len(examples) // world.size

@@ -18,8 +18,8 @@ import torch
 
 from ..models import Encoder, load_encoder
 from .losses import cosine_cost, token_masses
+from .masks import mass_mask
 from .sinkhorn import sinkhorn
-from .trainer import mass_mask
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Distillation losses in the style of sentence-transformers' loss modules.
 
-Each loss splits ``forward`` (encode with teacher and student) from ``compute_loss_from_embeddings``
-(the math on plain tensors), so the math is testable without models.
+Each loss is its math on plain tensors (``compute_loss_from_embeddings``), testable without models; the
+encodings it is given come from :mod:`clir_ot.distill.objective`, which runs the forward passes.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class MSEDistillLoss(nn.Module):
 
     averaged over the batch (squared Euclidean distances, i.e. ``nn.MSELoss`` × dimension). The English
     term matters: it keeps the student's English where the teacher's is (the official script once left it
-    out). With ``english_weight`` the first term can be re-weighted (1 = the paper's loss).
+    out).
 
     References:
         N. Reimers, I. Gurevych. "Making Monolingual Sentence Embeddings Multilingual using Knowledge
@@ -140,18 +140,14 @@ class MSEDistillLoss(nn.Module):
         0.0
     """
 
-    def __init__(self, english_weight: float = 1.0, translation_weight: float = 1.0) -> None:
-        super().__init__()
-        self.english_weight, self.translation_weight = english_weight, translation_weight
-
     def compute_loss_from_embeddings(self, teacher_en: torch.Tensor, student_en: torch.Tensor | None,
                                      student_x: torch.Tensor | None) -> torch.Tensor:
         target = teacher_en.detach().float()
         loss = target.new_zeros(())
-        if student_en is not None and self.english_weight:
-            loss = loss + self.english_weight * ((student_en.float() - target) ** 2).sum(-1).mean()
-        if student_x is not None and self.translation_weight:
-            loss = loss + self.translation_weight * ((student_x.float() - target) ** 2).sum(-1).mean()
+        if student_en is not None:
+            loss = loss + ((student_en.float() - target) ** 2).sum(-1).mean()
+        if student_x is not None:
+            loss = loss + ((student_x.float() - target) ** 2).sum(-1).mean()
         return loss
 
     @property

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .losses import token_masses
+from .masks import mass_mask
 
 if TYPE_CHECKING:
     from .trainer import DistillConfig, Models
@@ -91,8 +92,6 @@ Term = Callable[[Forward], tuple[torch.Tensor, dict]]
 
 
 def ot_term(fw: Forward) -> tuple[torch.Tensor, dict]:
-    from .trainer import mass_mask
-
     models, cfg = fw.models, fw.cfg
     t_batch, t_tok, _ = fw.teacher_en
     s_batch, s_tok, _ = fw.student_x

@@ -71,7 +71,7 @@ def retrieval_check(student: Encoder, lang: str, pool: int | None, queries: int 
     """Recall@100 and nDCG@10 of ``student`` on a reduced MIRACL pool: ``queries`` sampled queries (all if
     ``None``; seed 0), their judged passages and ``pool`` random ones (diagnostic, not a MIRACL result)."""
     from ..data.benchmarks import get_benchmark
-    from ..eval.dense import evaluate_collection
+    from ..retrieval.dense import evaluate_collection
 
     bench = get_benchmark("miracl")
     sample = bench.sample_query_ids(lang, "dev", queries)

@@ -28,8 +28,8 @@ from ..data.lexicon import read_lexicon
 from ..data.training import DEMO_LEXICON, PROBE_LEXICON, resolve_data_path
 from ..models.encoder import Encoder
 from .losses import cosine_cost, token_masses
+from .masks import mass_mask
 from .sinkhorn import sinkhorn
-from .trainer import mass_mask
 
 _WORD = re.compile(r"\w+")
 #: ``(english verse, x verse, ((english word, its translations), ...))``

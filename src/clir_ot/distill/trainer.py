@@ -253,21 +253,6 @@ def prefix_kind(cfg: DistillConfig, step: int) -> str:
     return "plain" if cfg.prefix_mode == "none" else cfg.prefix_mode
 
 
-def mass_mask(encoder: Encoder, batch: dict[str, torch.Tensor], kind: str, keep_special: bool) -> torch.Tensor:
-    """Tokens that carry OT mass: real tokens, minus special tokens and prefix tokens unless kept."""
-    mask = batch["attention_mask"].bool()
-    if keep_special:
-        return mask
-    special = torch.tensor(sorted(set(encoder.tokenizer.all_special_ids)), device=mask.device)
-    mask = mask & ~torch.isin(batch["input_ids"], special)
-    prefix = encoder.spec.prefix(kind)
-    if prefix:
-        n_prefix = len(encoder.tokenizer(prefix.strip(), add_special_tokens=False)["input_ids"])
-        first = int(batch["input_ids"][0, 0].item() in special.tolist())
-        mask[:, first:first + n_prefix] = False
-    return mask
-
-
 def compute_losses(models: Models, cfg: DistillConfig, examples: list[TrainingExample], kind: str) -> dict:
     """One forward pass of the objective (:mod:`clir_ot.distill.objective`): the total loss and its parts."""
     return objective.compute(models, cfg, [ex.en for ex in examples], [ex.x for ex in examples], kind)
@@ -310,6 +295,7 @@ def save_checkpoint(out: Path, models: Models, optimizer, scheduler, step: int, 
                 "consumed": consumed, "world_size": world.size, "ranks_rng": ranks_rng}, tmp / "trainer.pt")
     final = out / "checkpoint"
     old = out / "checkpoint.old"
+    shutil.rmtree(old, ignore_errors=True)  # a previous rotation killed while it deleted the old checkpoint
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
@@ -331,9 +317,16 @@ def save_student(student: Encoder, target: Path, card: str | None = None) -> Non
 
 
 def _recover_checkpoint(out: Path) -> None:
-    """A kill between the two renames of :func:`save_checkpoint` leaves only ``checkpoint.old``: restore it."""
-    if not (out / "checkpoint").is_dir() and (out / "checkpoint.old" / "trainer.pt").is_file():
-        os.replace(out / "checkpoint.old", out / "checkpoint")
+    """Bring ``out`` back to one complete ``checkpoint/`` from whatever a kill left during
+    :func:`save_checkpoint`'s rotation (a checkpoint is complete once its ``trainer.pt``, written last, is
+    there): a complete ``checkpoint/`` wins and the leftovers go; without one, a complete ``checkpoint.old/``
+    is restored; a half-written ``checkpoint.tmp/`` never counts."""
+    final, old, tmp = out / "checkpoint", out / "checkpoint.old", out / "checkpoint.tmp"
+    if not (final / "trainer.pt").is_file() and (old / "trainer.pt").is_file():
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(old, final)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _truncate_log(log_path: Path, step: int) -> None:

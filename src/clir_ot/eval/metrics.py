@@ -19,16 +19,10 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-Qrels = Mapping[str, Mapping[str, int]]  # query_id -> doc_id -> relevance
-Run = Mapping[str, Mapping[str, float]]  # query_id -> doc_id -> score
+from ..ranking import Qrels, Run, rank
 
 DEFAULT_MEASURES = ("R@100", "AP", "nDCG@10", "RR@10")
 _MEASURE = re.compile(r"^(R|nDCG|RR|AP|P)(?:@(\d+))?$")
-
-
-def rank(scores: Mapping[str, float]) -> list[str]:
-    """Doc ids by score descending, ties by doc id descending (trec_eval's order)."""
-    return [d for d, _ in sorted(scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)]
 
 
 def parse_measure(name: str) -> tuple[str, int | None]:

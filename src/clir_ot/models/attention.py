@@ -18,18 +18,11 @@ the exponentials twice, for the sums and for the product, so that inductor fuses
 tensor, the sums waited for the product with :math:`V` and read a float32 copy of :math:`E` back, and the
 attention at 512 tokens took 40% longer).
 
-Summing the bf16-rounded :math:`E` instead (inductor then never writes a float32 copy of :math:`E`) made this
-attention about 17% faster at yo's shapes, but on the full yo corpus it moved one query's only relevant
-passage from rank 97 to 104 among near-ties (scores within 0.0003 over ranks 95–105), R@100 0.7857
-against fp32's 0.7941, outside the fidelity bound of 0.005 (AMD EPYC with ``avx512_bf16``, 2026-11-29); the
-sums stay float32.
-
-Why: PyTorch's CPU flash-attention kernel (what ``attn_implementation="sdpa"`` runs) is slow at me5-small's
-12 heads of 32 dimensions: on a 2-core AMD EPYC with ``avx512_bf16`` it took 38% of bf16 encoding time
-for under a tenth of the FLOPs. There, with :func:`clir_ot.models.heap.keep_freed_memory` in both, me5-small
-encoded 3,000 random yo passages at 150–152 passages/s with this attention against 124–129 with sdpa
-(three interleaved runs each); the embeddings' cosine to fp32 is ≥ 0.99994. In fp32 a compiled
-softmax-first version did not help (57 against 60 passages/s), so fp32 keeps ``sdpa``.
+The row sums stay float32: summing the bf16-rounded exponentials moved yo's full-corpus R@100 outside the
+fidelity bound (docs/performance.md). ``sdpa``, PyTorch's CPU flash-attention kernel, is what fp32 keeps; for
+bf16 at me5-small's 12 heads of 32 dimensions this attention is the faster one on the measured CPUs
+(docs/performance.md). Its output equals sdpa's within float32 rounding, and float64 arithmetic within the
+rounding of its bf16 steps (tests/test_cpu_attention.py).
 
 If inductor cannot compile here (it needs a C++ compiler), a warning says so once and the same arithmetic
 runs uncompiled.

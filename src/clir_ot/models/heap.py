@@ -3,13 +3,10 @@ the kernel after every batch.
 
 By default glibc serves each allocation above its ``mmap`` threshold (128 KiB, raised as large blocks are
 freed) with a fresh ``mmap`` and trims the top of the heap as soon as 128 KiB lie free there. An encoding
-batch allocates and frees activations of megabytes per layer, so the kernel maps, zero-fills and unmaps
-them again on every batch: on a 2-core AMD EPYC, system time took about a quarter of both cores and bf16
-encoding rates of the same 500 yo passages spread from 129 to 154 passages/s between repeats. Raising both
-thresholds to :data:`HEAP_THRESHOLD` (PyTorch's CPU tuning guides reach the same end by preloading jemalloc
-or tcmalloc) gave 155–157 passages/s (sdpa attention, six runs); in fp32 a median of 60.1 against 56.4.
-Numbers do not change, only where memory comes from. A distillation step's time did not change with it
-(``make bench --only step``, two runs each, within ±6%), so training leaves glibc's defaults.
+batch allocates and frees activations of megabytes per layer, so the kernel would map, zero-fill and unmap
+them again on every batch. Raising both thresholds to :data:`HEAP_THRESHOLD` keeps that memory in the heap
+(PyTorch's CPU tuning guides reach the same end by preloading jemalloc or tcmalloc). Numbers do not change,
+only where memory comes from; training leaves glibc's defaults (measurements: docs/performance.md).
 
 Nothing is changed where the user set glibc's own variables (``MALLOC_MMAP_THRESHOLD_``,
 ``MALLOC_TRIM_THRESHOLD_``), preloads another allocator, or the C library is not glibc.

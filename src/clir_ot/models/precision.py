@@ -6,12 +6,8 @@
 - a CPU: bf16 only where it has native bf16 matrix instructions (``lscpu`` flag ``amx_bf16`` or
   ``avx512_bf16``; elsewhere bf16 is emulated, at 1–2 GFLOP/s) **and** a bf16 matrix product at
   me5-small's feed-forward shape, measured once per machine (:func:`bf16_matmul_speedup`), runs at least
-  :data:`BF16_MIN_SPEEDUP` times as fast as an fp32 one. The flags alone do not decide: both measured
-  kinds of 2-core machine list ``avx512_bf16`` without AMX, and they disagree. On the Intel Xeon bf16 matrix
-  products ran at 162 GFLOP/s against 313 in fp32 (``make bench``, 2026-11-28; me5-small encoded 29 yo
-  passages/s in bf16, 45 in fp32); on the AMD EPYC at 954 against 221 (2026-11-29; 130 passages/s in
-  bf16, 51 in fp32, cosine to fp32 ≥ 0.99995; 156 in bf16 with :mod:`~clir_ot.models.attention`, 174
-  with its fused sums and :mod:`~clir_ot.models.prepack`).
+  :data:`BF16_MIN_SPEEDUP` times as fast as an fp32 one. The flags alone do not decide: machines with
+  ``avx512_bf16`` and no AMX were measured on both sides of the threshold (docs/performance.md).
 
 The choice, its reason and the measured rates are recorded with every evaluation (:func:`precision_choice`),
 the CPU's flags in every manifest (:func:`clir_ot.artifacts.hardware`), and the resolved precision, never
@@ -122,7 +118,7 @@ def precision_choice(requested: str, device_type: str | None = None) -> dict:
     import torch
 
     if device_type is None:
-        from .loading import resolve_device
+        from .device import resolve_device
 
         device_type = resolve_device().type
     cuda_bf16 = device_type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()

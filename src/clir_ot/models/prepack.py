@@ -4,10 +4,8 @@ A bf16 :class:`torch.nn.Linear` on a CPU hands oneDNN its weight in PyTorch's ro
 while oneDNN's bf16 kernels read a blocked layout. :func:`prepack_linear_layers` reorders every
 weight once (``torch.ops.mkldnn._reorder_linear_weight``) and runs the layer through the operator that reads
 the reordered weight (``torch.ops.mkldnn._linear_pointwise``), which is what inductor's weight freezing does for
-bf16 linear layers on a CPU. The arithmetic is the same: on a 2-core AMD EPYC with ``avx512_bf16``
-(2026-11-29) me5-small's embeddings of 3,000 random yo passages were bit-identical with and without it, and
-it encoded them at 186 passages/s against 173 (medians of four interleaved runs; 12 layers of me5-small's
-shapes alone: 963–996 against 851–922 GFLOP/s).
+bf16 linear layers on a CPU. The arithmetic is the same: only the weights' layout changes (measured speed-ups:
+docs/performance.md).
 
 Only where oneDNN runs bf16 on this CPU (``torch.ops.mkldnn._is_mkldnn_bf16_supported``); elsewhere the layers
 are left as they are. Inference only: the reordered weights are not parameters, so a prepacked model is

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..eval.metrics import rank
-
-Run = Mapping[str, Mapping[str, float]]
+from ..ranking import Run, rank
 
 
 def _minmax(scores: Mapping[str, float]) -> dict[str, float]:

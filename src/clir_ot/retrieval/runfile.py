@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..artifacts import atomic_path
 from ..errors import ClirOtError
-from ..eval.metrics import rank
 from ..inputs import open_text, reading
+from ..ranking import rank
 
 
 def write_run(path: Path, run: Mapping[str, Mapping[str, float]], tag: str = "clir-ot") -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..eval import metrics
 from ..models.encoder import Encoder
-from ..retrieval.search import exact_search, to_run
-from . import metrics
+from .search import exact_search, to_run
 
 
 def evaluate_collection(encoder: Encoder, docs: Sequence, queries: Sequence, qrels: metrics.Qrels,
