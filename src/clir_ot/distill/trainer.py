@@ -49,6 +49,7 @@ import torch
 
 from ..artifacts import prepare_output_dir, write_json_atomic, write_manifest, write_text_atomic
 from ..config import setting, validate
+from ..data.codeswitch import CODE_SWITCH_MODES
 from ..data.training import DEMO_BITEXT, DEMO_LEXICON, TrainingData, TrainingExample, load_training_data
 from ..errors import ClirOtError
 from ..inputs import read_json_or_none
@@ -57,9 +58,9 @@ from ..models import Encoder, load_encoder, resolve_device
 from . import distributed, objective
 from .card import model_card
 from .losses import MSEDistillLoss, OTAlignmentLoss
+from .methods import METHODS
 from .teacher_map import fit as fit_teacher_map
 
-METHODS = tuple(objective.METHOD_TERMS)  # ot, kd, ot+kd, noise: shorthands for objective mixes
 PREFIX_MODES = ("both", "query", "passage", "none")
 
 
@@ -82,7 +83,7 @@ class DistillConfig:
     train_langs: list[str] | None = None
     exclude: list[str] = field(default_factory=list)
     code_switch_p: float = setting(0.5, ge=0.0, le=1.0)
-    code_switch_mode: str = setting("bilingual", choices=("bilingual", "multilingual"))
+    code_switch_mode: str = setting("bilingual", choices=CODE_SWITCH_MODES)
     use_bitext: bool = True
     seed: int = setting(0, ge=0)
     steps: int = setting(200, ge=1)
