@@ -75,6 +75,14 @@ def test_refuses_what_did_not_search_the_same_thing(yo_runs, tmp_path) -> None:
     scores = json.loads((fewer / "yo" / "per_query.json").read_text())
     scores.pop(sorted(scores)[0])
     (fewer / "yo" / "per_query.json").write_text(json.dumps(scores))
+    with pytest.raises(ClirOtError, match="per_query.json does not match the sha256 that metrics.json recorded"):
+        compare_evaluations(fewer, yo_runs / "bm25")  # edited after evaluate wrote it
+    from clir_ot.eval.saved import record_files, record_sha256
+
+    record = json.loads((fewer / "yo" / "metrics.json").read_text())  # as if an evaluation had scored fewer
+    record.pop("record_sha256")
+    record["files"] = record_files(fewer / "yo")
+    (fewer / "yo" / "metrics.json").write_text(json.dumps(record | {"record_sha256": record_sha256(record)}))
     with pytest.raises(ClirOtError, match="scored different queries"):
         compare_evaluations(fewer, yo_runs / "bm25")
     with pytest.raises(ClirOtError, match="not evaluated in every folder; in all: yo"):

@@ -341,3 +341,50 @@ def test_the_commands_offer_the_registries_choices() -> None:
     assert [m.value for m in Method] == list(METHODS) and "kd-layer" in METHODS
     assert [p.value for p in PrecisionChoice] == list(PRECISIONS)
     assert {"exact", "faiss", "hnsw", "ivf", "ivfpq"} == {b.value for b in Backend}
+
+
+def _edit_scores(per_query: Path, count: int, value) -> None:
+    scores = json.loads(per_query.read_text())
+    for qid in list(scores)[:count]:
+        scores[qid]["nDCG@10"] = value
+    per_query.write_text(json.dumps(scores))
+
+
+def test_an_edited_per_query_file_is_never_compared_or_reused(tmp_path: Path) -> None:
+    """compare of two identical evaluations after one side's per-query scores were edited gave Δ +0.302 with
+    p 0.0004; re-running eval printed the edited numbers as reused. Both now go by the recorded sha256."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert run("eval", "--lang", "yo", "--model", "bm25", "--out", str(out)).exit_code == 0
+    _edit_scores(a / "yo" / "per_query.json", 60, 1.0)
+    result = run("compare", str(a), str(b))
+    assert result.exit_code == 1 and "per_query.json" in result.clean_stderr and "sha256" in result.clean_stderr
+    again = run("eval", "--lang", "yo", "--model", "bm25", "--out", str(a), "--json")
+    assert again.exit_code == 0, again.output
+    row = json.loads(again.stdout)["results"][0]
+    assert not row["reused"] and "per_query.json" in row["info"]["recomputed"]
+    assert row["metrics"] == json.loads((b / "yo" / "metrics.json").read_text())["result"]["metrics"]
+    assert run("compare", str(a), str(b)).exit_code == 0  # recomputed: identical again
+    metrics_file = a / "yo" / "metrics.json"  # the aggregates edited by hand
+    saved = json.loads(metrics_file.read_text())
+    saved["result"]["metrics"]["nDCG@10"] = 0.9
+    metrics_file.write_text(json.dumps(saved))
+    again = run("eval", "--lang", "yo", "--model", "bm25", "--out", str(a), "--json")
+    row = json.loads(again.stdout)["results"][0]
+    assert not row["reused"] and row["metrics"]["nDCG@10"] != 0.9 and "metrics.json" in row["info"]["recomputed"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_per_query_score_is_refused_with_its_file(tmp_path: Path, value: float) -> None:
+    from clir_ot.errors import ClirOtError
+    from clir_ot.eval.saved import read_evaluation
+
+    out = tmp_path / "a"
+    assert run("eval", "--lang", "yo", "--model", "bm25", "--out", str(out)).exit_code == 0
+    per_query = out / "yo" / "per_query.json"
+    _edit_scores(per_query, 1, value)
+    saved = json.loads((out / "yo" / "metrics.json").read_text())
+    saved.pop("files"), saved.pop("record_sha256")  # even where no hash was recorded (written before hashes were)
+    (out / "yo" / "metrics.json").write_text(json.dumps(saved))
+    with pytest.raises(ClirOtError, match=r"per_query.json.*not a finite number"):
+        read_evaluation(out)

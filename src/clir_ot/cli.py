@@ -485,6 +485,8 @@ def evaluate_cmd(
             err_console.print(f"reused {r.lang}: {out / r.lang / 'metrics.json'} was made from the same "
                               "configuration, model weights, corpus, topics and qrels (sha256)",
                               markup=False, highlight=False)
+        elif (r.info or {}).get("recomputed"):
+            err_console.print(f"{r.lang}: {r.info['recomputed']}", markup=False, highlight=False)
     if as_json:
         print(json.dumps({"system": cfg.system_name(), "out": str(out), "results": [asdict(r) for r in results]},
                          ensure_ascii=False, indent=2))

@@ -51,6 +51,7 @@ from ..retrieval.runfile import read_run, write_run
 from ..retrieval.search import BACKENDS, to_run
 from . import metrics
 from .fidelity import require_fidelity
+from .saved import record_files, record_sha256, verify_record
 
 BM25_NAMES = ("bm25", "bm25-strong")
 
@@ -310,7 +311,14 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
         except ValueError:
             saved = {}
         if saved.get("key") == key:
-            return LanguageResult(**(saved["result"] | {"reused": True}))
+            changed = verify_record(lang_dir, saved)
+            if changed is None:
+                return LanguageResult(**(saved["result"] | {"reused": True}))
+            recomputed = f"{changed}; recomputed"
+        else:
+            recomputed = None
+    else:
+        recomputed = None
     started = time.time()
     try:
         queries = selected_queries(lang, cfg)
@@ -329,6 +337,8 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
     except DataUnavailableError as exc:
         return LanguageResult(lang, "unavailable", str(exc))
     info["inputs"] = identity
+    if recomputed:
+        info["recomputed"] = recomputed
     lang_dir.mkdir(parents=True, exist_ok=True)
     write_run(lang_dir / "run.trec", run, tag=cfg.system_name())
     scores = metrics.per_query(qrels, run, cfg.measures)
@@ -340,8 +350,9 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
     result = LanguageResult(lang, "ok", metrics=metrics.aggregate(scores), n_queries=len(qrels),
                             run_path=str(lang_dir / "run.trec"), info=info)
     saved_result = {k: v for k, v in asdict(result).items() if k != "reused"}
-    write_json_atomic(done, {"key": key, "config_hash": config_hash(lang_cfg), "config": lang_cfg,
-                             "inputs": identity, "result": saved_result})
+    record = {"key": key, "config_hash": config_hash(lang_cfg), "config": lang_cfg, "inputs": identity,
+              "result": saved_result, "files": record_files(lang_dir)}
+    write_json_atomic(done, record | {"record_sha256": record_sha256(record)})
     return result
 
 

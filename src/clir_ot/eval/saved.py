@@ -1,13 +1,58 @@
 """Reading what the evaluation stage saved: one folder per language with ``metrics.json``,
 ``per_query.json`` and ``run.trec`` (see :mod:`clir_ot.eval.evaluate`), and the document embeddings it
-searched. The report and the drift measurement read through here."""
+searched. The report, ``compare`` and the drift measurement read through here.
+
+Nothing saved is trusted as it is: ``metrics.json`` records the sha256 of itself (its record without the
+hash) and of the files beside it (:func:`record_files`), and :func:`verify_record` checks them before a
+number is reused or compared. Records written before the hashes existed carry none and are read as they
+are; every per-query score must be a finite number either way.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from pathlib import Path
 
+from ..artifacts import sha256_file
+from ..errors import ClirOtError
 from ..retrieval.encode import is_complete
+
+#: the files of a language folder whose sha256 ``metrics.json`` records
+RECORDED_FILES = ("per_query.json", "run.trec")
+
+
+def record_sha256(record: dict) -> str:
+    """The sha256 of a ``metrics.json`` record without its own ``record_sha256`` (canonical JSON)."""
+    body = {k: v for k, v in record.items() if k != "record_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def record_files(lang_dir: Path) -> dict[str, str]:
+    """``{file: sha256}`` of the language folder's recorded files (:data:`RECORDED_FILES`)."""
+    return {name: sha256_file(Path(lang_dir) / name) for name in RECORDED_FILES if (Path(lang_dir) / name).is_file()}
+
+
+def verify_record(lang_dir: Path, record: dict) -> str | None:
+    """``None`` when the record and the files it names are as written, else what changed (one phrase). A
+    record without hashes (written before they existed) is not checked."""
+    if "record_sha256" in record and record_sha256(record) != record["record_sha256"]:
+        return f"{Path(lang_dir) / 'metrics.json'} does not match its recorded sha256"
+    for name, digest in (record.get("files") or {}).items():
+        path = Path(lang_dir) / name
+        if not path.is_file() or sha256_file(path) != digest:
+            return f"{path} does not match the sha256 that metrics.json recorded for it"
+    return None
+
+
+def _finite_scores(path: Path, scores: dict) -> dict:
+    for qid, row in scores.items():
+        for measure, value in row.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ClirOtError(f"{path}: query {qid} {measure} is {value!r}, not a finite number; re-run the "
+                                  "evaluation")
+    return scores
 
 
 def read_evaluation(out: Path) -> dict[str, dict]:
@@ -17,9 +62,14 @@ def read_evaluation(out: Path) -> dict[str, dict]:
     found = {}
     for lang_dir in sorted(p for p in Path(out).glob("*") if (p / "metrics.json").is_file()):
         saved = json.loads((lang_dir / "metrics.json").read_text(encoding="utf-8"))
+        changed = verify_record(lang_dir, saved)
+        if changed:
+            raise ClirOtError(f"{changed}: it was changed after clir-ot evaluate wrote it; evaluate again into "
+                              f"{out} (the changed language is recomputed)")
+        per_query = lang_dir / "per_query.json"
         found[lang_dir.name] = {
             "metrics": saved["result"]["metrics"],
-            "per_query": json.loads((lang_dir / "per_query.json").read_text(encoding="utf-8")),
+            "per_query": _finite_scores(per_query, json.loads(per_query.read_text(encoding="utf-8"))),
             "run": lang_dir / "run.trec",
             "saved": {"config": saved.get("config", {}), "inputs": saved.get("inputs", {})}}
     return found
