@@ -52,9 +52,15 @@ def test_the_differences_are_those_of_the_saved_scores_and_the_tests_agree_with_
     assert ndcg.diff == pytest.approx(0.5988 - 0.4066, abs=1e-4) and ndcg.holds
 
 
-def test_a_system_against_itself_differs_by_nothing(yo_runs) -> None:
-    rows = compare_evaluations(yo_runs / "bm25", yo_runs / "bm25")
-    assert all(r.diff == 0 and r.p_randomization == 1 and r.p_holm == 1 and not r.holds for r in rows)
+def test_a_system_against_itself_differs_by_nothing_and_is_refused(yo_runs) -> None:
+    from clir_ot.eval.significance import compare as paired_compare
+
+    for measure in ("R@100", "nDCG@10"):
+        x = per_query(yo_runs / "bm25", measure)
+        same = paired_compare(x, x)
+        assert same.mean_diff == 0 and same.p_randomization == 1
+    with pytest.raises(ClirOtError, match="both sides hold the same evaluation"):
+        compare_evaluations(yo_runs / "bm25", yo_runs / "bm25")
 
 
 def test_cli_prints_the_table_and_json(yo_runs) -> None:
@@ -139,3 +145,23 @@ def test_cli_expands_a_quoted_glob_into_seeds_and_refuses_three_arguments(yo_run
     assert mixed.exit_code == 1 and "not comparable" in mixed.clean_stderr
     nothing = run("compare", str(yo_runs / "nothing-*"), str(yo_runs / "strong"))
     assert nothing.exit_code == 1 and "neither a folder nor a pattern" in nothing.clean_stderr
+
+
+def test_one_evaluation_never_counts_twice_and_holds_is_a_word(yo_runs, tmp_path) -> None:
+    """A copied or linked seed folder was counted as another seed (3 "seeds", mean R@100 0.2449 instead of
+    0.2475), and the same folder on both sides was accepted; "holds" was bold styling only, lost in a pipe."""
+    copy = tmp_path / "copy"
+    shutil.copytree(yo_runs / "bm25", copy)
+    link = tmp_path / "link"
+    link.symlink_to(yo_runs / "bm25")
+    for a, b in (([yo_runs / "bm25", copy], [yo_runs / "strong"]), ([yo_runs / "bm25", link], [yo_runs / "strong"])):
+        with pytest.raises(ClirOtError, match="holds the same evaluation as .* twice on side a"):
+            compare_evaluations(a, b)
+    for other in (copy, link, yo_runs / "bm25"):
+        with pytest.raises(ClirOtError, match="both sides hold the same evaluation"):
+            compare_evaluations(yo_runs / "bm25", other)
+    result = run("compare", str(yo_runs / "strong"), str(yo_runs / "bm25"))
+    header = next(line for line in result.clean_stdout.splitlines() if "measure" in line)
+    assert result.exit_code == 0 and header.split()[-1] == "holds"
+    rows = [line.split() for line in result.clean_stdout.splitlines() if line.startswith("yo ")]
+    assert len(rows) == 4 and {r[-1] for r in rows} <= {"yes", "no"} and "yes" in {r[-1] for r in rows}

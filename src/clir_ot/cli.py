@@ -545,22 +545,24 @@ def compare_cmd(
                   "tests", box=None, collapse_padding=True, pad_edge=False)
     columns = ["lang", "measure", "n", "a", "b", "Δ a−b", "95% CI"]
     columns += ["p boot", "p Holm", "p t"] if several_seeds else ["p rand", "p Holm", "p t"]
+    columns += ["holds"]
     for col in columns:
         table.add_column(col, overflow="fold")  # a narrow terminal folds a number, never cuts it
     for r in rows:
         diff = f"{r.diff:+.4f}"
         cells = [r.lang, r.measure, str(r.n_queries), f"{r.mean_a:.4f}", f"{r.mean_b:.4f}",
                  f"[bold]{diff}[/bold]" if r.holds else diff, f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"]
-        cells += [f"{r.p_test:.4f}", f"{r.p_holm:.4f}", f"{r.p_t:.4f}"]
+        cells += [f"{r.p_test:.4f}", f"{r.p_holm:.4f}", f"{r.p_t:.4f}", "yes" if r.holds else "no"]
         table.add_row(*cells)
     console.print(table)
     if several_seeds:
-        legend = ("a, b: means over seeds and queries; bold Δ: Holm-adjusted p < 0.05 and the interval excludes 0; "
+        legend = ("a, b: means over seeds and queries; holds (and bold Δ): Holm-adjusted p < 0.05 and the interval "
+                  "excludes 0; "
                   "p boot: two-level bootstrap, queries and seeds resampled (Holm's input); p t: paired t over "
                   "queries on the seed means (query variance only; --json adds the randomization test's)")
     else:
-        legend = ("bold Δ: Holm-adjusted p < 0.05 and the interval excludes 0; p rand: paired randomization "
-                  "(Holm's input), p t: paired t (one run per side: query variance only)")
+        legend = ("holds (and bold Δ): Holm-adjusted p < 0.05 and the interval excludes 0; p rand: paired "
+                  "randomization (Holm's input), p t: paired t (one run per side: query variance only)")
     console.print(legend, markup=False, highlight=False)
 
 

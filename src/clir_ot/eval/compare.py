@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifacts import sha256_file
 from ..errors import ClirOtError
 from .saved import read_evaluation
 from .significance import compare as paired_compare
@@ -108,6 +109,35 @@ def _check_comparable(lang: str, evaluations: dict[Path, dict]) -> list[str]:
     return sorted(queries)
 
 
+def _identity(found: dict) -> tuple[str, ...]:
+    """What an evaluation folder holds, by content: the sha256 of each language's run file and per-query scores."""
+    out = []
+    for lang, entry in sorted(found.items()):
+        run = Path(entry["run"])
+        out.append(f"{lang}:{sha256_file(run) if run.is_file() else ''}:"
+                   f"{sha256_file(run.with_name('per_query.json'))}")
+    return tuple(out)
+
+
+def _refuse_duplicates(side_a: list[Path], side_b: list[Path], evaluations: dict[Path, dict]) -> None:
+    """One evaluation never counts twice as seeds of a side (a copy or a link of a seed's folder), and two sides
+    holding the same evaluations are not compared (Δ would be 0 by construction). Folders are told apart by
+    their run files' and per-query scores' content, not by their paths."""
+    identities = {}
+    for name, side in (("a", side_a), ("b", side_b)):
+        seen: dict[tuple[str, ...], Path] = {}
+        for folder in side:
+            identity = _identity(evaluations[folder])
+            if identity in seen:
+                raise ClirOtError(f"{folder} holds the same evaluation as {seen[identity]} (identical run files and "
+                                  f"scores) twice on side {name}: each seed's evaluation counts once")
+            seen[identity] = folder
+        identities[name] = sorted(seen)
+    if identities["a"] == identities["b"]:
+        raise ClirOtError(f"both sides hold the same evaluation{'s' if len(side_a) > 1 else ''} ({side_a[0]} and "
+                          f"{side_b[0]} have identical run files and scores): there is nothing to compare")
+
+
 def compare_evaluations(a: Path | Sequence[Path], b: Path | Sequence[Path], langs: list[str] | None = None,
                         seed: int = 0, n_samples: int = 10000) -> list[MeasureComparison]:
     """Compare side ``a`` with side ``b`` — each an evaluation folder (written by ``clir-ot evaluate`` or
@@ -126,6 +156,7 @@ def compare_evaluations(a: Path | Sequence[Path], b: Path | Sequence[Path], lang
         if not found:
             raise ClirOtError(f"{folder} holds no evaluation (no <lang>/metrics.json): give a folder written by "
                               "`clir-ot evaluate --out` or `clir-ot reproduce`")
+    _refuse_duplicates(side_a, side_b, evaluations)
     common = [lang for lang in evaluations[folders[0]] if all(lang in ev for ev in evaluations.values())]
     if langs:
         absent = [lang for lang in langs if lang not in common]
