@@ -117,9 +117,10 @@ def test_encode_then_index_writes_a_run(tiny_bert_dir, tmp_path) -> None:
     emb = tmp_path / "emb"
     result = run("encode", "--model", str(tiny_bert_dir), "--lang", "yo", "--out", str(emb), "--pool", "100")
     assert result.exit_code == 0, result.output
-    assert "encoded 1,042 passages and 119 queries" in result.clean_stdout  # 942 judged + 100
+    assert "encoded 1,042 of 1,042 passages and 119 queries" in result.clean_stdout  # 942 judged + 100
     again = run("encode", "--model", str(tiny_bert_dir), "--lang", "yo", "--out", str(emb), "--pool", "100")
-    assert again.exit_code == 0 and "encoded 1,042" in again.clean_stdout  # finished: nothing re-encoded
+    assert again.exit_code == 0 and "already complete" in again.clean_stdout  # finished: nothing re-encoded
+    assert "nothing encoded" in again.clean_stdout and "passages/s" not in again.clean_stdout
     other = run("encode", "--model", str(tiny_bert_dir), "--lang", "yo", "--out", str(emb), "--pool", "50")
     assert other.exit_code == 1 and "another configuration" in other.clean_stderr
     out = tmp_path / "run.trec"

@@ -143,3 +143,35 @@ def test_cache_command_lists_and_clears(tiny_xlmr_dir: Path, tmp_path: Path) -> 
 def _docs_of(entry: dict) -> list[str]:
     folder = embedding_cache.cache_root() / entry["key"] / "corpus"
     return [i for p in sorted(folder.glob("*.ids")) for i in p.read_text().splitlines()]
+
+
+def test_changed_vectors_in_a_cache_entry_are_encoded_again_and_a_lost_id_is_refused(tiny_xlmr_dir: Path,
+                                                                                      tmp_path: Path) -> None:
+    """64 zeroed rows in a cached shard gave R@100 0.2185 instead of 0.2395 as a cache hit; a shard that lost an
+    id line shifted every later id by one; a truncated shard counted as done. Each is now found by content."""
+    import numpy as np
+
+    from clir_ot.errors import ClirOtError
+    from clir_ot.retrieval.encode import load_embeddings
+
+    first = _eval(tiny_xlmr_dir, tmp_path / "a")
+    entry = Path(first["entry"])
+    shard = entry / "corpus" / "shard-00000.npy"
+    vectors = np.load(shard)
+    vectors[:64] = 0
+    np.save(shard, vectors)
+    again = _eval(tiny_xlmr_dir, tmp_path / "b")
+    assert not again["hit"] and "sha256" in again["recomputed"]
+    assert again["metrics"] == first["metrics"]
+    ids = shard.with_suffix(".ids")
+    ids.write_text("".join(ids.read_text().splitlines(keepends=True)[1:]))
+    with pytest.raises(ClirOtError, match="do not match the sha256 recorded"):
+        load_embeddings(entry)
+    shard.with_suffix(".json").unlink()  # a shard written before records existed: checked by its counts
+    with pytest.raises(ClirOtError, match=r"holds \d+ vectors and \d+ ids"):
+        load_embeddings(entry)
+    shard.write_bytes(shard.read_bytes()[:1000])  # truncated
+    with pytest.raises(ClirOtError, match="cannot be read"):
+        load_embeddings(entry)
+    fixed = _eval(tiny_xlmr_dir, tmp_path / "c")  # the cache encodes the damaged shard again
+    assert fixed["metrics"] == first["metrics"] and "cannot be read" in fixed["recomputed"]

@@ -91,7 +91,8 @@ def test_encode_resumes_after_interruption(tiny_bert_dir: Path, tmp_path: Path, 
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state == {**state, "shard_size": 16, "complete": False}
     assert sorted(p.name for p in (tmp_path / "run" / "corpus").iterdir()) == [
-        "shard-00000.ids", "shard-00000.npy", "shard-00001.ids", "shard-00001.npy"]
+        "shard-00000.ids", "shard-00000.json", "shard-00000.npy", "shard-00001.ids", "shard-00001.json",
+        "shard-00001.npy"]
     monkeypatch.setattr(encode_mod, "encode_texts", real)
     manifest = encode_mod.encode_corpus(enc, ids, texts, ["q1"], ["a query"], tmp_path / "run", cfg, shard_size=16)
     assert manifest["encoded_this_run"] == 18 and reference["encoded_this_run"] == 50

@@ -376,8 +376,13 @@ def encode_cmd(
                          else "every shard is done: run the same command without --shard to finish"),
                       markup=False, highlight=False)
         return
-    console.print(f"encoded {manifest['documents']:,} passages and {manifest['queries']} queries into {out} "
-                  f"({manifest.get('passages_per_second_this_run')} passages/s this run)", markup=False)
+    if manifest.get("already_complete"):
+        console.print(f"{out} is already complete with this configuration ({manifest['documents']:,} passages, "
+                      f"{manifest['queries']} queries): nothing encoded", markup=False)
+        return
+    console.print(f"encoded {manifest['encoded_this_run']:,} of {manifest['documents']:,} passages and "
+                  f"{manifest['queries']} queries into {out} ({manifest.get('passages_per_second_this_run')} "
+                  "passages/s this run)", markup=False)
 
 
 @app.command("index")

@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..artifacts import config_hash
+from ..artifacts import config_hash, write_json_atomic
 from ..errors import ClirOtError
 from ..inputs import read_json_or_none
 from ..models.encoder import Encoder
 from ..settings import cache_dir
-from .encode import encode_corpus, is_complete, load_embeddings
+from .encode import STATE, embeddings_problem, encode_corpus, is_complete, load_embeddings
 
 
 def cache_root() -> Path:
@@ -59,6 +59,11 @@ def document_embeddings(encoder: Encoder, config: dict, doc_ids: Sequence[str], 
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process encoding this entry: wait, then read it
         try:
             hit = is_complete(entry)
+            damaged = embeddings_problem(entry) if hit else None
+            if damaged:  # vectors changed after they were written: the damaged shards are encoded again
+                hit = False
+                state = read_json_or_none(entry / STATE) or {}
+                write_json_atomic(entry / STATE, state | {"complete": False})
             if not hit:
                 encode_corpus(encoder, doc_ids, texts, [], [], entry, config, batch_size=batch_size, fp16=fp16,
                               replace_foreign=True, on_progress=on_progress)
@@ -68,7 +73,7 @@ def document_embeddings(encoder: Encoder, config: dict, doc_ids: Sequence[str], 
     if ids != list(doc_ids):
         raise ClirOtError(f"the embedding cache entry {entry} holds other documents than its key promises; "
                           "remove it (clir-ot cache --clear) and run again")
-    return ids, matrix, {"entry": str(entry), "key": key, "hit": hit}
+    return ids, matrix, {"entry": str(entry), "key": key, "hit": hit} | ({"recomputed": damaged} if damaged else {})
 
 
 def entries() -> list[dict]:

@@ -8,9 +8,12 @@ Layout::
     DIR/queries.npy + queries.ids
     DIR/config.yaml, DIR/manifest.json, DIR/state.json (progress; ``complete`` at the end)
 
-Shards are written atomically, and a shard whose two files exist is done: an interrupted run started
-again with the same configuration encodes only the shards that are missing. Within a shard, texts are
-encoded in token-sorted batches (dynamic padding) under ``torch.inference_mode``.
+Shards are written atomically, each with a record of its rows and the sha256 of its two files
+(``shard-00000.json``, written last): a shard is done when its files match its record, so an interrupted
+run started again with the same configuration encodes only the shards that are missing or damaged, and
+a reader (:func:`load_embeddings`) refuses vectors that changed after they were written, or whose count
+differs from their ids'. Shards written before the records existed are checked by their counts alone.
+Within a shard, texts are encoded in token-sorted batches (dynamic padding) under ``torch.inference_mode``.
 
 Sharded across processes (``shard=(i, n)``, ``clir-ot encode --shard i/n``): process ``i`` encodes the
 shards ``s`` with ``s % n == i`` and leaves the directory unfinished; any later run without ``shard`` (the
@@ -33,6 +36,7 @@ from ..artifacts import (
     config_hash,
     folder_lock,
     prepare_output_dir,
+    sha256_file,
     write_json_atomic,
     write_manifest,
 )
@@ -95,8 +99,49 @@ def _shard_path(out: Path, s: int) -> Path:
     return out / "corpus" / f"shard-{s:05d}.npy"
 
 
-def _shard_done(out: Path, s: int) -> bool:
-    return _shard_path(out, s).is_file() and _shard_path(out, s).with_suffix(".ids").is_file()
+def _rows_and_ids(npy: Path, ids: Path) -> tuple[int, int]:
+    """How many vectors and ids a pair of files holds (``ValueError`` where the array cannot be read)."""
+    try:
+        rows = np.load(npy, mmap_mode="r").shape[0]
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"{npy} cannot be read ({exc})") from None
+    return rows, len(ids.read_text(encoding="utf-8").splitlines())
+
+
+def shard_problem(out: Path, s: int, expected_rows: int | None = None) -> str | None:
+    """``None`` when shard ``s`` of ``out`` is whole (files as recorded, as many vectors as ids, and
+    ``expected_rows`` of them when given), else what is wrong with it."""
+    npy = _shard_path(out, s)
+    ids, record_path = npy.with_suffix(".ids"), npy.with_suffix(".json")
+    if not npy.is_file() or not ids.is_file():
+        return f"{npy} or its ids are missing"
+    record = read_json_or_none(record_path)
+    if isinstance(record, dict):
+        if sha256_file(npy) != record.get("npy_sha256") or sha256_file(ids) != record.get("ids_sha256"):
+            return f"{npy} or its ids do not match the sha256 recorded when they were written"
+        rows = ids_count = record.get("rows")
+    else:
+        try:
+            rows, ids_count = _rows_and_ids(npy, ids)
+        except ValueError as exc:
+            return str(exc)
+    if rows != ids_count:
+        return f"{npy} holds {rows} vectors and {ids_count} ids"
+    if expected_rows is not None and rows != expected_rows:
+        return f"{npy} holds {rows} vectors, not the {expected_rows} of its shard"
+    return None
+
+
+def _shard_done(out: Path, s: int, expected_rows: int | None = None) -> bool:
+    return shard_problem(out, s, expected_rows) is None
+
+
+def _save_shard(out: Path, s: int, ids: Sequence[str], emb: np.ndarray) -> None:
+    npy = _shard_path(out, s)
+    _save_ids(npy.with_suffix(".ids"), ids)
+    _save_array(npy, emb)
+    write_json_atomic(npy.with_suffix(".json"), {"rows": len(ids), "npy_sha256": sha256_file(npy),
+                                                 "ids_sha256": sha256_file(npy.with_suffix(".ids"))})
 
 
 def encode_corpus(encoder: Encoder, doc_ids: Sequence[str], texts: Sequence[str], query_ids: Sequence[str],
@@ -117,7 +162,7 @@ def encode_corpus(encoder: Encoder, doc_ids: Sequence[str], texts: Sequence[str]
     if state.get("complete"):
         if shard is not None:
             return {"shard": f"{shard[0]}/{shard[1]}", "encoded_this_run": 0, "shards_missing": [], "complete": True}
-        return json.loads((out / "manifest.json").read_text())
+        return json.loads((out / "manifest.json").read_text()) | {"encoded_this_run": 0, "already_complete": True}
     if state.get("shard_size", SHARD_SIZE) != shard_size:
         raise ClirOtError(f"{out} was started with {state.get('shard_size', SHARD_SIZE)} documents per shard; "
                           f"continue it with --shard-size {state.get('shard_size', SHARD_SIZE)}")
@@ -125,17 +170,17 @@ def encode_corpus(encoder: Encoder, doc_ids: Sequence[str], texts: Sequence[str]
     n_shards = len(shard_ranges(len(texts), shard_size))
     (out / "corpus").mkdir(exist_ok=True)
     mine = shard_ranges(len(texts), shard_size, shard)
-    todo = {s: rows for s, rows in mine.items() if not _shard_done(out, s)}
+    todo = {s: rows for s, rows in mine.items() if not _shard_done(out, s, len(rows))}
     if on_progress is not None:
         on_progress(sum(len(rows) for s, rows in mine.items() if s not in todo))
     encoded_now = 0
     for s, rows in todo.items():
         emb = encode_texts(encoder, texts[rows.start:rows.stop], "passage", batch_size, on_progress)
-        _save_ids(_shard_path(out, s).with_suffix(".ids"), doc_ids[rows.start:rows.stop])
-        _save_array(_shard_path(out, s), emb.astype(dtype))
+        _save_shard(out, s, doc_ids[rows.start:rows.stop], emb.astype(dtype))
         encoded_now += len(rows)
     if shard is not None:
-        missing = [s for s in range(n_shards) if not _shard_done(out, s)]
+        all_rows = shard_ranges(len(texts), shard_size)
+        missing = [s for s in range(n_shards) if not _shard_done(out, s, len(all_rows[s]))]
         return {"shard": f"{shard[0]}/{shard[1]}", "shards": list(mine), "encoded_this_run": encoded_now,
                 "shards_missing": missing, "complete": False}
     q = encode_texts(encoder, queries, "query", batch_size)
@@ -158,11 +203,34 @@ def is_complete(directory: Path) -> bool:
     return bool((read_json_or_none(Path(directory) / STATE) or {}).get("complete"))
 
 
+def embeddings_problem(directory: Path) -> str | None:
+    """``None`` when every shard of a finished embeddings directory is whole (:func:`shard_problem`) and the
+    queries have as many vectors as ids, else the first thing wrong."""
+    directory = Path(directory)
+    for npy in sorted((directory / "corpus").glob("shard-*.npy")):
+        problem = shard_problem(directory, int(npy.stem.split("-")[1]))
+        if problem:
+            return problem
+    if (directory / "queries.npy").is_file():
+        try:
+            rows, ids = _rows_and_ids(directory / "queries.npy", directory / "queries.ids")
+        except (ValueError, OSError) as exc:
+            return str(exc)
+        if rows != ids:
+            return f"{directory / 'queries.npy'} holds {rows} vectors and {ids} ids"
+    return None
+
+
 def load_embeddings(directory: Path) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
-    """``(doc_ids, corpus, query_ids, queries)`` from a finished embeddings directory."""
+    """``(doc_ids, corpus, query_ids, queries)`` from a finished embeddings directory, each shard checked
+    (:func:`embeddings_problem`) first."""
     directory = Path(directory)
     if not is_complete(directory):
         raise ClirOtError(f"{directory} is not a finished embeddings directory (run `clir-ot encode` to finish it)")
+    problem = embeddings_problem(directory)
+    if problem:
+        raise ClirOtError(f"{problem}: the embeddings in {directory} changed after they were written; encode them "
+                          "again (`clir-ot encode … --overwrite`, or `clir-ot cache --clear` for a cache entry)")
     shards = sorted((directory / "corpus").glob("shard-*.npy"))
     corpus = np.concatenate([np.load(p) for p in shards]) if shards else np.zeros((0, 0), dtype=np.float32)
     doc_ids = [i for p in shards for i in p.with_suffix(".ids").read_text(encoding="utf-8").splitlines()]
