@@ -388,3 +388,23 @@ def test_a_non_finite_per_query_score_is_refused_with_its_file(tmp_path: Path, v
     (out / "yo" / "metrics.json").write_text(json.dumps(saved))
     with pytest.raises(ClirOtError, match=r"per_query.json.*not a finite number"):
         read_evaluation(out)
+
+
+def test_a_file_where_a_folder_belongs_and_a_special_file_are_one_line_and_left_alone(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    regular = tmp_path / "a-file"
+    regular.write_text("keep me\n")
+    for args in (("eval", "--lang", "yo", "--model", "bm25", "--out", str(regular)),
+                 ("eval", "--lang", "yo", "--model", "bm25", "--out", str(regular / "below")),
+                 ("distill", "--out", str(regular), "--set", "steps=1")):
+        result = run(*args)
+        assert result.exit_code == 1 and "is a file where a folder is needed" in result.clean_stderr, result.output
+        assert "Traceback" not in result.output and regular.read_text() == "keep me\n"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    result = run("data", "bitext", "--source", "udhr", "--langs", "de", "--limit", "2", "--out", str(fifo),
+                 "--overwrite")
+    assert result.exit_code == 1 and "is not a regular file" in result.clean_stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)

@@ -53,12 +53,26 @@ def make_temp_dir(parent: Path, prefix: str) -> Path:
     return path
 
 
+def require_folder(folder: Path) -> None:
+    """Refuse (one line) a path whose folder, or one of its parents, exists as something other than a folder."""
+    for parent in (Path(folder), *Path(folder).parents):
+        if parent.exists() and not parent.is_dir():
+            raise ClirOtError(f"{parent} is a file where a folder is needed: choose another path")
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
 
-    The file ends with the mode the umask gives new files (``mkstemp`` alone would leave 0600)."""
+    The file ends with the mode the umask gives new files (``mkstemp`` alone would leave 0600). Only a
+    regular file is ever replaced: a folder, a device, a FIFO or a socket at ``path`` is refused with one line,
+    and so is a file where a parent folder belongs."""
     path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise ClirOtError(f"{path} exists and is not a regular file; clir-ot writes only files it can replace "
+                              "safely: choose another path")
+    require_folder(path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.fchmod(fd, file_mode())
@@ -80,6 +94,7 @@ def folder_lock(folder: Path, what: str, name: str = ".lock", wait: bool = False
     import fcntl
 
     folder = Path(folder)
+    require_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / name, "a+") as handle:
         try:
@@ -199,6 +214,7 @@ def prepare_output_dir(path: Path, overwrite: bool) -> Path:
 
     Lock files (:func:`folder_lock`, ``.lock…``) do not count and are kept."""
     path = Path(path)
+    require_folder(path)
     entries = [p for p in path.iterdir() if not p.name.startswith(".lock")] if path.is_dir() else []
     if entries:
         if not overwrite:

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..artifacts import prepare_output_dir, write_json_atomic, write_manifest, write_text_atomic
+from ..artifacts import prepare_output_dir, require_folder, write_json_atomic, write_manifest, write_text_atomic
 from ..config import setting, validate
 from ..data.codeswitch import CODE_SWITCH_MODES
 from ..data.training import DEMO_BITEXT, DEMO_LEXICON, TrainingData, TrainingExample, load_training_data
@@ -423,6 +423,7 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
     ``{"rank": r}``). See the module docstring and :mod:`.distributed`."""
     started = time.time()
     out = Path(out)
+    require_folder(out)  # before the audit, the models and the data: a file where the run folder belongs
     world = distributed.launched_world()
     if cfg.batch_size % (world.size * cfg.grad_accum):
         raise ClirOtError(f"invalid configuration: batch_size {cfg.batch_size} is not divisible by {world.size} "
