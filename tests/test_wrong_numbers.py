@@ -408,3 +408,22 @@ def test_a_file_where_a_folder_belongs_and_a_special_file_are_one_line_and_left_
                  "--overwrite")
     assert result.exit_code == 1 and "is not a regular file" in result.clean_stderr
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_another_configuration_of_the_same_system_is_never_replaced_silently(tmp_path: Path) -> None:
+    """eval --pool 100 (or another backend, depth, precision) into a folder holding the full-corpus result of
+    the same system replaced it without --overwrite: "another system" was decided by the name alone."""
+    out = tmp_path / "o"
+    assert run("eval", "--lang", "yo", "--model", "bm25", "--out", str(out)).exit_code == 0
+    before = (out / "yo" / "metrics.json").read_text()
+    for option, value, field in (("--pool", "100", "pool_distractors"), ("--depth", "100", "depth")):
+        result = run("eval", "--lang", "yo", "--model", "bm25", option, value, "--out", str(out))
+        assert result.exit_code == 1 and "another configuration" in result.clean_stderr, result.output
+        assert field in result.clean_stderr and (out / "yo" / "metrics.json").read_text() == before
+    replaced = run("eval", "--lang", "yo", "--model", "bm25", "--pool", "100", "--out", str(out), "--overwrite")
+    assert replaced.exit_code == 0
+    assert json.loads((out / "yo" / "metrics.json").read_text())["config"]["pool_distractors"] == 100
+    pooled = json.loads((out / "yo" / "metrics.json").read_text())["result"]["metrics"]
+    same = run("eval", "--lang", "yo", "--model", "bm25", "--pool", "100", "--out", str(out), "--batch-size", "7")
+    assert same.exit_code == 0  # batching is not another configuration of the result
+    assert json.loads((out / "yo" / "metrics.json").read_text())["result"]["metrics"] == pooled

@@ -395,6 +395,11 @@ def evaluate(cfg: EvalConfig, out: Path, on_language: Callable[[str], None] | No
                 raise ClirOtError(f"{out} holds the results of another system ({previous}); choose another --out "
                                   "or pass --overwrite to replace them")
             prepare_output_dir(out, overwrite=True)
+        elif (differs := _other_configuration(out, cfg)) is not None:
+            if not overwrite:
+                raise ClirOtError(f"{out} holds {system} evaluated with another configuration ({differs}); choose "
+                                  "another --out or pass --overwrite to replace it")
+            prepare_output_dir(out, overwrite=True)
         results = []
         for lang in cfg.langs:
             if on_language:
@@ -406,6 +411,25 @@ def evaluate(cfg: EvalConfig, out: Path, on_language: Callable[[str], None] | No
         write_manifest(out, "evaluate", asdict(cfg), started=started,
                        extra={"reused": [r.lang for r in results if r.reused]})
     return results
+
+
+#: configuration fields that do not change a language's result (how texts are batched)
+_NOT_RESULT = ("lang", "batch_size")
+
+
+def _other_configuration(out: Path, cfg: EvalConfig) -> str | None:
+    """The first field (``name: saved vs now``) in which a language already evaluated in ``out`` was configured
+    otherwise than ``cfg`` would (backend, pool, depth, precision, queries, ...), or ``None``. Changed inputs
+    under the same configuration (new weights at the same path) are not a difference: they are recomputed."""
+    for path in sorted(Path(out).glob("*/metrics.json")):
+        saved = (read_json_or_none(path) or {}).get("config")
+        if not isinstance(saved, dict) or path.parent.name not in cfg.langs:
+            continue
+        now = cfg.lang_config(path.parent.name)
+        for key in sorted(set(saved) | set(now)):
+            if key not in _NOT_RESULT and saved.get(key) != now.get(key):
+                return f"{key}: {saved.get(key)!r} saved, {now.get(key)!r} now"
+    return None
 
 
 def _saved_system(out: Path) -> str | None:
