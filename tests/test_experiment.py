@@ -240,3 +240,32 @@ def test_hypotheses_are_registered_once_and_a_changed_family_is_refused_before_a
     with pytest.raises(ClirOtError, match="fixed before the first distillation"):
         register_hypotheses(exp, late)
     assert not (late / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"profiles": ["p"]}, "profiles must be a mapping"),
+    ({"profiles": {"p": "smoke"}}, "profile 'p' must be a mapping"),
+    ({"distill": ["lr", 1]}, "distill must be a mapping"),
+    ({"extends": ["a.yaml", "b.yaml"]}, "extends must be one path"),
+    ({"curve_steps": [2, 2]}, "curve_steps lists 2 twice"),
+    ({"conditions": {"ot": {"method": "ot", "sweep": {"ot_reg": [1, 1.0]}}}}, "the same value twice"),
+    ({"conditions": {"kd": "kd"}}, "condition 'kd' must be a mapping"),
+    ({"conditions": {"ot": {"method": "ot", "ot_weight": ".inf"}}}, "ot_weight must be a finite number"),
+    ({"conditions": {"ot": {"objective": {"ot": float("inf")}}}}, "objective weight of ot"),
+    ({"expected": {"yo": {"kd": {"nDCG@10": "high"}}}}, "expected yo kd nDCG@10 must be a number"),
+    ({"expected": {"yo": {"kd": 0.85}}}, "expected yo kd must map measures to numbers"),
+    ({"expected": {"xx": {"kd": {"nDCG@10": 0.8}}}}, "expected names language 'xx'"),
+    ({"expected": {"yo": {"kdd": {"nDCG@10": 0.8}}}}, "expected yo names unknown condition 'kdd'"),
+    ({"expected": {"yo": {"kd": {"nDCG@100": 0.8}}}}, "expected yo kd names measure 'nDCG@100'"),
+])
+def test_the_whole_experiment_file_is_checked_before_any_stage(tmp_path: Path, change: dict, message: str) -> None:
+    base = {"conditions": {"kd": {"method": "kd"}, "ot": {"method": "ot"}}, "eval_langs": ["yo"],
+            "distill": {"steps": 10}, "profiles": {"p": {"seeds": [0]}}}
+    spec = base | {k: v for k, v in change.items() if k not in ("expected", "curve_steps")}
+    if "expected" in change or "curve_steps" in change:
+        spec["profiles"] = {"p": {"seeds": [0]} | {k: v for k, v in change.items()}}
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(base))
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ClirOtError, match=message):
+        load_experiment(path, "p")

@@ -36,7 +36,7 @@ def test_method_shorthands_resolve_to_weighted_terms() -> None:
         DistillConfig(objective={"contrastive": 1.0}, **base)
     with pytest.raises(ClirOtError, match="no term with a weight above 0"):
         DistillConfig(method="noise", retention_weight=0, **base)
-    with pytest.raises(ClirOtError, match="must be a number ≥ 0"):
+    with pytest.raises(ClirOtError, match="must be a finite number ≥ 0"):
         DistillConfig(objective={"ot": -1}, **base)
 
 

@@ -34,6 +34,7 @@ entry exploratory.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,11 @@ class Experiment:
             raise ClirOtError("invalid configuration: an experiment needs at least one condition")
         self.comparisons()
         self.hypotheses = normalise_hypotheses(self) if self.hypotheses is not None else None
+        repeated = sorted({x for i, x in enumerate(self.curve_steps) if x in self.curve_steps[:i]})
+        if repeated:
+            raise ClirOtError(f"invalid configuration: curve_steps lists {', '.join(map(str, repeated))} twice")
+        if self.expected is not None:
+            check_expected_scores(self)
         if self.curve_pool is not None and not self.curve_steps:
             raise ClirOtError("invalid configuration: curve_pool is set but there are no curve_steps")
         for name in specs:  # every distillation's settings, checked before the first stage runs
@@ -266,6 +272,52 @@ def normalise_hypotheses(exp: Experiment) -> list[dict[str, Any]]:
     return out
 
 
+def check_expected_scores(exp: Experiment) -> None:
+    """``expected`` is ``{lang: {system: {measure: number}}}`` for MIRACL and ``{"bible-clir": {query encoder:
+    {lang: {system: {measure: number}}}}}``, naming evaluated languages, known systems and the benchmark's
+    measures: a typo is refused before the first stage, not after the whole run."""
+    from .layout import CLIR_LEXICAL
+
+    systems = set(exp.condition_names()) | {BEFORE, *CLIR_LEXICAL, "bm25 (full corpus)"}
+    systems |= {f"{b} alone" for b in exp.baselines if b not in CLIR_LEXICAL and b != exp.student}
+
+    def check(where: str, langs: list[str], bench: str, tree: Any) -> None:
+        if not isinstance(tree, dict):
+            raise ClirOtError(f"invalid configuration: {where} must map languages to systems, got {tree!r}")
+        measures = get_benchmark(bench).measures
+        for lang, by_system in tree.items():
+            if lang not in langs:
+                raise ClirOtError(f"invalid configuration: {where} names language {lang!r}, which this profile does "
+                                  f"not evaluate on {bench} ({', '.join(langs) or 'none'})")
+            if not isinstance(by_system, dict):
+                raise ClirOtError(f"invalid configuration: {where} {lang} must map systems to measures")
+            for system, scores in by_system.items():
+                if system not in systems:
+                    raise ClirOtError(f"invalid configuration: {where} {lang} names unknown condition {system!r}; "
+                                      f"known: {', '.join(sorted(systems))}")
+                if not isinstance(scores, dict):
+                    raise ClirOtError(f"invalid configuration: {where} {lang} {system} must map measures to "
+                                      f"numbers, got {scores!r}")
+                for measure, value in scores.items():
+                    if measure not in measures:
+                        raise ClirOtError(f"invalid configuration: {where} {lang} {system} names measure "
+                                          f"{measure!r}; {bench}'s: {', '.join(measures)}")
+                    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                        raise ClirOtError(f"invalid configuration: {where} {lang} {system} {measure} must be a "
+                                          f"number, got {value!r}")
+
+    if not isinstance(exp.expected, dict):
+        raise ClirOtError(f"invalid configuration: expected must be a mapping, got {exp.expected!r}")
+    check("expected", exp.eval_langs, "miracl", {k: v for k, v in exp.expected.items() if k != "bible-clir"})
+    clir = exp.expected.get("bible-clir")
+    if clir is not None:
+        if not isinstance(clir, dict) or not set(clir) <= set(exp.clir_query_encoders):
+            raise ClirOtError("invalid configuration: expected bible-clir must map query encoders "
+                              f"({', '.join(exp.clir_query_encoders)}) to languages")
+        for encoder, tree in clir.items():
+            check(f"expected bible-clir {encoder}", exp.clir_langs, "bible-clir", tree)
+
+
 def _format_value(value: Any) -> str:
     text = repr(value) if isinstance(value, float) else str(value)
     return "".join(c if c.isalnum() or c in "._+-" else "_" for c in text)
@@ -287,6 +339,8 @@ def expand_conditions(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
         out[name] = spec
 
     for name, spec in raw.items():
+        if spec is not None and not isinstance(spec, dict):
+            raise ClirOtError(f"invalid configuration: condition {name!r} must be a mapping of settings, got {spec!r}")
         spec = dict(spec or {})
         unknown = sorted(set(spec) - _DISTILL_FIELDS - {"sweep", "seeds"})
         if unknown:
@@ -310,6 +364,9 @@ def expand_conditions(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
             if not isinstance(values, list) or not values or len(set(map(repr, values))) != len(values):
                 raise ClirOtError(f"invalid configuration: sweep of {name!r} over {key!r} needs a list of distinct "
                                   "values")
+            if any(a == b for i, a in enumerate(values) for b in values[:i]):
+                raise ClirOtError(f"invalid configuration: sweep of {name!r} over {key!r} lists the same value twice "
+                                  f"({values}): it would train and report one setting twice")
         keys = list(sweep)
         for point in itertools.product(*(sweep[k] for k in keys)):
             label = "-".join(f"{k}{_format_value(v)}" for k, v in zip(keys, point, strict=True))
@@ -337,6 +394,8 @@ def read_experiment_file(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, 
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
+    if not isinstance(parent, str):
+        raise ClirOtError(f"{path}: extends must be one path (a string), got {parent!r}")
     base_path = (path.parent / str(parent)).resolve()
     if base_path in _seen or base_path == path.resolve():
         raise ClirOtError(f"{path}: extends {parent} makes a cycle")
@@ -350,8 +409,16 @@ def load_experiment(path: Path, profile: str) -> Experiment:
     override the top level, ``distill`` mappings are merged."""
     raw = read_experiment_file(path)
     profiles = raw.pop("profiles", {}) or {}
+    if not isinstance(profiles, dict):
+        raise ClirOtError(f"{path}: profiles must be a mapping of profile names to settings, got {profiles!r}")
     if profile not in profiles:
         raise ClirOtError(f"{path} has no profile {profile!r}; profiles: {', '.join(profiles) or 'none'}")
+    if profiles[profile] is not None and not isinstance(profiles[profile], dict):
+        raise ClirOtError(f"{path}: profile {profile!r} must be a mapping of settings, got {profiles[profile]!r}")
     chosen = dict(profiles[profile] or {})
-    distill = {**(raw.pop("distill", {}) or {}), **(chosen.pop("distill", {}) or {})}
+    top, own = raw.pop("distill", {}) or {}, chosen.pop("distill", {}) or {}
+    for where, block in (("distill", top), (f"profile {profile!r} distill", own)):
+        if not isinstance(block, dict):
+            raise ClirOtError(f"{path}: {where} must be a mapping of distillation settings, got {block!r}")
+    distill = {**top, **own}
     return build(Experiment, {"name": Path(path).stem}, raw, chosen, {"profile": profile, "distill": distill})

@@ -142,9 +142,9 @@ class DistillConfig:
                 raise ClirOtError(f"invalid configuration: unknown objective term(s) {', '.join(unknown)}; "
                                   f"known: {', '.join(objective.TERMS)}")
             for term, weight in self.objective.items():
-                if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
-                    raise ClirOtError(f"invalid configuration: objective weight of {term} must be a number ≥ 0, "
-                                      f"got {weight!r}")
+                if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < math.inf:
+                    raise ClirOtError(f"invalid configuration: objective weight of {term} must be a finite number "
+                                      f"≥ 0, got {weight!r}")
             self.objective = {term: float(w) for term, w in self.objective.items()}
         if not objective.resolve(self):
             raise ClirOtError("invalid configuration: the objective has no term with a weight above 0")
