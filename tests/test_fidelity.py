@@ -101,3 +101,14 @@ def test_experiments_cannot_evaluate_in_int8(tmp_path: Path) -> None:
                                     "profiles": {"p": {}}}))
     with pytest.raises(ClirOtError, match="eval_precision"):
         load_experiment(path, "p")
+
+
+def test_a_damaged_fidelity_record_is_one_line(tiny_xlmr_dir: Path) -> None:
+    from clir_ot.artifacts import write_json_atomic
+    from clir_ot.errors import ClirOtError
+
+    path = fidelity.record_path(fidelity._weights_sha256(str(tiny_xlmr_dir)), "int8")
+    write_json_atomic(path, {"full_corpus": True, "verdict": "?"})  # no "passed"
+    with pytest.raises(ClirOtError, match="is damaged"):
+        fidelity.require_fidelity(str(tiny_xlmr_dir), "int8")
+    path.unlink()

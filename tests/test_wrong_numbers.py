@@ -427,3 +427,33 @@ def test_another_configuration_of_the_same_system_is_never_replaced_silently(tmp
     same = run("eval", "--lang", "yo", "--model", "bm25", "--pool", "100", "--out", str(out), "--batch-size", "7")
     assert same.exit_code == 0  # batching is not another configuration of the result
     assert json.loads((out / "yo" / "metrics.json").read_text())["result"]["metrics"] == pooled
+
+
+def test_damaged_saved_results_and_misplaced_folders_are_one_line(tmp_path: Path, monkeypatch) -> None:
+    """Tracebacks where one line is promised: compare with a missing or truncated per_query.json or a query
+    lacking a measure, CLIR_OT_CACHE naming a file, reproduce --runs-dir / --reports-dir naming a file."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run("eval", "--lang", "yo", "--model", "bm25", "--out", str(a)).exit_code == 0
+    assert run("eval", "--lang", "yo", "--model", "bm25-strong", "--out", str(b)).exit_code == 0
+    per_query = b / "yo" / "per_query.json"
+    text = per_query.read_text()
+    for damage, message in ((lambda: per_query.unlink(), "per_query.json is missing"),
+                            (lambda: per_query.write_text(text[: len(text) // 2]), "per_query.json"),
+                            (lambda: per_query.write_text(text.replace('"AP": ', '"MAP": ', 1)), "has no AP")):
+        damage()
+        saved = json.loads((b / "yo" / "metrics.json").read_text())
+        saved.pop("files", None), saved.pop("record_sha256", None)  # as written before hashes: read as it is
+        (b / "yo" / "metrics.json").write_text(json.dumps(saved))
+        result = run("compare", str(a), str(b))
+        assert result.exit_code == 1 and message in result.clean_stderr and "Traceback" not in result.output
+        per_query.write_text(text)
+    cache_file = tmp_path / "cache-file"
+    cache_file.write_text("")
+    monkeypatch.setenv("CLIR_OT_CACHE", str(cache_file))
+    result = run("cache")
+    assert result.exit_code == 1 and "CLIR_OT_CACHE" in result.clean_stderr and "is a file" in result.clean_stderr
+    monkeypatch.delenv("CLIR_OT_CACHE")
+    for option in ("--runs-dir", "--reports-dir"):
+        result = run("reproduce", "experiments/zero_shot_miracl.yaml", "--profile", "smoke", option, str(cache_file))
+        assert result.exit_code == 1 and "is a file where a folder is needed" in result.clean_stderr
+    assert cache_file.read_text() == ""

@@ -42,7 +42,15 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import config_hash, folder_lock, hardware, package_versions, write_json_atomic, write_yaml_atomic
+from .artifacts import (
+    config_hash,
+    folder_lock,
+    hardware,
+    package_versions,
+    require_folder,
+    write_json_atomic,
+    write_yaml_atomic,
+)
 from .data import miracl
 from .errors import ClirOtError
 from .eval.evaluate import evaluate as run_evaluate
@@ -394,6 +402,8 @@ def reproduce(experiment: Path, profile: str, runs_dir: Path, reports_dir: Path,
     return the report folder."""
     started = time.time()
     exp = load_experiment(experiment, profile)
+    for folder in (runs_dir, reports_dir):  # a file where a folder belongs: one line now, not after every stage
+        require_folder(Path(folder))
     for condition in exp.condition_names():  # a device this machine lacks stops the run before any stage
         resolve_device(exp.distill_config(condition, exp.seeds_of(condition)[0]).device)
     refuse_slow_cpu_bf16(exp)

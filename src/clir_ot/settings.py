@@ -17,4 +17,10 @@ def is_offline() -> bool:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("CLIR_OT_CACHE", Path.home() / ".cache" / "clir-ot"))
+    """``$CLIR_OT_CACHE`` (default ``~/.cache/clir-ot``); one line, not a traceback, where it names a file."""
+    path = Path(os.environ.get("CLIR_OT_CACHE", Path.home() / ".cache" / "clir-ot"))
+    if path.exists() and not path.is_dir():
+        from .errors import ClirOtError
+
+        raise ClirOtError(f"CLIR_OT_CACHE={path} is a file; it must name a folder (or be unset)")
+    return path

@@ -62,6 +62,9 @@ def require_fidelity(model: str, precision: str) -> None:
                           f"`{gate_command(model, precision)}` (min cosine ≥ {MIN_COSINE} on {COSINE_PASSAGES:,} "
                           f"yo passages, then full-corpus yo {' and '.join(MEASURES)} within {TOLERANCE} of fp32), "
                           "or use fp32")
+    if not isinstance(record.get("passed"), bool):
+        raise ClirOtError(f"the fidelity record {record_path(_weights_sha256(model), precision)} is damaged (no "
+                          f"verdict); run `{gate_command(model, precision)}` again")
     if not record["passed"]:
         raise ClirOtError(f"--precision {precision} is refused for {model}: it failed the fidelity gate on "
                           f"{record['measured']} ({record['verdict']}); use fp32")

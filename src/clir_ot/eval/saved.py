@@ -46,8 +46,26 @@ def verify_record(lang_dir: Path, record: dict) -> str | None:
     return None
 
 
-def _finite_scores(path: Path, scores: dict) -> dict:
+def _read_json(path: Path) -> dict:
+    """A saved JSON mapping, or one line naming the file that is missing, truncated or not a mapping."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ClirOtError(f"{path} is missing; evaluate again into {path.parent.parent}") from None
+    except (OSError, ValueError) as exc:
+        raise ClirOtError(f"{path} cannot be read ({' '.join(str(exc).split())}); evaluate again into "
+                          f"{path.parent.parent}") from None
+    if not isinstance(data, dict):
+        raise ClirOtError(f"{path} is not a mapping; evaluate again into {path.parent.parent}")
+    return data
+
+
+def _finite_scores(path: Path, scores: dict, measures: list[str]) -> dict:
+    """``scores`` when every query has a finite number for each of ``measures``, else one line naming it."""
     for qid, row in scores.items():
+        lacking = [m for m in measures if not isinstance(row, dict) or m not in row]
+        if lacking:
+            raise ClirOtError(f"{path}: query {qid} has no {', '.join(lacking)}; evaluate again")
         for measure, value in row.items():
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ClirOtError(f"{path}: query {qid} {measure} is {value!r}, not a finite number; re-run the "
@@ -61,7 +79,7 @@ def read_evaluation(out: Path) -> dict[str, dict]:
     results, in sorted order; ``{}`` when ``out`` is missing."""
     found = {}
     for lang_dir in sorted(p for p in Path(out).glob("*") if (p / "metrics.json").is_file()):
-        saved = json.loads((lang_dir / "metrics.json").read_text(encoding="utf-8"))
+        saved = _read_json(lang_dir / "metrics.json")
         changed = verify_record(lang_dir, saved)
         if changed:
             raise ClirOtError(f"{changed}: it was changed after clir-ot evaluate wrote it; evaluate again into "
@@ -69,7 +87,7 @@ def read_evaluation(out: Path) -> dict[str, dict]:
         per_query = lang_dir / "per_query.json"
         found[lang_dir.name] = {
             "metrics": saved["result"]["metrics"],
-            "per_query": _finite_scores(per_query, json.loads(per_query.read_text(encoding="utf-8"))),
+            "per_query": _finite_scores(per_query, _read_json(per_query), list(saved["result"]["metrics"])),
             "run": lang_dir / "run.trec",
             "saved": {"config": saved.get("config", {}), "inputs": saved.get("inputs", {})}}
     return found
