@@ -175,3 +175,38 @@ def test_changed_vectors_in_a_cache_entry_are_encoded_again_and_a_lost_id_is_ref
         load_embeddings(entry)
     fixed = _eval(tiny_xlmr_dir, tmp_path / "c")  # the cache encodes the damaged shard again
     assert fixed["metrics"] == first["metrics"] and "cannot be read" in fixed["recomputed"]
+
+
+def test_waiting_for_a_stopped_writer_says_so_and_gives_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    """A second process waited forever, without a word, on a cache entry whose writer was stopped."""
+    import subprocess
+    import sys
+    import time
+
+    from clir_ot.artifacts import acquire_lock
+    from clir_ot.errors import ClirOtError
+
+    lock = tmp_path / "entry.lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time\n"
+        f"h = open({str(lock)!r}, 'a+'); fcntl.flock(h, fcntl.LOCK_EX); h.write('pid stopped-writer'); h.flush()\n"
+        "print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("CLIR_OT_LOCK_TIMEOUT", "1.5")
+        started = time.monotonic()
+        with open(lock, "a+") as handle, pytest.raises(ClirOtError, match=r"gave up waiting for the entry after 1.5 s "
+                                                                          r"\(held by pid stopped-writer\)"):
+            acquire_lock(handle, "the entry")
+        assert 1.4 <= time.monotonic() - started < 10
+        assert "waiting for the entry: held by pid stopped-writer" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    with open(lock, "a+") as handle:  # the holder is gone: taken at once, and the new holder is written
+        acquire_lock(handle, "the entry")
+        assert lock.read_text().startswith("pid ")
+    monkeypatch.setenv("CLIR_OT_LOCK_TIMEOUT", "soon")
+    with open(lock, "a+") as handle, pytest.raises(ClirOtError, match="CLIR_OT_LOCK_TIMEOUT"):
+        acquire_lock(handle, "the entry")

@@ -86,6 +86,49 @@ def atomic_path(path: Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+#: seconds a process waits for a lock that another holds before it gives up (``CLIR_OT_LOCK_TIMEOUT``)
+DEFAULT_LOCK_TIMEOUT = 3600.0
+
+
+def lock_timeout() -> float:
+    """``$CLIR_OT_LOCK_TIMEOUT`` in seconds (default :data:`DEFAULT_LOCK_TIMEOUT`)."""
+    value = os.environ.get("CLIR_OT_LOCK_TIMEOUT", "")
+    try:
+        seconds = float(value) if value else DEFAULT_LOCK_TIMEOUT
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ClirOtError(f"CLIR_OT_LOCK_TIMEOUT={value!r} must be a number of seconds ≥ 0")
+    return seconds
+
+
+def acquire_lock(handle, what: str) -> None:
+    """Take the exclusive lock on the open lock file ``handle``, waiting for another holder: the wait is said
+    once on stderr (who holds it, since when) and ends with one line after :func:`lock_timeout` seconds. The
+    holder's process id and start time are written into the lock file for the next waiter to read."""
+    import fcntl
+    import sys
+
+    deadline, said = time.monotonic() + lock_timeout(), False
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = Path(handle.name).read_text(encoding="utf-8", errors="replace").strip() or "another process"
+            if time.monotonic() >= deadline:
+                raise ClirOtError(f"gave up waiting for {what} after {lock_timeout():g} s (held by {holder}); if "
+                                  "that process is stopped, end it, or raise CLIR_OT_LOCK_TIMEOUT") from None
+            if not said:
+                print(f"waiting for {what}: held by {holder} (giving up after {lock_timeout():g} s)", file=sys.stderr)
+                said = True
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    handle.flush()
+
+
 @contextmanager
 def folder_lock(folder: Path, what: str, name: str = ".lock", wait: bool = False) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` (the file ``name`` inside it, a ``.lock…`` name) while a stage
@@ -97,11 +140,14 @@ def folder_lock(folder: Path, what: str, name: str = ".lock", wait: bool = False
     require_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / name, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise ClirOtError(f"another clir-ot process is writing {folder} ({what}); wait for it to finish "
-                              "or choose another output folder") from None
+        if wait:
+            acquire_lock(handle, f"{folder} ({what})")
+        else:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ClirOtError(f"another clir-ot process is writing {folder} ({what}); wait for it to finish "
+                                  "or choose another output folder") from None
         try:
             yield
         finally:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..artifacts import config_hash, write_json_atomic
+from ..artifacts import acquire_lock, config_hash, write_json_atomic
 from ..errors import ClirOtError
 from ..inputs import read_json_or_none
 from ..models.encoder import Encoder
@@ -56,7 +56,7 @@ def document_embeddings(encoder: Encoder, config: dict, doc_ids: Sequence[str], 
     entry = root / key
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f"{key}.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process encoding this entry: wait, then read it
+        acquire_lock(lock, f"the embedding cache entry {entry}")  # another process encoding it: wait, then read
         try:
             hit = is_complete(entry)
             damaged = embeddings_problem(entry) if hit else None
