@@ -72,7 +72,9 @@ def test_a_failed_gate_refuses_int8_with_the_numbers_it_measured(outlier_model: 
         EvalConfig(langs=["yo"], model=str(outlier_model), precision="int8")
 
 
-def test_the_gate_compares_retrieval_after_the_cosine_and_only_the_full_corpus_unlocks(tiny_xlmr_dir: Path) -> None:
+def test_the_gate_compares_retrieval_after_the_cosine_and_only_the_full_corpus_unlocks(
+        tiny_xlmr_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fidelity, "COSINE_PASSAGES", 200)  # the gate's own count, made small for the test
     record = gate.run_gate(str(tiny_xlmr_dir), "bf16", passages=200, pool_distractors=50)
     retrieval = record["retrieval"]
     assert record["cosine"]["min"] >= fidelity.MIN_COSINE and retrieval is not None
@@ -110,5 +112,8 @@ def test_a_damaged_fidelity_record_is_one_line(tiny_xlmr_dir: Path) -> None:
     path = fidelity.record_path(fidelity._weights_sha256(str(tiny_xlmr_dir)), "int8")
     write_json_atomic(path, {"full_corpus": True, "verdict": "?"})  # no "passed"
     with pytest.raises(ClirOtError, match="is damaged"):
+        fidelity.require_fidelity(str(tiny_xlmr_dir), "int8")
+    write_json_atomic(path, {"full_corpus": True, "passed": True, "cosine": {"passages": 1}})  # gate --passages 1
+    with pytest.raises(ClirOtError, match="checked the cosine on 1 passages, fewer than the 1,000"):
         fidelity.require_fidelity(str(tiny_xlmr_dir), "int8")
     path.unlink()

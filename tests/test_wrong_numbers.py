@@ -457,3 +457,18 @@ def test_damaged_saved_results_and_misplaced_folders_are_one_line(tmp_path: Path
         result = run("reproduce", "experiments/zero_shot_miracl.yaml", "--profile", "smoke", option, str(cache_file))
         assert result.exit_code == 1 and "is a file where a folder is needed" in result.clean_stderr
     assert cache_file.read_text() == ""
+
+
+def test_settings_that_would_do_nothing_or_the_wrong_thing_are_refused(tmp_path: Path) -> None:
+    from clir_ot.distill.trainer import DistillConfig
+    from clir_ot.errors import ClirOtError
+
+    with pytest.raises(ClirOtError, match="lang en is the teacher's side"):
+        DistillConfig(lang="en", probe_langs=["yo"])
+    with pytest.raises(ClirOtError, match=r"snapshot_steps \[10\] must lie below the 10 training steps"):
+        DistillConfig(steps=10, snapshot_steps=[5, 10], probe_langs=["yo"])
+    for command in ("bitext", "lexicon"):
+        extra = ("--source", "udhr") if command == "bitext" else ()
+        result = run("data", command, *extra, "--langs", " , ", "--out", str(tmp_path / command))
+        assert result.exit_code == 1 and "names no language" in result.clean_stderr
+        assert not (tmp_path / command).exists()

@@ -166,6 +166,8 @@ def data_bitext(
     from .settings import cache_dir
 
     codes = [c.strip() for c in langs.split(",") if c.strip()]
+    if not codes:
+        raise ClirOtError("--langs names no language; give one or more, e.g. --langs de,fr")
     if out.exists() and not overwrite:
         raise ClirOtError(f"{out} already exists; pass --overwrite to replace it")
     kwargs = {"limit": limit}
@@ -196,6 +198,9 @@ def data_lexicon(
     from .data.bible import EDITIONS, HELD_OUT_BOOKS, read_edition
     from .settings import cache_dir
 
+    codes = [c.strip() for c in langs.split(",") if c.strip()]
+    if not codes:
+        raise ClirOtError("--langs names no language; give one or more, e.g. --langs sw,hi")
     if out.exists() and not overwrite:
         raise ClirOtError(f"{out} already exists; pass --overwrite to replace it")
     words = None
@@ -204,7 +209,6 @@ def data_lexicon(
 
         english = read_edition(EDITIONS["en"], HELD_OUT_BOOKS).values()
         words = {w for verse in english for w in re.findall(r"\w+", verse.lower())}
-    codes = [c.strip() for c in langs.split(",") if c.strip()]
     table = builders.build_freedict_lexicon(codes, cache_dir() / "debian", words)
     payload = json.dumps(table, ensure_ascii=False, sort_keys=True).encode("utf-8")
     write_bytes_atomic(out, gzip.compress(payload, mtime=0) if out.suffix == ".gz" else payload)

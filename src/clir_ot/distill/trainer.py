@@ -132,6 +132,13 @@ class DistillConfig:
     def __post_init__(self) -> None:
         validate(self)
         self.lang = check_language(self.lang)
+        if self.lang == "en":
+            raise ClirOtError("invalid configuration: lang en is the teacher's side of every pair; give the "
+                              "evaluation language to exclude (sw, yo, te, bn, hi or th)")
+        beyond = [s for s in self.snapshot_steps if s >= self.steps]
+        if beyond:
+            raise ClirOtError(f"invalid configuration: snapshot_steps {beyond} must lie below the {self.steps} "
+                              "training steps (the last step is the student itself)")
         if self.check_lang is not None:
             self.check_lang = check_language(self.check_lang)
         self.probe_langs = check_probe_languages(self.probe_langs)

@@ -68,3 +68,8 @@ def require_fidelity(model: str, precision: str) -> None:
     if not record["passed"]:
         raise ClirOtError(f"--precision {precision} is refused for {model}: it failed the fidelity gate on "
                           f"{record['measured']} ({record['verdict']}); use fp32")
+    used = (record.get("cosine") or {}).get("passages", 0)
+    if not isinstance(used, int) or used < COSINE_PASSAGES:
+        raise ClirOtError(f"--precision {precision} has not passed the fidelity gate for {model}: its record checked "
+                          f"the cosine on {used} passages, fewer than the {COSINE_PASSAGES:,} the gate needs; run "
+                          f"`{gate_command(model, precision)}`")
