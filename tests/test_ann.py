@@ -62,6 +62,13 @@ def test_ann_finds_most_of_the_exact_top_100_and_is_kept_beside_the_embeddings(
     # other vectors of the same shape: another index, never the stale one
     _, _, other = search(queries, corpus[::-1].copy(), 100, kind, tmp_path / "a")
     assert not other["reused"] and other["file"] != record["file"]
+    # a damaged saved index (bytes changed, or cut short) is built again, never reused or a traceback
+    path = Path(record["file"])
+    for damage in (lambda b: b[:-64] + bytes(64), lambda b: b[: len(b) // 2]):
+        path.write_bytes(damage(path.read_bytes()))
+        _, fixed, fourth = search(queries, corpus, 100, kind, tmp_path / "a")
+        assert not fourth["reused"] and "does not match the sha256" in fourth["rebuilt"]
+        np.testing.assert_array_equal(fixed, idx)
 
 
 def test_an_hnsw_evaluation_records_its_index_and_reuses_it(tiny_xlmr_dir: Path, tmp_path: Path,

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import atomic_path, config_hash
+from ..artifacts import atomic_path, config_hash, sha256_file
 from ..errors import ClirOtError
+from ..inputs import read_json_or_none
 
 ANN_BACKENDS = ("hnsw", "ivf", "ivfpq")
 SEED = 0
@@ -129,19 +130,26 @@ def cached_index(corpus: np.ndarray, kind: str, k: int, folder: Path | None) -> 
     name = f"index-{kind}-{config_hash(build_params | {'vectors': vectors_sha256(corpus)})[:16]}"
     path = Path(folder) / f"{name}.faiss" if folder is not None else None
     record = {"backend": kind, "parameters": params, "file": str(path) if path else None}
+    rebuilt = None
     if path is not None and path.is_file():
-        index = faiss.read_index(str(path))
-        if index.ntotal == corpus.shape[0] and index.d == corpus.shape[1]:
-            return index, record | {"reused": True, "build_s": 0.0}
+        saved = read_json_or_none(path.with_suffix(".json")) or {}
+        if saved.get("index_sha256") != sha256_file(path):
+            rebuilt = f"{path} does not match the sha256 recorded when it was written; built again"
+        else:
+            index = faiss.read_index(str(path))
+            if index.ntotal == corpus.shape[0] and index.d == corpus.shape[1]:
+                return index, record | {"reused": True, "build_s": 0.0}
+            rebuilt = f"{path} holds {index.ntotal} vectors of {index.d} dimensions; built again"
     started = time.time()
     index = build(corpus, params)
-    record |= {"reused": False, "build_s": round(time.time() - started, 2)}
+    record |= {"reused": False, "build_s": round(time.time() - started, 2)} | ({"rebuilt": rebuilt} if rebuilt else {})
     if path is not None:
         with atomic_path(path) as tmp:
             faiss.write_index(index, str(tmp))
         with atomic_path(path.with_suffix(".json")) as tmp:
             tmp.write_text(json.dumps(record | {"vectors": corpus.shape[0], "dim": corpus.shape[1],
-                                                "vectors_sha256": vectors_sha256(corpus), "faiss": faiss.__version__},
+                                                "vectors_sha256": vectors_sha256(corpus), "faiss": faiss.__version__,
+                                                "index_sha256": sha256_file(path)},
                                       indent=2) + "\n", encoding="utf-8")
     return index, record
 
