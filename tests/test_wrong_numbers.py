@@ -472,3 +472,12 @@ def test_settings_that_would_do_nothing_or_the_wrong_thing_are_refused(tmp_path:
         result = run("data", command, *extra, "--langs", " , ", "--out", str(tmp_path / command))
         assert result.exit_code == 1 and "names no language" in result.clean_stderr
         assert not (tmp_path / command).exists()
+
+
+@pytest.mark.parametrize("score", ["inf", "-inf", "nan", "Infinity"])
+def test_a_run_file_score_that_is_not_finite_is_refused_with_its_line(tmp_path: Path, score: str) -> None:
+    """An inf score passed read_run (only NaN was refused) and min-max fusion turned it into NaN."""
+    run_file = tmp_path / "run.trec"
+    run_file.write_text(f"10020#0 Q0 598#0 1 0.5 x\n10020#0 Q0 598#1 2 {score} x\n")
+    result = run("eval", "--lang", "yo", "--run", str(run_file), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1 and f"{run_file}:2: score {score!r} is not a finite number" in result.clean_stderr

@@ -498,7 +498,7 @@ def evaluate_cmd(
             err_console.print(f"{r.lang}: {r.info['recomputed']}", markup=False, highlight=False)
     if as_json:
         print(json.dumps({"system": cfg.system_name(), "out": str(out), "results": [asdict(r) for r in results]},
-                         ensure_ascii=False, indent=2))
+                         allow_nan=False, ensure_ascii=False, indent=2))
     else:
         console.print(markdown_table(results, cfg.measures, cfg.system_name()), markup=False, highlight=False)
         console.print(f"run files, per-query scores and metrics in {out}/", markup=False, highlight=False)
@@ -543,7 +543,7 @@ def compare_cmd(
     if as_json:
         print(json.dumps({"a": [str(f) for f in side_a], "b": [str(f) for f in side_b],
                           "comparisons": [{**asdict(r), "p_test": r.p_test, "holds": r.holds} for r in rows]},
-                         indent=2))
+                         indent=2, allow_nan=False))
         return
 
     def describe(side: list[Path]) -> str:

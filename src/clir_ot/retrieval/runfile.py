@@ -7,6 +7,7 @@ line raises an error naming the file and line.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -47,8 +48,8 @@ def read_run(path: Path, known_queries: Iterable[str] | None = None) -> dict[str
                 int(rank_s)
             except ValueError:
                 raise ClirOtError(f"{path}:{n}: rank {rank_s!r} / score {score_s!r} is not numeric") from None
-            if score != score:
-                raise ClirOtError(f"{path}:{n}: score is NaN")
+            if not math.isfinite(score):
+                raise ClirOtError(f"{path}:{n}: score {score_s!r} is not a finite number")
             if known is not None and qid not in known:
                 raise ClirOtError(f"{path}:{n}: unknown query id {qid!r} (not in the topics)")
             if doc in run.setdefault(qid, {}):
