@@ -162,6 +162,14 @@ def test_reproduce_end_to_end_then_resume(experiment: Path, tmp_path: Path, monk
 
     write_report(root, tmp_path / "partial", load_experiment(experiment, "tiny"))
     assert "**incomplete**: evaluated ot 1 of 2" in (tmp_path / "partial" / "results.md").read_text()
+    spec = yaml.safe_load(experiment.read_text())  # a declared comparison with nothing to test is said, not dropped
+    spec["conditions"]["noise"], spec["compare"] = {"method": "noise"}, [*spec["compare"], ["noise", "kd"]]
+    variant = tmp_path / "variant.yaml"
+    variant.write_text(yaml.safe_dump(spec))
+    untested = write_report(root, tmp_path / "untested", load_experiment(variant, "tiny"))
+    assert untested["untested_comparisons"] == ["noise vs kd"]
+    assert "**Not tested** (no language has results of both conditions): noise vs kd." in (
+        tmp_path / "untested" / "results.md").read_text()
     real_train = trainer.train
 
     def interrupted(*args, **kwargs):

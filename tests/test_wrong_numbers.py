@@ -481,3 +481,12 @@ def test_a_run_file_score_that_is_not_finite_is_refused_with_its_line(tmp_path: 
     run_file.write_text(f"10020#0 Q0 598#0 1 0.5 x\n10020#0 Q0 598#1 2 {score} x\n")
     result = run("eval", "--lang", "yo", "--run", str(run_file), "--out", str(tmp_path / "o"))
     assert result.exit_code == 1 and f"{run_file}:2: score {score!r} is not a finite number" in result.clean_stderr
+
+
+def test_the_summary_says_how_deep_and_with_which_backend_it_searched(tmp_path: Path) -> None:
+    """bible-clir's "R@100" equalled R@10 at --depth 10 and the depth was never shown; an approximate search's
+    numbers did not say which backend made them."""
+    shallow = run("eval", "--benchmark", "bible-clir", "--lang", "de", "--model", "bm25", "--depth", "10",
+                  "--out", str(tmp_path / "s"))
+    assert shallow.exit_code == 0 and "- search: exact, 10 documents per query" in shallow.clean_stdout
+    assert "- search: exact, 10 documents per query" in (tmp_path / "s" / "results.md").read_text()

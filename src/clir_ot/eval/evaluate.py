@@ -347,6 +347,9 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
     write_text_atomic(lang_dir / "per_query.tsv", per_query_long(scores, metrics.aggregate(scores)))
     info["wall_time_s"] = round(time.time() - started, 2)
     info["corpus"] = cfg.corpus_label(lang)
+    if not cfg.run_file:  # a measure deeper than the search (R@100 of a depth-10 run) is bounded by it
+        info["searched"] = (f"{cfg.backend}{' (approximate)' if cfg.backend in ANN_BACKENDS else ''}, "
+                            f"{cfg.depth} documents per query")
     result = LanguageResult(lang, "ok", metrics=metrics.aggregate(scores), n_queries=len(qrels),
                             run_path=str(lang_dir / "run.trec"), info=info)
     saved_result = {k: v for k, v in asdict(result).items() if k != "reused"}
@@ -367,6 +370,8 @@ def markdown_table(results: list[LanguageResult], measures: list[str], system: s
     notes = [f"- **{r.lang} unavailable**: {r.reason}" for r in results if r.status != "ok"]
     corpora = sorted({r.info.get("corpus", "") for r in results if r.status == "ok"} - {""})
     notes += [f"- corpus: {c}" for c in corpora]
+    searched = sorted({r.info.get("searched", "") for r in results if r.status == "ok"} - {""})
+    notes += [f"- search: {s}" for s in searched]
     precisions = sorted({f"{p['precision']} ({p['reason']})" for r in results
                          if r.status == "ok" and (p := r.info.get("precision"))})
     notes += [f"- precision: {p}" for p in precisions]

@@ -296,6 +296,7 @@ def write_report(root: Path, out: Path, exp) -> dict:
     summary = summarise(data)
     comparisons = exp.comparisons()
     sig, sig_per_seed = significance(data, comparisons)
+    untested = [f"{a} vs {b}" for a, b in comparisons if not any(a in c and b in c for c in data.values())]
     logs, probe_after, probe_before, costs, probe_items = _training(root, exp)
     curves = curves_summary(root, exp)
     equal_drift = [row for m in ("nDCG@10", "R@100") for row in at_equal_drift(curves, comparisons, m)]
@@ -346,7 +347,8 @@ def write_report(root: Path, out: Path, exp) -> dict:
     result = {"experiment": exp.name, "profile": exp.profile, "corpus": corpus, "curve_corpus": curve_corpus,
               "summary": summary,
               "comparisons": [list(c) for c in comparisons], "significance": sig,
-              "significance_per_seed": sig_per_seed, "curves": {c: v["mean"] for c, v in curves.items()},
+              "significance_per_seed": sig_per_seed, "untested_comparisons": untested,
+              "curves": {c: v["mean"] for c, v in curves.items()},
               "equal_drift": equal_drift, "unavailable": collected["unavailable"], "probe_before": probe_before,
               "probe_after": probe_after, "probe_transfer": udhr_transfer,
               "diagnostic": {k: {lang: r["aggregate"] for lang, r in v["results"].items()}
@@ -608,6 +610,9 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
         L.append(f"| {s['comparison']} | {s['lang']} | {s['metric']} | {s['mean_diff']:+.4f} | "
                  f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}] | {s['p']:.4f} | {s['p_holm']:.4f} | {means} | "
                  f"{s['t_seeds']:.2f} ({s['df_seeds']:.1f}) | {s['p_seeds']:.4f} |")
+    if r.get("untested_comparisons"):
+        L += ["", "**Not tested** (no language has results of both conditions): "
+              + ", ".join(r["untested_comparisons"]) + "."]
     L += ["", "Per seed: paired randomisation test over queries (10,000 sign flips) of each seed's run against "
           "the other condition's run of the same seed (or its single run); Holm across all per-seed tests.", "",
           "| comparison | lang | metric | seed | Δ | p (rand) | p Holm | d_z |", "|---|---|---|---|---|---|---|---|"]
