@@ -490,3 +490,39 @@ def test_the_summary_says_how_deep_and_with_which_backend_it_searched(tmp_path: 
                   "--out", str(tmp_path / "s"))
     assert shallow.exit_code == 0 and "- search: exact, 10 documents per query" in shallow.clean_stdout
     assert "- search: exact, 10 documents per query" in (tmp_path / "s" / "results.md").read_text()
+
+
+def test_messages_say_what_to_do(tmp_path: Path, tiny_xlmr_dir: Path, monkeypatch) -> None:
+    """A run killed before its first checkpoint was told to --resume (then 'nothing to resume'); a --run
+    evaluation was refused by compare as 'not written by this version'; a cache entry without its state advised
+    --overwrite; a bad condition setting named no condition."""
+    from clir_ot.distill.trainer import DistillConfig, train
+    from clir_ot.errors import ClirOtError
+    from clir_ot.experiment import load_experiment
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "run_config.json").write_text("{}")  # what a kill -9 before the first checkpoint leaves
+    cfg = DistillConfig(student=str(tiny_xlmr_dir), steps=2, batch_size=2, probe_langs=["yo"], check_lang=None)
+    with pytest.raises(ClirOtError, match=r"pass --overwrite \(it holds no checkpoint to resume\)"):
+        train(cfg, killed, evaluate=False)
+    with pytest.raises(ClirOtError, match="stopped before its first checkpoint; start it again with --overwrite"):
+        train(cfg, killed, resume=True, evaluate=False)
+    run_file = tmp_path / "run.trec"
+    run_file.write_text("10020#0 Q0 598#0 1 0.5 x\n")
+    assert run("eval", "--lang", "yo", "--run", str(run_file), "--out", str(tmp_path / "r")).exit_code == 0
+    assert run("eval", "--lang", "yo", "--model", "bm25", "--out", str(tmp_path / "b")).exit_code == 0
+    result = run("compare", str(tmp_path / "r"), str(tmp_path / "b"))
+    assert result.exit_code == 1 and "scored a run file made outside clir-ot" in result.clean_stderr
+    monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "cache"))
+    args = ("eval", "--lang", "yo", "--model", str(tiny_xlmr_dir), "--pool", "20", "--precision", "fp32")
+    assert run(*args, "--out", str(tmp_path / "e1")).exit_code == 0
+    (state,) = (tmp_path / "cache" / "embeddings").glob("*/state.json")
+    state.unlink()  # an entry left without its state: the cache's own folder, encoded again
+    again = run(*args, "--out", str(tmp_path / "e2"), "--json")
+    assert again.exit_code == 0, again.output
+    assert not json.loads(again.stdout)["results"][0]["info"]["embeddings"]["hit"]
+    spec = {"conditions": {"kd": {"method": "kd", "lr": "fast"}}, "eval_langs": ["yo"], "profiles": {"p": {}}}
+    (tmp_path / "bad.yaml").write_text(json.dumps(spec))
+    with pytest.raises(ClirOtError, match=r"condition 'kd' \(seed 0\): invalid configuration: lr must be"):
+        load_experiment(tmp_path / "bad.yaml", "p")

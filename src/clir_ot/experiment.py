@@ -131,7 +131,10 @@ class Experiment:
             raise ClirOtError("invalid configuration: curve_pool is set but there are no curve_steps")
         for name in specs:  # every distillation's settings, checked before the first stage runs
             for seed in self.seeds_of(name):
-                cfg = self.distill_config(name, seed)
+                try:
+                    cfg = self.distill_config(name, seed)
+                except ClirOtError as exc:
+                    raise ClirOtError(f"condition {name!r} (seed {seed}): {exc}") from None
                 if any(step >= cfg.steps for step in self.curve_steps):
                     raise ClirOtError(f"invalid configuration: curve_steps {self.curve_steps} must lie below the "
                                       f"{cfg.steps} training steps of {name!r} (step 0 and the end are always "

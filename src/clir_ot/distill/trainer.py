@@ -447,13 +447,16 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
             _recover_checkpoint(out)
         distributed.barrier(world)
         if not (out / "checkpoint").is_dir():
-            raise ClirOtError(f"nothing to resume in {out} (no checkpoint/)")
+            raise ClirOtError(f"nothing to resume in {out}: it was stopped before its first checkpoint; start it "
+                              "again with --overwrite")
         saved = json.loads((out / "run_config.json").read_text())
         if saved != json.loads(json.dumps(asdict(cfg))):
             raise ClirOtError(f"--resume with a different configuration than the one that started {out}")
     elif out.exists() and any(out.iterdir()) and not overwrite:
-        raise ClirOtError(f"output directory {out} already exists and is not empty; "
-                          "choose another --out, pass --overwrite, or --resume an interrupted run")
+        checkpoint = any((out / name / "trainer.pt").is_file() for name in ("checkpoint", "checkpoint.old"))
+        raise ClirOtError(f"output directory {out} already exists and is not empty; choose another --out, pass "
+                          + ("--overwrite, or --resume the interrupted run from its checkpoint" if checkpoint else
+                             "--overwrite (it holds no checkpoint to resume)"))
     distributed.barrier(world)  # every rank has checked the folder before rank 0 writes to it
     set_seed(cfg.seed)
     models = build_models(cfg, device)

@@ -83,6 +83,10 @@ def resolve_side(spec: str | Path) -> list[Path]:
 
 def _what_was_searched(folder: Path, lang: str, saved: dict) -> dict:
     config, inputs = saved["config"], saved["inputs"]
+    if config.get("run_file"):
+        raise ClirOtError(f"{folder / lang} scored a run file made outside clir-ot ({config['run_file']}): what it "
+                          "searched is not recorded, so it cannot be checked as comparable; compare evaluations that "
+                          "clir-ot searched")
     missing = [f for f in SEARCH_FIELDS if f not in config] + [f for f in INPUT_FIELDS if f not in inputs]
     if missing:
         raise ClirOtError(f"{folder / lang / 'metrics.json'} does not record {', '.join(missing)}: "

@@ -68,6 +68,8 @@ def open_embeddings_dir(out: Path, config: dict, overwrite: bool, replace_foreig
     directory at once (shards) take turns."""
     with folder_lock(out, "opening embeddings", name=".lock-open", wait=True):
         state_file = out / STATE
+        if replace_foreign and not state_file.is_file():  # the caller's own folder, left without its state
+            overwrite = True
         if state_file.is_file() and not overwrite:
             state = read_json_or_none(state_file) or {}
             if state.get("config_hash") == config_hash(config):
