@@ -526,3 +526,19 @@ def test_messages_say_what_to_do(tmp_path: Path, tiny_xlmr_dir: Path, monkeypatc
     (tmp_path / "bad.yaml").write_text(json.dumps(spec))
     with pytest.raises(ClirOtError, match=r"condition 'kd' \(seed 0\): invalid configuration: lr must be"):
         load_experiment(tmp_path / "bad.yaml", "p")
+
+
+def test_a_byte_order_mark_a_folder_and_an_empty_build_are_handled(tmp_path: Path, monkeypatch) -> None:
+    from clir_ot.data import builders
+    from clir_ot.data.bitext import read_bitext
+    from clir_ot.errors import ClirOtError
+
+    bom = tmp_path / "bom.tsv"
+    bom.write_bytes("\ufeff".encode() + BITEXT.encode())  # a BOM before a correct header was a wrong header
+    assert len(read_bitext(bom).pairs) == 3
+    with pytest.raises(ClirOtError, match="is a folder; give a file"):
+        read_bitext(tmp_path)
+    monkeypatch.setitem(builders.BUILDERS, "udhr", lambda codes, **kwargs: [])  # a source without these languages
+    result = run("data", "bitext", "--source", "udhr", "--langs", "de", "--out", str(tmp_path / "none.tsv"))
+    assert result.exit_code == 1 and "udhr has no pairs for de" in result.clean_stderr
+    assert not (tmp_path / "none.tsv").exists()

@@ -174,6 +174,8 @@ def data_bitext(
     if source is BitextSource.libreoffice:
         kwargs["workdir"] = cache_dir() / "debian"
     pairs = builders.BUILDERS[source.value](codes, **kwargs)
+    if not pairs:
+        raise ClirOtError(f"{source.value} has no pairs for {', '.join(codes)}; nothing written to {out}")
     write_bitext(out, pairs)
     counts = {c: sum(p.lang == c for p in pairs) for c in codes}
     console.print(f"wrote {len(pairs):,} pairs to {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()),

@@ -18,13 +18,16 @@ from .errors import ClirOtError
 
 
 def open_text(path: Path) -> io.TextIOBase:
-    """Open a UTF-8 text file, transparently gunzipping ``.gz``."""
+    """Open a UTF-8 text file (a byte-order mark before the first line is dropped), transparently gunzipping
+    ``.gz``."""
     path = Path(path)
+    if path.is_dir():
+        raise ClirOtError(f"{path} is a folder; give a file")
     if not path.is_file():
         raise ClirOtError(f"file not found: {path}")
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="\n")
-    return open(path, encoding="utf-8", newline="\n")
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="\n")
+    return open(path, encoding="utf-8-sig", newline="\n")
 
 
 @contextmanager
