@@ -542,3 +542,15 @@ def test_a_byte_order_mark_a_folder_and_an_empty_build_are_handled(tmp_path: Pat
     result = run("data", "bitext", "--source", "udhr", "--langs", "de", "--out", str(tmp_path / "none.tsv"))
     assert result.exit_code == 1 and "udhr has no pairs for de" in result.clean_stderr
     assert not (tmp_path / "none.tsv").exists()
+
+
+def test_a_bitext_line_of_megabytes_is_refused_at_once(tmp_path: Path) -> None:
+    """data sample on a file of one 10 MB line took 242 s and printed 22 MB."""
+    import time
+
+    huge = tmp_path / "huge.tsv"
+    huge.write_text("lang\tsource\tref\ten\tx\n" + "de\tt\t1\t" + "word " * 2_000_000 + "\tWort\n")
+    started = time.monotonic()
+    result = run("data", "sample", "--bitext", str(huge), "--n", "1")
+    assert result.exit_code == 1 and "line 2: a line of 10,000,012 characters (at most 10,000)" in result.clean_stderr
+    assert time.monotonic() - started < 30 and len(result.output) < 2000

@@ -272,8 +272,11 @@ def data_sample(
     from .data.training import DEMO_BITEXT, load_training_data
 
     data = load_training_data(bitext or [DEMO_BITEXT], lexicon, lang, code_switch_p=p, code_switch_mode=mode.value)
+    def shown(text: str, limit: int = 300) -> str:
+        return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
     for ex in itertools.islice(data.examples(seed), n):
-        console.print(f"{ex.kind} ({ex.lang}) {ex.en}\n    → {ex.x}", highlight=False, markup=False)
+        console.print(f"{ex.kind} ({ex.lang}) {shown(ex.en)}\n    → {shown(ex.x)}", highlight=False, markup=False)
 
 
 def _progress():

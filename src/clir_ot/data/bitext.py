@@ -63,6 +63,10 @@ class Bitext:
                       self.sha256, sorted(self.pairs[i].line for i in drop))
 
 
+#: a bitext line longer than this is malformed: no sentence pair is that long, and training reads 64 tokens
+MAX_LINE_CHARS = 10_000
+
+
 def read_bitext(path: Path, lang: str | None = None, max_malformed: float = DEFAULT_MAX_MALFORMED) -> Bitext:
     """Read a bitext file.
 
@@ -86,6 +90,9 @@ def read_bitext(path: Path, lang: str | None = None, max_malformed: float = DEFA
         for n, raw in enumerate(lines, start=start):
             line = raw.rstrip("\n").rstrip("\r")
             if not line.strip():
+                continue
+            if len(line) > MAX_LINE_CHARS:
+                malformed.append((n, f"a line of {len(line):,} characters (at most {MAX_LINE_CHARS:,})"))
                 continue
             cols = line.split("\t")
             if tsv:
