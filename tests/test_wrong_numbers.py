@@ -141,6 +141,9 @@ def test_an_evaluation_killed_between_its_languages_resumes(tmp_path: Path) -> N
     assert again.exit_code == 0, again.output
     rows = {r["lang"]: r for r in json.loads(again.stdout)["results"]}
     assert rows["sw"]["reused"] and not rows["de"]["reused"]
+    (out / "results.json").write_text("{")  # a damaged summary: the languages' records still name the system
+    damaged = run("eval", "--benchmark", "bible-clir", "--lang", "sw,de", "--model", "bm25", "--out", str(out))
+    assert damaged.exit_code == 0 and "reused sw" in damaged.clean_stderr
     (out / "results.json").unlink()
     other = run("eval", "--benchmark", "bible-clir", "--lang", "sw", "--model", "bm25-strong", "--out", str(out))
     assert other.exit_code == 1 and "holds the results of another system (bm25)" in other.clean_stderr

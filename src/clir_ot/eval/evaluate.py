@@ -439,12 +439,9 @@ def _other_configuration(out: Path, cfg: EvalConfig) -> str | None:
 
 def _saved_system(out: Path) -> str | None:
     """The system whose results ``out`` holds, or ``None`` for an empty (or new) folder."""
-    summary = out / "results.json"
-    if summary.is_file():
-        try:
-            return str(json.loads(summary.read_text()).get("system"))
-        except ValueError:
-            return "an unreadable results.json"
+    summary = read_json_or_none(out / "results.json")  # a damaged summary: the languages' records decide
+    if isinstance(summary, dict) and summary.get("system"):
+        return str(summary["system"])
     # a kill between the languages and the summary: the languages' own records name the system
     saved = [read_json_or_none(p) for p in sorted(out.glob("*/metrics.json"))] if out.is_dir() else []
     names = {system_name(r["config"]) if isinstance(r, dict) and isinstance(r.get("config"), dict) else None
