@@ -557,3 +557,8 @@ def test_a_bitext_line_of_megabytes_is_refused_at_once(tmp_path: Path) -> None:
     result = run("data", "sample", "--bitext", str(huge), "--n", "1")
     assert result.exit_code == 1 and "line 2: a line of 10,000,012 characters (at most 10,000)" in result.clean_stderr
     assert time.monotonic() - started < 30 and len(result.output) < 2000
+
+
+def test_an_empty_language_list_is_not_all_languages(tmp_path: Path) -> None:
+    result = run("eval", "--lang", " ", "--model", "bm25", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1 and "names no language" in result.clean_stderr and not (tmp_path / "o").exists()

@@ -62,9 +62,12 @@ def check_language(code: str, allowed: tuple[str, ...] = MIRACL_LANGUAGES) -> st
 def parse_language_list(spec: str | None, default: tuple[str, ...] = EVAL_LANGUAGES,
                         allowed: tuple[str, ...] = MIRACL_LANGUAGES) -> list[str]:
     """Parse ``"sw,yo"`` into ``["sw", "yo"]`` (validated, order kept, duplicates removed); nothing or ``all``
-    gives ``default`` (for MIRACL evaluation the six excluded languages; every language by name)."""
-    if spec is None or not spec.strip() or spec.strip().lower() == "all":
+    gives ``default`` (for MIRACL evaluation the six excluded languages; every language by name); a given but
+    empty list is refused (an empty shell variable should not mean "all")."""
+    if spec is None or spec.strip().lower() == "all":
         return list(default)
+    if not spec.replace(",", "").strip():
+        raise ClirOtError(f"--lang {spec!r} names no language; give codes (sw,yo) or all")
     out: list[str] = []
     for part in spec.split(","):
         if part.strip():
