@@ -80,6 +80,7 @@ def test_an_hnsw_evaluation_records_its_index_and_reuses_it(tiny_xlmr_dir: Path,
     assert index["backend"] == "hnsw" and not index["reused"] and Path(index["file"]).is_file()
     assert Path(index["file"]).parent == Path(hnsw.info["embeddings"]["entry"])  # beside its embeddings
     assert abs(hnsw.metrics["R@100"] - exact.metrics["R@100"]) <= 0.01
+    assert "- search: hnsw (approximate), 1000 documents per query" in (tmp_path / "hnsw" / "results.md").read_text()
     (again,) = evaluate(EvalConfig(**cfg, backend="hnsw"), tmp_path / "hnsw-2")
     assert again.info["index"]["reused"] and again.metrics == hnsw.metrics
     (saved,) = evaluate(EvalConfig(**cfg, backend="hnsw"), tmp_path / "hnsw-2")

@@ -135,6 +135,12 @@ def test_encode_then_index_writes_a_run(tiny_bert_dir, tmp_path) -> None:
         machine = json.loads((folder / "manifest.json").read_text())["hardware"]
         assert machine["cpu"] and machine["cpu_count"] >= 1 and machine["gpu"] is None
         assert machine["cpu_flags"] == sorted(set(flags) & SPEED_FLAGS)
+    # a cut shard: index refuses it with one line (it searched misaligned ids before)
+    shard = emb / "corpus" / "shard-00000.npy"
+    shard.write_bytes(shard.read_bytes()[:5000])
+    cut = run("index", "--embeddings", str(emb), "--out", str(tmp_path / "cut.trec"), "--overwrite")
+    assert cut.exit_code == 1 and "shard-00000.npy" in cut.clean_stderr and "Traceback" not in cut.output
+    assert not (tmp_path / "cut.trec").exists()
 
 
 def test_distill_refuses_training_file_in_an_evaluation_language(tmp_path, tiny_xlmr_dir) -> None:

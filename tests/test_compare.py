@@ -68,7 +68,11 @@ def test_cli_prints_the_table_and_json(yo_runs) -> None:
     assert result.exit_code == 0, result.output
     assert "nDCG@10 119 0.5988 0.4066 +0.1923" in " ".join(result.clean_stdout.split())
     as_json = run("compare", str(yo_runs / "strong"), str(yo_runs / "bm25"), "--json")
-    record = json.loads(as_json.stdout)
+
+    def strict(constant: str):
+        raise AssertionError(f"--json printed the non-JSON constant {constant}")
+
+    record = json.loads(as_json.stdout, parse_constant=strict)
     assert len(record["comparisons"]) == 4 and all(c["holds"] for c in record["comparisons"])
 
 

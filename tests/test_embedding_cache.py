@@ -175,6 +175,9 @@ def test_changed_vectors_in_a_cache_entry_are_encoded_again_and_a_lost_id_is_ref
         load_embeddings(entry)
     fixed = _eval(tiny_xlmr_dir, tmp_path / "c")  # the cache encodes the damaged shard again
     assert fixed["metrics"] == first["metrics"] and "cannot be read" in fixed["recomputed"]
+    ids.unlink()  # a deleted .ids
+    deleted = _eval(tiny_xlmr_dir, tmp_path / "d")
+    assert deleted["metrics"] == first["metrics"] and "missing" in deleted["recomputed"]
 
 
 def test_waiting_for_a_stopped_writer_says_so_and_gives_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
