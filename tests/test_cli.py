@@ -129,6 +129,15 @@ def test_encode_then_index_writes_a_run(tiny_bert_dir, tmp_path) -> None:
     assert len(out.read_text().splitlines()) == 1190
     scored = run("evaluate", "--lang", "yo", "--run", str(out), "--out", str(tmp_path / "ev"))
     assert scored.exit_code == 0 and "| yo | run.trec | 119 |" in scored.clean_stdout
+    record = json.loads((tmp_path / "run.trec.json").read_text())  # the run file's record: sha256, what it searched
+    assert record["searched"]["depth"] == 10 and len(record["sha256"]) == 64
+    edited = tmp_path / "edited.trec"
+    text = out.read_text()
+    edited.write_text(text.replace(text.split()[4], "0.999999", 1))  # one score changed by hand
+    (tmp_path / "edited.trec.json").write_text(json.dumps(record))
+    changed = run("evaluate", "--lang", "yo", "--run", str(edited), "--out", str(tmp_path / "ev2"))
+    assert changed.exit_code == 1 and "does not match the sha256 recorded when clir-ot index wrote it" in (
+        changed.clean_stderr)
     # every stage's manifest names the machine: CPU model, its speed-deciding flags as /proc/cpuinfo has them
     flags = next(line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags"))
     for folder in (emb, tmp_path / "ev"):

@@ -408,7 +408,7 @@ def index_cmd(
     import time
 
     from .retrieval.encode import load_embeddings
-    from .retrieval.runfile import write_run
+    from .retrieval.runfile import write_run, write_run_record
     from .retrieval.search import search, to_run
 
     if out.exists() and not overwrite:
@@ -418,6 +418,8 @@ def index_cmd(
     scores, idx, _ = search(queries, corpus, depth, backend.value, embeddings)
     elapsed = time.time() - started
     write_run(out, to_run(query_ids, doc_ids, scores, idx), tag=f"clir-ot-{backend.value}")
+    write_run_record(out, {"embeddings": str(embeddings), "backend": backend.value, "depth": depth,
+                           "passages": len(doc_ids), "queries": len(query_ids)})
     console.print(f"searched {len(query_ids)} queries over {len(doc_ids):,} passages ({backend.value}) in "
                   f"{elapsed:.2f} s → {out}", markup=False)
 

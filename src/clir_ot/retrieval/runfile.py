@@ -11,9 +11,9 @@ import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from ..artifacts import atomic_path
+from ..artifacts import atomic_path, sha256_file, write_json_atomic
 from ..errors import ClirOtError
-from ..inputs import open_text, reading
+from ..inputs import open_text, read_json_or_none, reading
 from ..ranking import rank
 
 
@@ -27,12 +27,27 @@ def write_run(path: Path, run: Mapping[str, Mapping[str, float]], tag: str = "cl
                 f.write(f"{qid} Q0 {doc} {i} {scores[doc]:.6f} {tag}\n")
 
 
+def record_path(path: Path) -> Path:
+    """The record ``clir-ot index`` writes beside a run file (``run.trec.json``)."""
+    return Path(path).with_name(Path(path).name + ".json")
+
+
+def write_run_record(path: Path, searched: dict) -> None:
+    """Record the sha256 of the run file at ``path`` and what it searched, beside it (:func:`record_path`)."""
+    write_json_atomic(record_path(path), {"sha256": sha256_file(path), "searched": searched})
+
+
 def read_run(path: Path, known_queries: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
-    """Read a run file; wrong column count, a non-numeric score, a duplicate pair, or (given
-    ``known_queries``) an unknown query id is an error naming the line."""
+    """Read a run file; wrong column count, a non-finite score, a duplicate pair, or (given
+    ``known_queries``) an unknown query id is an error naming the line. A run file with a record beside it
+    (:func:`write_run_record`) must still match the sha256 recorded when it was written."""
     path = Path(path)
     if not path.is_file():
         raise ClirOtError(f"run file not found: {path}")
+    record = read_json_or_none(record_path(path))
+    if isinstance(record, dict) and record.get("sha256") not in (None, sha256_file(path)):
+        raise ClirOtError(f"{path} does not match the sha256 recorded when clir-ot index wrote it "
+                          f"({record_path(path).name}): it was changed since; search again")
     known = set(known_queries) if known_queries is not None else None
     run: dict[str, dict[str, float]] = {}
     with reading(path, "run file"), open_text(path) as f:
