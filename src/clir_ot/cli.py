@@ -151,6 +151,20 @@ class BitextSource(str, Enum):
     udhr = "udhr"
 
 
+def refuse_existing(out: Path, overwrite: bool) -> None:
+    """One line, before any work, when the output file ``out`` exists and ``--overwrite`` was not given."""
+    if out.exists() and not overwrite:
+        raise ClirOtError(f"{out} already exists; pass --overwrite to replace it")
+
+
+def language_codes(langs: str, example: str) -> list[str]:
+    """The comma-separated codes of ``--langs``; one line when it names none."""
+    codes = [c.strip() for c in langs.split(",") if c.strip()]
+    if not codes:
+        raise ClirOtError(f"--langs names no language; give one or more, e.g. --langs {example}")
+    return codes
+
+
 @data_app.command("bitext")
 def data_bitext(
     source: Annotated[BitextSource, typer.Option(help="Where the parallel text comes from.")],
@@ -165,11 +179,8 @@ def data_bitext(
     from .data.exclusion import excluded_languages
     from .settings import cache_dir
 
-    codes = [c.strip() for c in langs.split(",") if c.strip()]
-    if not codes:
-        raise ClirOtError("--langs names no language; give one or more, e.g. --langs de,fr")
-    if out.exists() and not overwrite:
-        raise ClirOtError(f"{out} already exists; pass --overwrite to replace it")
+    codes = language_codes(langs, "de,fr")
+    refuse_existing(out, overwrite)
     kwargs = {"limit": limit}
     if source is BitextSource.libreoffice:
         kwargs["workdir"] = cache_dir() / "debian"
@@ -200,11 +211,8 @@ def data_lexicon(
     from .data.bible import EDITIONS, HELD_OUT_BOOKS, read_edition
     from .settings import cache_dir
 
-    codes = [c.strip() for c in langs.split(",") if c.strip()]
-    if not codes:
-        raise ClirOtError("--langs names no language; give one or more, e.g. --langs sw,hi")
-    if out.exists() and not overwrite:
-        raise ClirOtError(f"{out} already exists; pass --overwrite to replace it")
+    codes = language_codes(langs, "sw,hi")
+    refuse_existing(out, overwrite)
     words = None
     if held_out_words:
         import re
@@ -411,8 +419,7 @@ def index_cmd(
     from .retrieval.runfile import write_run, write_run_record
     from .retrieval.search import search, to_run
 
-    if out.exists() and not overwrite:
-        raise ClirOtError(f"{out} already exists; pass --overwrite to replace it")
+    refuse_existing(out, overwrite)
     doc_ids, corpus, query_ids, queries = load_embeddings(embeddings)
     started = time.time()
     scores, idx, _ = search(queries, corpus, depth, backend.value, embeddings)
