@@ -337,6 +337,13 @@ def _recover_checkpoint(out: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _discard_unresumable(out: Path, resume: bool, world: distributed.World) -> None:
+    """After a failure: a fresh run (not ``resume``) that wrote no checkpoint leaves nothing behind (rank 0
+    removes ``out``), so that the corrected command simply runs again; a run with a checkpoint is kept."""
+    if not resume and world.is_main and not (out / "checkpoint").is_dir():
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def _truncate_log(log_path: Path, step: int) -> None:
     """Drop log records after the checkpoint's ``step``: the resumed run writes them again."""
     if not log_path.is_file():
@@ -490,8 +497,7 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
         else:
             set_seed(cfg.seed + world.rank)  # training randomness (dropout) does not depend on the probe having run
     except BaseException:
-        if not resume and world.is_main:
-            shutil.rmtree(out, ignore_errors=True)
+        _discard_unresumable(out, resume, world)
         raise
     models.student.model.train()
     bf16 = (cfg.bf16 and device.type == "cuda") or (cfg.cpu_bf16 and device.type == "cpu")
@@ -549,8 +555,7 @@ def train(cfg: DistillConfig, out: Path, *, resume: bool = False, overwrite: boo
             if on_step:
                 on_step(step, record)
     except BaseException:
-        if not resume and world.is_main and not (out / "checkpoint").is_dir():  # nothing to resume: leave nothing
-            shutil.rmtree(out, ignore_errors=True)
+        _discard_unresumable(out, resume, world)
         raise
     train_time = time.time() - train_started
     if not world.is_main:
