@@ -45,7 +45,7 @@ from .distill.trainer import METHODS, DistillConfig
 from .errors import ClirOtError
 from .eval.evaluate import EvalConfig
 from .languages import EVAL_LANGUAGES, check_language
-from .layout import BEFORE, baseline_folder, is_safe_name
+from .layout import BEFORE, CLIR_LEXICAL, baseline_folder, is_safe_name
 from .models.precision import PRECISIONS
 
 #: Comparisons tested when an experiment declares none (those whose conditions exist).
@@ -279,8 +279,6 @@ def check_expected_scores(exp: Experiment) -> None:
     """``expected`` is ``{lang: {system: {measure: number}}}`` for MIRACL and ``{"bible-clir": {query encoder:
     {lang: {system: {measure: number}}}}}``, naming evaluated languages, known systems and the benchmark's
     measures: a typo is refused before the first stage, not after the whole run."""
-    from .layout import CLIR_LEXICAL
-
     systems = set(exp.condition_names()) | {BEFORE, *CLIR_LEXICAL, "bm25 (full corpus)"}
     systems |= {f"{b} alone" for b in exp.baselines if b not in CLIR_LEXICAL and b != exp.student}
 

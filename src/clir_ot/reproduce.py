@@ -37,6 +37,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -216,13 +217,22 @@ def english_verses(limit: int = ENGLISH_DRIFT_VERSES) -> list[str]:
     return [v for v in verses.values() if not bible.is_empty(v)][:limit]
 
 
+@lru_cache(maxsize=2)
+def _english_embeddings(model: str, weights: str, precision: str, batch_size: int) -> np.ndarray:
+    """``model``'s passage embeddings of :func:`english_verses`, once per weights (``weights``: their fingerprint's
+    hash) and precision in a process: the student before's serve every student's drift."""
+    from .models import load_encoder
+
+    return load_encoder(model).set_precision(precision).encode(english_verses(), "passage", batch_size)
+
+
 def english_drift(exp: Experiment, model: str) -> dict[str, float]:
     """Mean cosine between ``model``'s and the student before's embeddings of held-out English verses (encoded as
     passages, in the experiment's evaluation precision), and the drift ``1 − cosine``."""
-    from .models import load_encoder
+    from .models.loading import model_fingerprint
 
     texts = english_verses()
-    ours, base = (load_encoder(m).set_precision(exp.eval_precision).encode(texts, "passage", exp.eval_batch_size)
+    ours, base = (_english_embeddings(m, config_hash(model_fingerprint(m)), exp.eval_precision, exp.eval_batch_size)
                   for m in (model, exp.student))
     cosine = float(np.mean(np.sum(np.asarray(ours, np.float64) * np.asarray(base, np.float64), axis=1)))
     return {"lang": "en", "passages": len(texts), "cosine": cosine, "drift": 1.0 - cosine}
