@@ -337,13 +337,29 @@ def test_numbers_and_choices_out_of_range_are_one_line_exit_1_before_any_work(ar
 
 
 def test_the_commands_offer_the_registries_choices() -> None:
-    from clir_ot.cli import Backend, Method, PrecisionChoice
+    from clir_ot.cli.choices import (
+        Backend,
+        BenchmarkChoice,
+        BitextSource,
+        CodeSwitchMode,
+        Fusion,
+        Method,
+        PrecisionChoice,
+    )
+    from clir_ot.data.benchmarks import BENCHMARKS
+    from clir_ot.data.builders import BUILDERS
+    from clir_ot.data.codeswitch import CODE_SWITCH_MODES
     from clir_ot.distill.trainer import METHODS
     from clir_ot.models.precision import PRECISIONS
+    from clir_ot.retrieval.fusion import FUSIONS
 
     assert [m.value for m in Method] == list(METHODS) and "kd-layer" in METHODS
     assert [p.value for p in PrecisionChoice] == list(PRECISIONS)
     assert {"exact", "faiss", "hnsw", "ivf", "ivfpq"} == {b.value for b in Backend}
+    assert [b.value for b in BenchmarkChoice] == list(BENCHMARKS) and "bible-clir" in BENCHMARKS
+    assert [s.value for s in BitextSource] == list(BUILDERS) == ["bible", "libreoffice", "udhr"]
+    assert [m.value for m in CodeSwitchMode] == list(CODE_SWITCH_MODES)
+    assert [f.value for f in Fusion] == list(FUSIONS) == ["bm25", "rrf"]
 
 
 def _edit_scores(per_query: Path, count: int, value) -> None:

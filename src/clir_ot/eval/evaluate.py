@@ -45,18 +45,17 @@ from ..errors import ClirOtError, DataUnavailableError
 from ..inputs import read_json_or_none
 from ..models.encoder import BATCH_TOKENS
 from ..models.precision import PRECISIONS, precision_choice
-from ..retrieval import ann, fusion
+from ..retrieval import BACKENDS, ann, fusion
 from ..retrieval.ann import ANN_BACKENDS
+from ..retrieval.fusion import FUSIONS
 from ..retrieval.runfile import read_run, write_run
-from ..retrieval.search import BACKENDS, to_run
+from ..retrieval.search import to_run
 from . import metrics
 from .fidelity import require_fidelity
 from .saved import record_files, record_sha256, verify_record
 
 BM25_NAMES = ("bm25", "bm25-strong")
 
-
-FUSIONS = ("bm25", "rrf")
 
 
 @dataclass

@@ -11,6 +11,9 @@ from collections.abc import Mapping
 
 from ..ranking import Run, rank
 
+#: the fusions of a dense run with a lexical one (``--fuse``): score interpolation, or reciprocal rank fusion
+FUSIONS = ("bm25", "rrf")
+
 
 def _minmax(scores: Mapping[str, float]) -> dict[str, float]:
     if not scores:

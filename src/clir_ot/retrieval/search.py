@@ -13,9 +13,8 @@ import numpy as np
 import torch
 
 from ..errors import ClirOtError
+from . import BACKENDS
 from .ann import ANN_BACKENDS, ann_search, require_faiss
-
-BACKENDS = ("exact", "faiss", *ANN_BACKENDS)
 
 
 def exact_search(queries: np.ndarray, corpus: np.ndarray, k: int,
