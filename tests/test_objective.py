@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from clir_ot.distill import objective
-from clir_ot.distill.trainer import DistillConfig, build_models
+from clir_ot.distill.components import build_models
+from clir_ot.distill.config import DistillConfig
 from clir_ot.errors import ClirOtError
 
 EN = ["The house is red.", "All human beings are born free and equal in dignity and rights."]

@@ -295,12 +295,14 @@ def test_offline_mode_never_tries_a_download(monkeypatch: pytest.MonkeyPatch) ->
 def test_outputs_respect_the_umask(tmp_path: Path, umask: int) -> None:
     import os
 
-    from clir_ot.artifacts import make_temp_dir, write_json_atomic
+    from clir_ot.artifacts import atomic_dir, write_json_atomic
 
     old = os.umask(umask)
+    folder = tmp_path / "d"
     try:
         write_json_atomic(tmp_path / "a.json", {"x": 1})
-        folder = make_temp_dir(tmp_path, ".t-")
+        with atomic_dir(folder) as tmp:
+            (tmp / "f").write_text("x")
     finally:
         os.umask(old)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask
@@ -349,7 +351,7 @@ def test_the_commands_offer_the_registries_choices() -> None:
     from clir_ot.data.benchmarks import BENCHMARKS
     from clir_ot.data.builders import BUILDERS
     from clir_ot.data.codeswitch import CODE_SWITCH_MODES
-    from clir_ot.distill.trainer import METHODS
+    from clir_ot.distill.methods import METHODS
     from clir_ot.models.precision import PRECISIONS
     from clir_ot.retrieval.fusion import FUSIONS
 

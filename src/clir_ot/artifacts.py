@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from importlib import metadata
@@ -43,14 +43,6 @@ def file_mode() -> int:
 def dir_mode() -> int:
     """The mode a newly created folder gets under the current umask (0755 under umask 022)."""
     return 0o777 & ~_umask()
-
-
-def make_temp_dir(parent: Path, prefix: str) -> Path:
-    """``tempfile.mkdtemp`` in ``parent`` with the umask's mode instead of 0700."""
-    parent.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    path.chmod(dir_mode())
-    return path
 
 
 def require_folder(folder: Path) -> None:
@@ -84,6 +76,48 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Yield an empty folder ``<target>.tmp`` beside ``target`` (the umask's mode); it becomes ``target`` only
+    if the block succeeds. The swap is two renames: an existing ``target`` moves to ``<target>.old`` first and
+    is deleted after, so a kill at any moment leaves a complete ``target`` or a complete ``<target>.old``, which
+    :func:`recover_dir` puts back. On failure the temporary folder goes and ``target`` is untouched.
+
+    The temporary and old names are fixed (not random) so that what a kill leaves is found again: one writer at
+    a time per ``target`` (the stages hold :func:`folder_lock`)."""
+    target = Path(target)
+    require_folder(target.parent)
+    tmp, old = _swap_names(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        shutil.rmtree(old, ignore_errors=True)  # an earlier swap killed while it deleted the old folder
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def recover_dir(target: Path, complete: Callable[[Path], bool]) -> None:
+    """Bring ``target`` back to one folder from whatever a kill left inside :func:`atomic_dir`: a ``target``
+    that is ``complete`` wins and the leftovers go; without one, a complete ``<target>.old`` is restored; a
+    half-written ``<target>.tmp`` never counts."""
+    target = Path(target)
+    tmp, old = _swap_names(target)
+    if not complete(target) and complete(old):
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(old, target)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_names(target: Path) -> tuple[Path, Path]:
+    return target.with_name(target.name + ".tmp"), target.with_name(target.name + ".old")
 
 
 #: seconds a process waits for a lock that another holds before it gives up (``CLIR_OT_LOCK_TIMEOUT``)

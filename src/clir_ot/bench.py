@@ -129,17 +129,18 @@ def machine_kind(flags: frozenset[str], cpu: str) -> str:
 
 def bench_step(student: str = "me5-small") -> dict:
     from .data.training import DEMO_BITEXT, DEMO_LEXICON, load_training_data
-    from .distill import trainer
+    from .distill import components, trainer
+    from .distill.config import DistillConfig
 
     data = load_training_data([DEMO_BITEXT], DEMO_LEXICON, "sw")
     out = {}
-    examples = next(trainer.batches(data, trainer.DistillConfig(batch_size=16)))
+    examples = next(components.batches(data, DistillConfig(batch_size=16)))
     # bf16 autocast (``cpu_bf16``) is timed too where ``auto`` would encode in bf16 on this CPU
     autocasts = (False, True) if precision_choice("auto", "cpu")["precision"] == "bf16" else (False,)
     for method in ("kd", "ot"):
-        cfg = trainer.DistillConfig(method=method, student=student, batch_size=16, max_length=64)
-        models = trainer.build_models(cfg, torch.device("cpu"))
-        optimizer, _ = trainer.make_optimizer(models, cfg)
+        cfg = DistillConfig(method=method, student=student, batch_size=16, max_length=64)
+        models = components.build_models(cfg, torch.device("cpu"))
+        optimizer, _ = components.make_optimizer(models, cfg)
         for bf16 in autocasts:
             def step(models=models, cfg=cfg, optimizer=optimizer, bf16=bf16) -> None:
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

@@ -41,7 +41,8 @@ from typing import Any
 
 from .config import build, read_yaml, setting, validate
 from .data.benchmarks import get_benchmark
-from .distill.trainer import METHODS, DistillConfig
+from .distill.config import DistillConfig
+from .distill.methods import METHODS
 from .errors import ClirOtError
 from .eval.evaluate import EvalConfig
 from .languages import EVAL_LANGUAGES, check_language

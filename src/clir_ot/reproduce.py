@@ -133,6 +133,7 @@ def register_hypotheses(exp: Experiment, root: Path) -> dict | None:
 
 
 def run_distill(exp: Experiment, condition: str, seed: int, root: Path, log: Log) -> Path:
+    from .distill.checkpoint import has_checkpoint
     from .distill.trainer import train, training_data
 
     cfg = exp.distill_config(condition, seed)
@@ -147,7 +148,7 @@ def run_distill(exp: Experiment, condition: str, seed: int, root: Path, log: Log
                           "them changed); move it away or use another --runs-dir")
     if state == "other":
         raise ClirOtError(f"{out} was trained with another configuration; move it away or use another --runs-dir")
-    resume = (out / "checkpoint" / "trainer.pt").is_file() or (out / "checkpoint.old" / "trainer.pt").is_file()
+    resume = has_checkpoint(out)
     if out.exists() and not resume:
         log(f"restart distill {condition} seed {seed}: interrupted before its first checkpoint")
     log(f"{'resume' if resume else 'run'} distill {condition} seed {seed} ({cfg.steps} steps)")

