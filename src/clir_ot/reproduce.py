@@ -23,7 +23,7 @@ report reads through too):
 ``manifest.json`` at the top registers the experiment's pre-registered hypotheses (their sha256, the commit and
 the time) before the first stage: a run folder whose registered family differs from the file's is refused.
 
-Every stage goes through :func:`stage_state`: a finished stage whose inputs hash the same is skipped
+Every stage goes through :func:`clir_ot.artifacts.stage_state`: a finished stage whose inputs hash the same is skipped
 (and says so), an interrupted distillation resumes from its checkpoint, and a finished distillation
 with a *different* configuration is refused (never silently overwritten).
 """
@@ -49,6 +49,7 @@ from .artifacts import (
     hardware,
     package_versions,
     require_folder,
+    stage_state,
     write_json_atomic,
     write_yaml_atomic,
 )
@@ -78,15 +79,6 @@ from .models.device import resolve_device
 
 Log = Callable[[str], None]
 __all__ = ["Experiment", "load_experiment", "reproduce"]
-
-
-def stage_state(record: Path, key: str) -> str:
-    """``"done"`` when ``record`` (a JSON file with ``config_hash``) was written for ``key``, ``"other"`` when it
-    was written for another key, ``"todo"`` when there is none (or it is damaged)."""
-    saved = read_json_or_none(record)
-    if not isinstance(saved, dict) or "config_hash" not in saved:
-        return "todo"
-    return "done" if saved["config_hash"] == key else "other"
 
 
 def git_commit() -> dict[str, Any]:

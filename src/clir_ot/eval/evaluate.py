@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ from ..artifacts import (
     config_hash,
     folder_lock,
     prepare_output_dir,
+    stage_state,
     write_json_atomic,
     write_manifest,
     write_text_atomic,
@@ -304,20 +304,13 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
     except DataUnavailableError as exc:
         return LanguageResult(lang, "unavailable", str(exc))
     key = config_hash({"config": lang_cfg, "inputs": identity})
-    if done.is_file():
-        try:
-            saved = json.loads(done.read_text())
-        except ValueError:
-            saved = {}
-        if saved.get("key") == key:
-            changed = verify_record(lang_dir, saved)
-            if changed is None:
-                return LanguageResult(**(saved["result"] | {"reused": True}))
-            recomputed = f"{changed}; recomputed"
-        else:
-            recomputed = None
-    else:
-        recomputed = None
+    recomputed = None
+    if stage_state(done, key, field="key") == "done":
+        saved = read_json_or_none(done)
+        changed = verify_record(lang_dir, saved)
+        if changed is None:
+            return LanguageResult(**(saved["result"] | {"reused": True}))
+        recomputed = f"{changed}; recomputed"
     started = time.time()
     try:
         queries = selected_queries(lang, cfg)

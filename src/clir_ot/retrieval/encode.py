@@ -37,6 +37,7 @@ from ..artifacts import (
     folder_lock,
     prepare_output_dir,
     sha256_file,
+    stage_state,
     write_json_atomic,
     write_manifest,
 )
@@ -71,9 +72,8 @@ def open_embeddings_dir(out: Path, config: dict, overwrite: bool, replace_foreig
         if replace_foreign and not state_file.is_file():  # the caller's own folder, left without its state
             overwrite = True
         if state_file.is_file() and not overwrite:
-            state = read_json_or_none(state_file) or {}
-            if state.get("config_hash") == config_hash(config):
-                return state
+            if stage_state(state_file, config_hash(config)) == "done":
+                return read_json_or_none(state_file)
             if not replace_foreign:
                 raise ClirOtError(f"{out} holds embeddings made with another configuration; "
                                   "choose another --out or pass --overwrite")
