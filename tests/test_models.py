@@ -34,6 +34,34 @@ def test_local_directory_roundtrip_and_prefixes(tiny_xlmr_dir: Path) -> None:
     assert enc.tokenizer.decode(p, skip_special_tokens=True).startswith("passage: ")
 
 
+def test_a_tokenizer_is_parsed_once_and_each_encoder_gets_its_own(tiny_xlmr_dir: Path, tmp_path: Path) -> None:
+    """The tokenizer cache: the same files (here a copy in another folder) hit, each encoder's settings are its
+    own, texts tokenize as a freshly parsed tokenizer does, and a student saved from a cached tokenizer writes
+    the same tokenizer files as one that never saw the cache."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    copy_dir = shutil.copytree(tiny_xlmr_dir, tmp_path / "copy")
+    a, b = load_encoder(str(tiny_xlmr_dir)), load_encoder(str(copy_dir))
+    assert a.tokenizer is not b.tokenizer and a.tokenizer._tokenizer is b.tokenizer._tokenizer  # one parse
+    a.tokenizer.model_max_length = 7
+    assert b.tokenizer.model_max_length != 7
+    fresh = AutoTokenizer.from_pretrained(tiny_xlmr_dir)
+    texts = ["Odun wo ni?", "Ìwé yìí dára púpọ̀ " * 40]
+    assert a.tokenize(texts, "query", 16)["input_ids"].tolist() == fresh(
+        ["query: " + t for t in texts], padding=True, truncation=True, max_length=16)["input_ids"]
+    assert b.tokenize(texts, "query")["input_ids"].shape[1] > 16
+    b.save(tmp_path / "saved")  # after a and b encoded with other truncations: the files are as if they never had
+    pristine = AutoTokenizer.from_pretrained(tiny_xlmr_dir, local_files_only=True)  # as load_encoder offline
+    pristine.model_max_length = b.tokenizer.model_max_length
+    pristine.save_pretrained(tmp_path / "fresh")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (tmp_path / "saved" / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
+    (copy_dir / "tokenizer_config.json").write_text("{}")  # other tokenizer files: parsed again
+    assert load_encoder(str(copy_dir)).tokenizer._tokenizer is not a.tokenizer._tokenizer
+
+
 def test_encode_is_normalised_order_preserving_and_padding_invariant(tiny_bert_dir: Path) -> None:
     enc = load_encoder(str(tiny_bert_dir))
     texts = ["a short one", "a much longer sentence with many more words in it than the other", "mid size text"]

@@ -173,7 +173,8 @@ class Encoder(torch.nn.Module):
 
     def save(self, directory: Path) -> None:
         """A folder that clir-ot, ``transformers`` and sentence-transformers load as it is: the model, the
-        tokenizer (its ``model_max_length`` set to the spec's maximum), the spec, and the sentence-transformers
+        tokenizer (its ``model_max_length`` set to the spec's maximum; no truncation or padding of its own, so that
+        the files do not depend on what the tokenizer encoded last), the spec, and the sentence-transformers
         modules (Transformer, Pooling, Normalize) with the spec's prefixes as named prompts."""
         from transformers.utils import logging as hf_logging
 
@@ -183,6 +184,10 @@ class Encoder(torch.nn.Module):
         self.model.save_pretrained(directory)
         max_length = min(self.spec.max_length, self._position_limit())
         self.tokenizer.model_max_length = max_length
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None:  # the last call's truncation and padding are not the tokenizer's: saved as none
+            backend.no_truncation()
+            backend.no_padding()
         self.tokenizer.save_pretrained(directory)
         self.spec.write(directory)
         write_sentence_transformers_config(directory, self.spec, self.dim, max_length)
