@@ -58,6 +58,8 @@ def test_a_tokenizer_is_parsed_once_and_each_encoder_gets_its_own(tiny_xlmr_dir:
     pristine.save_pretrained(tmp_path / "fresh")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         assert (tmp_path / "saved" / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
+    online = loading.load_tokenizer(str(tiny_xlmr_dir), local_files_only=False)  # recorded in its files: apart
+    assert online._tokenizer is not a.tokenizer._tokenizer and online.init_kwargs.get("local_files_only") is not True
     (copy_dir / "tokenizer_config.json").write_text("{}")  # other tokenizer files: parsed again
     assert load_encoder(str(copy_dir)).tokenizer._tokenizer is not a.tokenizer._tokenizer
 

@@ -159,7 +159,8 @@ _TOKENIZERS: dict[tuple, object] = {}
 
 def load_tokenizer(source: str, local_files_only: bool = False):
     """``AutoTokenizer.from_pretrained(source)``, parsed once per process for each distinct set of tokenizer
-    files of a local folder (keyed by their sha256: a distilled student's copy of the same files hits). Parsing
+    files of a local folder (keyed by their sha256: a distilled student's copy of the same files hits) and
+    ``local_files_only`` (which the tokenizer records, and a saved copy writes). Parsing
     XLM-R's 250,002-token vocabulary takes about 2 s, and a pipeline loads the same tokenizer dozens of times.
     Each caller gets its own shallow copy: its own settings (such as ``model_max_length``) over one shared
     vocabulary, which every call sets its padding and truncation on before it encodes."""
@@ -170,8 +171,8 @@ def load_tokenizer(source: str, local_files_only: bool = False):
     folder = Path(source)
     if not folder.is_dir():
         return AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
-    key = tuple((f.name, sha256_file(f)) for f in sorted(folder.iterdir())
-                if f.is_file() and not f.name.endswith(_NOT_TOKENIZER))
+    key = (local_files_only, *((f.name, sha256_file(f)) for f in sorted(folder.iterdir())
+                               if f.is_file() and not f.name.endswith(_NOT_TOKENIZER)))
     if key not in _TOKENIZERS:
         _TOKENIZERS[key] = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
     return copy.copy(_TOKENIZERS[key])
