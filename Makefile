@@ -6,7 +6,7 @@ PROFILE ?= cpu
 EXPERIMENT ?= experiments/zero_shot_miracl.yaml
 PIP := $(PY) -m pip -q --disable-pip-version-check
 
-.PHONY: install test lint bench reproduce docs clean
+.PHONY: install test test-unit test-integration test-e2e lint bench reproduce docs clean
 
 install: $(VENV)/.installed
 
@@ -27,7 +27,11 @@ lint: install
 	$(VENV)/bin/lint-imports
 
 test: install lint
-	$(PY) -m pytest -q --durations=10
+	$(PY) -m pytest -q --durations=25
+
+# one tier of the suite: unit (pure, seconds), integration (tiny models, small real data), e2e (pipelines)
+test-unit test-integration test-e2e: install
+	$(PY) -m pytest -q --tier $(@:test-%=%)
 
 # docs/cli.md is generated from the commands' --help by Typer (a test checks that it is current)
 docs: install

@@ -23,11 +23,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(SESSION_CACHE, ignore_errors=True)
 
 
+#: every test belongs to one tier (its closest tier marker: the test's own, else its module's ``pytestmark``):
+#: unit (pure functions, no model or corpus), integration (tiny models, small real data, one component end to
+#: end), e2e (a whole pipeline: reproduce, torchrun). ``--tier`` runs some of them (``make test-unit``).
+TIERS = ("unit", "integration", "e2e")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="run slow tests with the real pretrained models")
+    parser.addoption("--tier", action="append", choices=TIERS, help="run only this tier (repeatable)")
+
+
+def tier_of(item: pytest.Item) -> str | None:
+    return next((m.name for m in item.iter_markers() if m.name in TIERS), None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    untiered = [item.nodeid for item in items if tier_of(item) is None]
+    if untiered:
+        raise pytest.UsageError(f"tests without a tier marker ({', '.join(TIERS)}): {', '.join(untiered[:5])}")
+    tiers = config.getoption("--tier")
+    if tiers:
+        kept = [item for item in items if tier_of(item) in tiers]
+        config.hook.pytest_deselected(items=[item for item in items if tier_of(item) not in tiers])
+        items[:] = kept
     if config.getoption("--runslow"):
         return
     skip = pytest.mark.skip(reason="slow: pass --runslow")

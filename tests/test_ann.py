@@ -14,6 +14,8 @@ from clir_ot.eval.evaluate import EvalConfig, evaluate
 from clir_ot.retrieval import ann
 from clir_ot.retrieval.search import exact_search, search
 
+pytestmark = pytest.mark.integration
+
 pytest.importorskip("faiss")
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import grimp
+import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:

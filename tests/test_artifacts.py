@@ -8,6 +8,8 @@ import pytest
 
 from clir_ot.artifacts import atomic_dir, recover_dir
 
+pytestmark = pytest.mark.unit
+
 
 def _folder(path: Path, text: str) -> Path:
     path.mkdir(parents=True)

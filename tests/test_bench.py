@@ -1,8 +1,11 @@
 """The arithmetic the encoding benchmark rests on."""
 
+import pytest
 import torch
 
 from clir_ot.bench import linear_flops_per_token
+
+pytestmark = pytest.mark.integration
 
 
 def test_linear_flops_count_every_linear_layer_once():

@@ -20,6 +20,8 @@ from clir_ot.data.training import DEMO_BITEXT, DEMO_LEXICON, load_training_data
 from clir_ot.errors import ClirOtError
 from clir_ot.eval.evaluate import EvalConfig, evaluate
 
+pytestmark = pytest.mark.integration
+
 BENCH = get_benchmark("bible-clir")
 ROMANS_1_1 = (45, 1, 1)
 

@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from clir_ot.artifacts import SPEED_FLAGS
 from clir_ot.cli import app
 
+pytestmark = pytest.mark.integration
+
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 

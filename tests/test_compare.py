@@ -15,6 +15,8 @@ from clir_ot.errors import ClirOtError
 from clir_ot.eval.compare import compare_evaluations
 from clir_ot.eval.significance import holm, two_level_bootstrap
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def yo_runs(tmp_path_factory):

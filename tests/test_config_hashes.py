@@ -15,6 +15,8 @@ from clir_ot.config import build, read_yaml
 from clir_ot.eval.evaluate import EvalConfig
 from clir_ot.experiment import load_experiment
 
+pytestmark = pytest.mark.unit
+
 EVALUATIONS = Path("reports/zero_shot_miracl/cpu-ot/full-corpus/evaluations")
 
 

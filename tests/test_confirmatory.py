@@ -7,6 +7,8 @@ import pytest
 
 from clir_ot.eval.confirmatory import confirm_family, hypothesis_label
 
+pytestmark = pytest.mark.unit
+
 
 def entry(matrix: np.ndarray) -> dict:
     return {"per_query": [{f"q{i}": {"nDCG@10": float(v), "R@100": float(v)} for i, v in enumerate(row)}

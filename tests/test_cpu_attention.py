@@ -12,6 +12,8 @@ import torch
 from clir_ot.models import attention, heap, load_encoder
 from clir_ot.models.precision import BF16_OWN_ATTENTION, RECIPES
 
+pytestmark = pytest.mark.integration
+
 TEXTS = ["passage one about rain", "ọ̀rọ̀ kejì", "a third, somewhat longer passage about the sea, rivers and the rain",
          "x"]
 

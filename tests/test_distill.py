@@ -17,6 +17,8 @@ from clir_ot.distill import trainer
 from clir_ot.distill.trainer import DistillConfig, NonFiniteLossError, final_weights, train
 from clir_ot.errors import ClirOtError, ExclusionError
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def small_bitext(tmp_path_factory: pytest.TempPathFactory) -> Path:

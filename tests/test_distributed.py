@@ -18,6 +18,8 @@ import yaml
 from clir_ot.distill.trainer import DistillConfig, final_weights, train
 from clir_ot.errors import ClirOtError
 
+pytestmark = pytest.mark.e2e
+
 STEPS = 120
 
 

@@ -20,6 +20,8 @@ from clir_ot.models import EncoderSpec, load_encoder
 from clir_ot.models.encoder import Encoder
 from clir_ot.retrieval import embedding_cache
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

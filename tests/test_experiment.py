@@ -12,6 +12,8 @@ import yaml
 from clir_ot.errors import ClirOtError
 from clir_ot.experiment import expand_conditions, load_experiment
 
+pytestmark = pytest.mark.integration
+
 
 def test_a_sweep_expands_into_named_conditions() -> None:
     specs = expand_conditions({"kd": {"method": "kd"},
@@ -75,6 +77,7 @@ def test_comparisons_curve_steps_and_extends(tmp_path: Path) -> None:
         load_experiment(_write(tmp_path / "loop.yaml", {"extends": "loop.yaml", "profiles": {"p": {}}}), "p")
 
 
+@pytest.mark.e2e
 def test_a_condition_added_in_yaml_alone_runs_end_to_end(tmp_path: Path, tiny_xlmr_dir: Path) -> None:
     """A grid and the noise control, declared in the experiment file only: distilled, evaluated, curved,
     compared and reported."""
@@ -141,6 +144,7 @@ def test_the_cpu_profile_keeps_the_positive_control_on_unseen_and_seen_languages
     assert {"sw", "yo", "te", "bn", "hi", "th"} | seen <= probe_langs
 
 
+@pytest.mark.e2e
 def test_curves_on_their_own_pool_evaluate_both_ends_there(tmp_path: Path, tiny_xlmr_dir: Path) -> None:
     """``curve_pool``: the students are evaluated on one pool, every point of their curves (step 0 and the last
     step included) on another, and drift is measured over the curves' passages."""

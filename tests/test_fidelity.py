@@ -14,6 +14,8 @@ from clir_ot.errors import ClirOtError
 from clir_ot.eval import fidelity, gate
 from clir_ot.eval.evaluate import EvalConfig
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -9,6 +9,8 @@ import pytest
 
 from clir_ot.data.benchmarks import get_benchmark
 
+pytestmark = pytest.mark.integration
+
 TEXTS = {
     "en": "The river flooded the village after three days of rain.",
     "yo": "Odò náà kún abúlé lẹ́yìn ọjọ́ mẹ́ta òjò.",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from clir_ot.cli import app
 from clir_ot.findings import check_findings
+
+pytestmark = pytest.mark.unit
 
 REPORT = """| comparison | Δ | 95% CI |
 |---|---|---|

@@ -14,6 +14,8 @@ from clir_ot.errors import ClirOtError
 from clir_ot.eval import metrics
 from clir_ot.retrieval.runfile import read_run, write_run
 
+pytestmark = pytest.mark.unit
+
 ORACLE = {"R@100": "recall_100", "AP": "map", "nDCG@10": "ndcg_cut_10", "RR@10": "recip_rank"}
 
 

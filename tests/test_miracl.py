@@ -13,6 +13,8 @@ from clir_ot.data import miracl
 from clir_ot.errors import ClirOtError, DataUnavailableError
 from clir_ot.resources import embedded_miracl_mirror
 
+pytestmark = pytest.mark.integration
+
 
 def test_prepare_fills_cache_and_ir_datasets_reads_yo_offline(isolated_env: Path) -> None:
     import ir_datasets

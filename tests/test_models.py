@@ -16,6 +16,8 @@ from clir_ot.models import EncoderSpec, load_encoder, loading
 from clir_ot.models.e5s1 import dequantize_q4_0, read_e5s1
 from clir_ot.models.pooling import cls_pool, mean_pool
 
+pytestmark = pytest.mark.integration
+
 
 def test_mean_pool_ignores_padding() -> None:
     tokens = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])

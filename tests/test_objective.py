@@ -12,6 +12,8 @@ from clir_ot.distill.components import build_models
 from clir_ot.distill.config import DistillConfig
 from clir_ot.errors import ClirOtError
 
+pytestmark = pytest.mark.integration
+
 EN = ["The house is red.", "All human beings are born free and equal in dignity and rights."]
 X = ["Das Haus ist rot.", "Tous les êtres humains naissent libres et égaux en dignité et en droits."]
 

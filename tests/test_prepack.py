@@ -10,6 +10,8 @@ import torch
 
 from clir_ot.models import load_encoder, prepack
 
+pytestmark = pytest.mark.integration
+
 needs_onednn_bf16 = pytest.mark.skipif(not prepack.can_prepack(), reason="oneDNN does not run bf16 on this CPU")
 TEXTS = ["passage one about rain", "ọ̀rọ̀ kejì", "a third, somewhat longer passage about the sea, rivers and the rain"]
 

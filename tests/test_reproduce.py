@@ -15,6 +15,8 @@ from clir_ot.errors import ClirOtError
 from clir_ot.experiment import read_experiment_file
 from clir_ot.reproduce import load_experiment, reproduce
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def experiment(tmp_path: Path, tiny_xlmr_dir: Path) -> Path:
@@ -44,6 +46,7 @@ def experiment(tmp_path: Path, tiny_xlmr_dir: Path) -> Path:
     return path
 
 
+@pytest.mark.integration
 def test_profiles_are_applied(experiment: Path) -> None:
     exp = load_experiment(experiment, "tiny")
     assert exp.name == "tiny_experiment" and exp.seeds == [0, 1] and exp.eval_pool == 30

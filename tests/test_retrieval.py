@@ -18,6 +18,8 @@ from clir_ot.retrieval import encode as encode_mod
 from clir_ot.retrieval.fusion import interpolate, reciprocal_rank_fusion
 from clir_ot.retrieval.search import exact_search, faiss_search
 
+pytestmark = pytest.mark.integration
+
 
 def test_exact_search_equals_brute_force() -> None:
     rng = np.random.default_rng(0)

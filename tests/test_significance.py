@@ -8,6 +8,8 @@ from scipy import stats
 
 from clir_ot.eval import significance as sig
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def paired() -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,8 @@ import torch
 from clir_ot.distill.losses import MSEDistillLoss, OTAlignmentLoss, cosine_cost, token_masses
 from clir_ot.distill.sinkhorn import SinkhornConvergenceWarning, sinkhorn
 
+pytestmark = pytest.mark.unit
+
 
 def ragged_batch(seed: int = 0, B: int = 5, n: int = 9, m: int = 7):
     g = torch.Generator().manual_seed(seed)

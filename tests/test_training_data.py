@@ -18,6 +18,8 @@ from clir_ot.data.lexicon import Lexicon, clean_translation, read_lexicon
 from clir_ot.data.training import DEMO_BITEXT, DEMO_LEXICON, UDHR_PROBE, load_training_data, resolve_data_path
 from clir_ot.errors import ClirOtError, ExclusionError
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def demo_pairs() -> list[BitextPair]:

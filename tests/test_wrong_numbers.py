@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from clir_ot.cli import app
 
+pytestmark = pytest.mark.integration
+
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
