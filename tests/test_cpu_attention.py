@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from clir_ot.models import attention, heap, load_encoder
-from clir_ot.models.precision import BF16_OWN_ATTENTION, RECIPES
+from clir_ot.models.recipes import RECIPES
+
+BF16_OWN_ATTENTION = RECIPES["bf16-own-attention"].key
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +62,7 @@ def test_bf16_on_cpu_runs_this_attention_and_matches_sdpa_in_bf16(tiny_xlmr_dir:
 
 def test_fp32_keeps_sdpa(tiny_xlmr_dir: Path) -> None:
     encoder = load_encoder(str(tiny_xlmr_dir), device="cpu").set_precision("fp32")
-    assert encoder.model.config._attn_implementation == "sdpa" and encoder.recipe == RECIPES["fp32"]
+    assert encoder.model.config._attn_implementation == "sdpa" and encoder.recipe == RECIPES["fp32"].key
 
 
 def test_the_recipe_says_whether_the_bf16_attention_took(tiny_xlmr_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,14 +70,14 @@ def test_the_recipe_says_whether_the_bf16_attention_took(tiny_xlmr_dir: Path, mo
     from clir_ot.eval.evaluate import embeddings_config
 
     switched = load_encoder(str(tiny_xlmr_dir), device="cpu").set_precision("bf16")
-    assert switched.recipe == RECIPES["bf16"]
+    assert switched.recipe == RECIPES["bf16"].key
     kept = load_encoder(str(tiny_xlmr_dir), device="cpu")
     monkeypatch.setattr(kept.model, "_can_set_attn_implementation", lambda: False)  # code outside the registry
     kept.set_precision("bf16")
     assert kept.model.config._attn_implementation == "sdpa" and kept.recipe == BF16_OWN_ATTENTION
     configs = [embeddings_config(e, str(tiny_xlmr_dir), get_benchmark("miracl"), "yo", "dev", "bf16", False,
                                  "full corpus", []) for e in (switched, kept)]
-    assert [c["precision_recipe"] for c in configs] == [RECIPES["bf16"], BF16_OWN_ATTENTION]
+    assert [c["precision_recipe"] for c in configs] == [RECIPES["bf16"].key, BF16_OWN_ATTENTION]
 
 
 def test_a_saved_bf16_result_is_keyed_by_the_recipe_that_would_run(tiny_xlmr_dir: Path, tmp_path: Path,
@@ -91,12 +93,12 @@ def test_a_saved_bf16_result_is_keyed_by_the_recipe_that_would_run(tiny_xlmr_dir
     cfg = EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir), pool_distractors=30, query_sample=10, batch_size=16,
                      precision="bf16")
     (first,) = evaluate(cfg, tmp_path / "out")
-    assert first.info["precision"]["recipe"] == RECIPES["bf16"] == precision_recipe(str(tiny_xlmr_dir), "bf16")
+    assert first.info["precision"]["recipe"] == RECIPES["bf16"].key == precision_recipe(str(tiny_xlmr_dir), "bf16")
     (again,) = evaluate(cfg, tmp_path / "out")
     assert again.reused
     monkeypatch.setattr(XLMRobertaModel, "_can_set_attn_implementation", classmethod(lambda cls: False))
     assert precision_recipe(str(tiny_xlmr_dir), "bf16") == BF16_OWN_ATTENTION
-    assert precision_recipe(str(tiny_xlmr_dir), "fp32") == RECIPES["fp32"]
+    assert precision_recipe(str(tiny_xlmr_dir), "fp32") == RECIPES["fp32"].key
     (own,) = evaluate(cfg, tmp_path / "out")
     assert not own.reused and own.info["precision"]["recipe"] == BF16_OWN_ATTENTION
     assert own.info["embeddings"]["key"] != first.info["embeddings"]["key"]

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..artifacts import config_hash
 from ..errors import ClirOtError
 from ..inputs import read_json_or_none
-from ..models.precision import RECIPES
+from ..models.recipes import RECIPES
 from ..settings import cache_dir
 
 #: precisions that need a passed gate before they are used
@@ -35,7 +35,7 @@ GATE_LANG = "yo"
 
 def record_path(weights_sha256: str, precision: str) -> Path:
     """Where the verdict for these weights and this precision's recipe (:data:`RECIPES`) is kept."""
-    recipe = config_hash(RECIPES[precision])[:8]
+    recipe = config_hash(RECIPES[precision].key)[:8]
     return cache_dir() / "fidelity" / f"{weights_sha256}-{precision}-{recipe}.json"
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..artifacts import hardware, write_json_atomic
 from ..errors import ClirOtError
-from ..models.precision import RECIPES
+from ..models.recipes import RECIPES
 from . import metrics
 from .evaluate import EvalConfig, dense_run, selected_queries
 from .fidelity import COSINE_PASSAGES, GATE_LANG, MEASURES, MIN_COSINE, TOLERANCE, _weights_sha256, record_path
@@ -60,7 +60,7 @@ def run_gate(model: str, precision: str, *, pool_distractors: int | None = None,
     checked = cosine_checks(model, precision, {"passage": texts, "query": query_texts}, batch_size)
     cosine = checked["passage"]
     record: dict = {"model": model, "weights_sha256": _weights_sha256(model), "precision": precision,
-                    "recipe": RECIPES[precision],
+                    "recipe": RECIPES[precision].key,
                     "corpus": config.corpus_label(GATE_LANG), "full_corpus": pool_distractors is None,
                     "thresholds": {"min_cosine": MIN_COSINE, "tolerance": TOLERANCE, "measures": list(MEASURES)},
                     "cosine": cosine, "retrieval": None,

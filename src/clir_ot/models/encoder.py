@@ -19,11 +19,10 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .attention import use_cpu_bf16_attention
 from .heap import keep_freed_memory
 from .pooling import POOLINGS, pool
-from .precision import BF16_OWN_ATTENTION, PRECISIONS, RECIPES, precision_choice
-from .prepack import prepack_linear_layers
+from .precision import PRECISIONS, precision_choice
+from .recipes import RECIPES, recipe_for
 
 SPEC_FILE = "clir_ot_encoder.json"
 #: padded tokens per encoding batch: 2,048 (32 × 64) encoded me5-small 1.5× faster than 32 texts a batch on
@@ -72,34 +71,23 @@ class Encoder(torch.nn.Module):
         self.spec = spec
         self.source = source
         self.precision = "fp32"
-        #: what the precision did to this model (:data:`~clir_ot.models.precision.RECIPES`); cache keys use it
-        self.recipe = RECIPES["fp32"]
+        #: the key of the recipe that ran (:data:`~clir_ot.models.recipes.RECIPES`): saved results and cache
+        #: entries are filed under it
+        self.recipe = RECIPES["fp32"].key
 
     def set_precision(self, precision: str) -> Encoder:
-        """Inference precision: ``fp32``; ``bf16`` (the weights cast to bfloat16 once; on a CPU, the linear
-        layers' weights prepacked for oneDNN, :mod:`~clir_ot.models.prepack`, and attention with a float32
-        softmax, :mod:`~clir_ot.models.attention`; embeddings returned as float32); ``int8`` (PyTorch
-        dynamic quantisation of the attention's linear layers, CPU, inference only; the feed-forward layers stay
-        fp32: their activation outliers took me5-small to a cosine of 0.925 with fp32 when they were quantised
-        too, against 0.997 without); ``auto`` (:func:`~clir_ot.models.precision.precision_choice` for this
-        encoder's device). :attr:`recipe` says which recipe ran: on a CPU, a model whose code does not
-        dispatch through transformers' attention registry keeps its own attention in bf16
-        (:data:`~clir_ot.models.precision.BF16_OWN_ATTENTION`). Returns ``self``."""
+        """Run at ``precision``: ``fp32``, ``bf16`` or ``int8``, each a recipe of :mod:`~clir_ot.models.recipes`
+        (its docstring says what it does and its fidelity bound), or ``auto``
+        (:func:`~clir_ot.models.precision.precision_choice` for this encoder's device). :attr:`recipe` keeps the
+        key of the recipe that ran (:func:`~clir_ot.models.recipes.recipe_for`: on a CPU, bf16 for a model whose
+        code does not dispatch through transformers' attention registry keeps its own attention). Returns
+        ``self``."""
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
         precision = precision_choice(precision, self.device.type)["precision"]
-        recipe = RECIPES[precision]
-        if precision == "int8":
-            attention = {name for name, module in self.model.named_modules()
-                         if isinstance(module, torch.nn.Linear) and ".attention." in name}
-            self.model = torch.ao.quantization.quantize_dynamic(self.model.cpu(), attention, dtype=torch.qint8)
-        elif precision == "bf16":
-            self.model.to(dtype=torch.bfloat16)
-            if self.device.type == "cpu":
-                prepack_linear_layers(self.model)
-                if not use_cpu_bf16_attention(self.model):
-                    recipe = BF16_OWN_ATTENTION
-        self.precision, self.recipe = precision, recipe
+        recipe = recipe_for(precision, self.device.type, self.model)
+        self.model = recipe.apply(self.model, self.device)
+        self.precision, self.recipe = precision, recipe.key
         return self
 
     @property

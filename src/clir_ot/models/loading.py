@@ -22,7 +22,7 @@ from ..errors import ClirOtError
 from ..settings import cache_dir, is_offline
 from .device import resolve_device
 from .encoder import SPEC_FILE, Encoder, EncoderSpec
-from .precision import BF16_OWN_ATTENTION, RECIPES
+from .recipes import RECIPES, recipe_for
 
 OFFLINE_MODELS = ("minilm", "me5-small")
 CONVERSION_RECORD = "conversion.json"
@@ -210,23 +210,23 @@ def load_encoder(name: str, device: str | None = None) -> Encoder:
 
 
 def precision_recipe(name: str, precision: str, device: str | None = None) -> str:
-    """The recipe :meth:`Encoder.set_precision` runs for model ``name`` at a resolved ``precision`` on ``device``
-    (default: where :func:`load_encoder` puts it), decided from the model's configuration and code without
-    loading its weights, so that a saved result is keyed by the recipe that would run: on a CPU, bf16 keeps the
-    model's own attention (:data:`~clir_ot.models.precision.BF16_OWN_ATTENTION`) where its class does not
-    dispatch through transformers' attention registry. A configuration that does not load gives the plain
-    recipe (loading the model then fails with its own message)."""
-    if precision != "bf16" or resolve_device(device or "auto").type != "cpu":
-        return RECIPES[precision]
+    """The key of the recipe :meth:`Encoder.set_precision` runs for model ``name`` at a resolved ``precision`` on
+    ``device`` (default: where :func:`load_encoder` puts it), decided from the model's configuration and code
+    without loading its weights (:func:`~clir_ot.models.recipes.recipe_for`), so that a saved result is keyed by
+    the recipe that would run. A configuration that does not load gives the precision's own recipe (loading the
+    model then fails with its own message)."""
+    device_type = resolve_device(device or "auto").type
+    if precision != "bf16" or device_type != "cpu":
+        return RECIPES[precision].key
     from transformers import AutoConfig, AutoModel
 
     try:
         config = AutoConfig.from_pretrained(resolve_model(name)[0], local_files_only=is_offline())
         model_class = AutoModel._model_mapping[type(config)]
     except (OSError, KeyError, ValueError):
-        return RECIPES[precision]
+        return RECIPES[precision].key
     model_class = model_class[0] if isinstance(model_class, tuple) else model_class
-    return RECIPES["bf16"] if model_class._can_set_attn_implementation() else BF16_OWN_ATTENTION
+    return recipe_for(precision, device_type, model_class).key
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:

@@ -10,9 +10,9 @@
   ``avx512_bf16`` and no AMX were measured on both sides of the threshold (docs/performance.md).
 
 The choice, its reason and the measured rates are recorded with every evaluation (:func:`precision_choice`),
-the CPU's flags in every manifest (:func:`clir_ot.artifacts.hardware`), and the resolved precision, never
-``auto``, keys saved results. Kept apart from the encoder so that configs can list and resolve precisions
-without loading models.
+the CPU's flags in every manifest (:func:`clir_ot.artifacts.hardware`), and the resolved precision's recipe
+(:mod:`.recipes`), never ``auto``, keys saved results. Kept apart from the encoder so that configs can list
+and resolve precisions without loading models.
 """
 
 from __future__ import annotations
@@ -24,18 +24,8 @@ from ..artifacts import config_hash, cpu_flags, hardware, write_json_atomic
 from ..inputs import read_json_or_none
 from ..settings import cache_dir
 
+#: the precisions a command or configuration can ask for; each but ``auto`` names a recipe of :mod:`.recipes`
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-#: what each precision does to the model (:meth:`clir_ot.models.Encoder.set_precision`); results, cache entries and
-#: fidelity verdicts are keyed by it, so that a change of recipe never reuses the old one's numbers
-RECIPES = {"fp32": "fp32",
-           "bf16": "bf16 weights; on a CPU, linear layers prepacked for oneDNN where it runs bf16 and a float32 "
-                   "softmax, its sums fused with the exponentials, normalised after the product with V; "
-                   "float32 pooling",
-           "int8": "PyTorch dynamic int8 of the attention's linear layers; feed-forward in fp32"}
-#: the bf16 recipe on a CPU for a model whose code does not dispatch through transformers' attention registry,
-#: so that it keeps its own attention: its embeddings are keyed apart from the registered attention's
-BF16_OWN_ATTENTION = ("bf16 weights; linear layers prepacked for oneDNN where it runs bf16; the model's own "
-                      "attention (not in transformers' registry); float32 pooling")
 #: CPU flags (as ``/proc/cpuinfo`` and ``lscpu`` name them) of native bf16 matrix instructions: AMX tiles,
 #: AVX-512 bf16 dot products
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
