@@ -198,7 +198,7 @@ def test_token_probe_scores_each_candidate_word_once_per_model(tiny_xlmr_dir: Pa
 
 
 def test_expected_scores_cover_the_positive_control(tmp_path: Path) -> None:
-    from clir_ot.eval.report import check_expected
+    from clir_ot.experiment import check_expected
 
     cell = lambda v: {"mean": v, "std": 0.0, "ci_low": v, "ci_high": v, "n": 1}  # noqa: E731
     results = {"summary": {"yo": {"kd": {"nDCG@10": cell(0.5)}}},

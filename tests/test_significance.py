@@ -125,3 +125,16 @@ def test_one_sided_bootstrap_p_is_the_share_of_replicates_on_the_wrong_side() ->
     assert greater["mean_diff"] == two["mean_diff"] and greater["ci_low"] == two["ci_low"]  # same replicates
     assert greater["p"] + less["p"] == pytest.approx(1 + 1 / 4001, abs=1e-9)  # no replicate is exactly 0
     assert two["p"] == pytest.approx(2 * min(greater["p"], less["p"]), rel=1e-9)
+
+
+def test_seed_and_query_tests_is_the_bootstrap_and_the_seed_t_of_the_same_scores() -> None:
+    from clir_ot.eval.significance import seed_and_query_tests, seed_level_t, two_level_bootstrap
+
+    rng = np.random.default_rng(3)
+    a, b = rng.random((4, 30)) + 0.05, rng.random((3, 30))
+    both = seed_and_query_tests(a, b, "greater")
+    assert both["seed_means_a"] == a.mean(axis=1).tolist() and both["seed_means_b"] == b.mean(axis=1).tolist()
+    assert both["bootstrap"] == two_level_bootstrap(a, b, alternative="greater")
+    assert both["seed"] == seed_level_t(a.mean(axis=1), b.mean(axis=1), "greater")
+    assert both["seed"]["test"] == "Welch t over seeds"
+    assert seed_and_query_tests(a, b[:1])["seed"]["test"] == "one-sample t against the single run"

@@ -34,6 +34,7 @@ entry exploratory.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -46,7 +47,7 @@ from .distill.methods import METHODS
 from .errors import ClirOtError
 from .eval.evaluate import EvalConfig
 from .languages import EVAL_LANGUAGES, check_language
-from .layout import BEFORE, CLIR_LEXICAL, baseline_folder, is_safe_name
+from .layout import BEFORE, CLIR_LEXICAL, FULL_CORPUS_BM25, baseline_folder, baseline_label, is_safe_name
 from .models.precision import PRECISIONS
 
 #: Comparisons tested when an experiment declares none (those whose conditions exist).
@@ -280,8 +281,8 @@ def check_expected_scores(exp: Experiment) -> None:
     """``expected`` is ``{lang: {system: {measure: number}}}`` for MIRACL and ``{"bible-clir": {query encoder:
     {lang: {system: {measure: number}}}}}``, naming evaluated languages, known systems and the benchmark's
     measures: a typo is refused before the first stage, not after the whole run."""
-    systems = set(exp.condition_names()) | {BEFORE, *CLIR_LEXICAL, "bm25 (full corpus)"}
-    systems |= {f"{b} alone" for b in exp.baselines if b not in CLIR_LEXICAL and b != exp.student}
+    systems = set(exp.condition_names()) | {BEFORE, *CLIR_LEXICAL}
+    systems |= {baseline_label(b, exp.student) for b in (*exp.baselines, FULL_CORPUS_BM25)}
 
     def check(where: str, langs: list[str], bench: str, tree: Any) -> None:
         if not isinstance(tree, dict):
@@ -424,3 +425,24 @@ def load_experiment(path: Path, profile: str) -> Experiment:
             raise ClirOtError(f"{path}: {where} must be a mapping of distillation settings, got {block!r}")
     distill = {**top, **own}
     return build(Experiment, {"name": Path(path).stem}, raw, chosen, {"profile": profile, "distill": distill})
+
+
+def check_expected(results_json: Path, expected: dict) -> list[str]:
+    """Mismatches between a report's scores and ``expected``, means over seeds as the report prints them:
+    ``{lang: {condition: {metric: value}}}`` for MIRACL and ``{"bible-clir": {query encoder: {lang:
+    {condition: {metric: value}}}}}`` for the positive control; ``math.isclose`` with an absolute tolerance
+    of 5e-5. Empty when everything matches."""
+    result = json.loads(Path(results_json).read_text(encoding="utf-8"))
+    tables = [("", lang, conds, result["summary"]) for lang, conds in expected.items() if lang != "bible-clir"]
+    tables += [(f"bible-clir ({encoder} queries) ", lang, conds, (result.get("clir") or {}).get("summary", {})
+                .get(encoder, {})) for encoder, langs in (expected.get("bible-clir") or {}).items()
+               for lang, conds in langs.items()]
+    out = []
+    for label, lang, conds, summary in tables:
+        for cond, ms in conds.items():
+            for metric, value in ms.items():
+                got = ((summary.get(lang) or {}).get(cond) or {}).get(metric, {}).get("mean")
+                if got is None or not math.isclose(got, float(value), rel_tol=0, abs_tol=5e-5):
+                    out.append(f"{label}{lang} {cond} {metric}: expected {value}, got "
+                               f"{'nothing' if got is None else f'{got:.4f}'}")
+    return out

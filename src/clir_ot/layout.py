@@ -95,3 +95,17 @@ def clir_dir(root: Path, system: str, query_encoder: str) -> Path:
 def token_probe_file(root: Path, system: str) -> Path:
     """The token-alignment probe of ``before`` or a run tag ``<condition>-s<seed>``."""
     return Path(root) / "probe" / "token" / f"{system}.json"
+
+
+#: the folder of the BM25 run on the full corpus, beside a profile's reduced-pool baselines
+FULL_CORPUS_BM25 = "bm25-full"
+
+
+def baseline_label(name: str, student: str) -> str:
+    """How the report and the expected scores name a baseline: the student itself is ``before``, BM25 on the
+    full corpus ``bm25 (full corpus)``, the lexical runs by their names, any other model ``<name> alone``."""
+    if name == student:
+        return BEFORE
+    if name == FULL_CORPUS_BM25:
+        return "bm25 (full corpus)"
+    return name if name in CLIR_LEXICAL else f"{name} alone"

@@ -61,6 +61,7 @@ from .inputs import read_json_or_none
 from .layout import (
     BEFORE,
     CLIR_LEXICAL,
+    FULL_CORPUS_BM25,
     baseline_dir,
     clir_dir,
     curve_before_dir,
@@ -415,7 +416,7 @@ def reproduce(experiment: Path, profile: str, runs_dir: Path, reports_dir: Path,
         register_hypotheses(exp, root)
         report_dir = _reproduce(exp, root, Path(reports_dir), started, log)
     if exp.expected:
-        from .eval.report import check_expected
+        from .experiment import check_expected
 
         mismatches = check_expected(report_dir / "results.json", exp.expected)
         if mismatches:
@@ -446,7 +447,8 @@ def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, l
     for base in exp.baselines:
         stage(f"baseline {base}", lambda b=base: run_eval(exp, b, baseline_dir(root, b), exp.eval_pool, log))
     if exp.eval_pool is not None:  # BM25 on the full corpus: the reference against Pyserini
-        stage("baseline bm25 full corpus", lambda: run_eval(exp, "bm25", root / "baselines" / "bm25-full", None, log))
+        stage("baseline bm25 full corpus", lambda: run_eval(exp, "bm25", root / "baselines" / FULL_CORPUS_BM25, None,
+                                                                    log))
     for system in (*CLIR_LEXICAL, exp.student):
         name = BEFORE if system == exp.student else system
         stage(f"bible-clir {name}", lambda s=system, n=name: run_clir(exp, n, s, root, log))

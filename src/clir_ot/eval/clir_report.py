@@ -18,8 +18,9 @@ from ..data.benchmarks import get_benchmark
 from ..data.bible import HELD_OUT_LABEL
 from ..languages import EVAL_LANGUAGES
 from ..layout import BEFORE, CLIR_LEXICAL, clir_dir, layer_suffix, run_tag, token_probe_file
+from .confirmatory import paired_scores
 from .saved import read_evaluation
-from .significance import holm, mean_ci, seed_level_t, two_level_bootstrap
+from .significance import holm, mean_ci, seed_and_query_tests, two_level_bootstrap
 
 #: The measures the section shows (bible-clir has one relevant verse per query: MRR@10 ≈ precision at the top).
 MEASURES = ("R@1", "RR@10")
@@ -43,13 +44,11 @@ def collect_clir(root: Path, exp) -> dict[str, dict[str, dict[str, dict]]]:
 
 
 def _gain(entry: dict, before: dict, metric: str) -> dict:
-    qids = sorted(set(before["per_query"][0]) & set(entry["per_query"][0]))
-    a = np.array([[pq[q][metric] for q in qids] for pq in entry["per_query"]])
-    b = np.array([[pq[q][metric] for q in qids] for pq in before["per_query"]])
-    means_a, means_b = a.mean(axis=1).tolist(), b.mean(axis=1).tolist()
-    seed = seed_level_t(means_a, means_b)
-    return two_level_bootstrap(a, b) | {"seed_means_a": means_a, "seed_means_b": means_b, "t_seeds": seed["t"],
-                                        "df_seeds": seed["df"], "p_seeds": seed["p"]}
+    a, b, _ = paired_scores(entry, before, metric)
+    tests = seed_and_query_tests(a, b)
+    seed = tests["seed"]
+    return tests["bootstrap"] | {"seed_means_a": tests["seed_means_a"], "seed_means_b": tests["seed_means_b"],
+                                 "t_seeds": seed["t"], "df_seeds": seed["df"], "p_seeds": seed["p"]}
 
 
 def clir_section(root: Path, exp, seen_langs: list[str]) -> dict:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .significance import holm, seed_level_t, two_level_bootstrap
+from .significance import holm, seed_and_query_tests
 
 ALPHA = 0.05
 #: a declared direction → the alternative of both tests
@@ -39,14 +39,18 @@ def scores(entry: dict, qids: list[str], measure: str) -> np.ndarray:
     return np.array([[pq[q][measure] for q in qids] for pq in entry["per_query"]], dtype=float)
 
 
+def paired_scores(a: dict, b: dict, measure: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The ``(seeds, queries)`` scores of two conditions on the queries both scored, and those queries."""
+    qids = sorted(set(a["per_query"][0]) & set(b["per_query"][0]))
+    return scores(a, qids, measure), scores(b, qids, measure), qids
+
+
 def paired_tests(a: dict, b: dict, measure: str, alternative: str = "two-sided") -> dict[str, Any]:
     """Both tests of a − b on the queries that both conditions scored, and each condition's per-seed means."""
-    qids = sorted(set(a["per_query"][0]) & set(b["per_query"][0]))
-    A, B = scores(a, qids, measure), scores(b, qids, measure)
-    boot = two_level_bootstrap(A, B, alternative=alternative)
-    seed_means_a, seed_means_b = A.mean(axis=1).tolist(), B.mean(axis=1).tolist()
-    seed = seed_level_t(seed_means_a, seed_means_b, alternative)
-    return {"queries": len(qids), "seed_means_a": seed_means_a, "seed_means_b": seed_means_b,
+    A, B, qids = paired_scores(a, b, measure)
+    tests = seed_and_query_tests(A, B, alternative)
+    boot, seed = tests["bootstrap"], tests["seed"]
+    return {"queries": len(qids), "seed_means_a": tests["seed_means_a"], "seed_means_b": tests["seed_means_b"],
             "mean_a": float(A.mean()), "mean_b": float(B.mean()), "mean_diff": boot["mean_diff"],
             "ci_low": boot["ci_low"], "ci_high": boot["ci_high"], "p_boot": boot["p"], "t": seed["t"],
             "df": seed["df"], "p_seed": seed["p"], "seed_test": seed["test"], "alternative": alternative}

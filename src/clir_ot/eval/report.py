@@ -17,7 +17,17 @@ import yaml
 
 from ..artifacts import SPEED_FLAGS, package_versions, write_json_atomic, write_text_atomic
 from ..data.benchmarks import get_benchmark
-from ..layout import CLIR_LEXICAL, baseline_dir, curve_file, distill_dir, drift_file, eval_dir, run_tag
+from ..layout import (
+    CLIR_LEXICAL,
+    FULL_CORPUS_BM25,
+    baseline_dir,
+    baseline_label,
+    curve_file,
+    distill_dir,
+    drift_file,
+    eval_dir,
+    run_tag,
+)
 from . import metrics, plots
 from .clir_report import (
     clir_collection_label,
@@ -27,10 +37,10 @@ from .clir_report import (
     token_markdown,
     token_section,
 )
-from .confirmatory import confirm_family
+from .confirmatory import confirm_family, paired_scores
 from .confirmatory import markdown as confirmatory_markdown
 from .saved import read_evaluation
-from .significance import compare, holm, mean_ci, seed_level_t, two_level_bootstrap
+from .significance import compare, holm, mean_ci, seed_and_query_tests, two_level_bootstrap
 
 MEASURES = list(metrics.DEFAULT_MEASURES)
 CONTAMINATION = (
@@ -46,24 +56,16 @@ def _json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def baseline_label(name: str, exp) -> str:
-    if name == exp.student:
-        return "before"
-    if name == "bm25-full":
-        return "bm25 (full corpus)"
-    return name if name in CLIR_LEXICAL else f"{name} alone"
-
-
 def collect(root: Path, exp) -> dict:
     """Per language and condition: per-seed aggregates and per-query scores (with the seed of each)."""
     data: dict[str, dict[str, dict]] = {}
     unavailable: dict[str, str] = {}
-    for base in [*exp.baselines, "bm25-full"]:
-        base_dir = baseline_dir(root, base) if base != "bm25-full" else root / "baselines" / "bm25-full"
+    for base in [*exp.baselines, FULL_CORPUS_BM25]:
+        base_dir = baseline_dir(root, base) if base != FULL_CORPUS_BM25 else root / "baselines" / FULL_CORPUS_BM25
         if not base_dir.is_dir():
             continue
         for lang, result in read_evaluation(base_dir).items():
-            data.setdefault(lang, {})[baseline_label(base, exp)] = {
+            data.setdefault(lang, {})[baseline_label(base, exp.student)] = {
                 "seeds": [result["metrics"]], "seed_ids": [None], "per_query": [result["per_query"]],
                 "runs": [result["run"]]}
         results = base_dir / "results.json"
@@ -88,16 +90,12 @@ def summarise(data: dict) -> dict:
                    for cond, entry in conds.items()} for lang, conds in data.items()}
 
 
-def _matrix(entry: dict, qids: list[str], metric: str) -> np.ndarray:
-    return np.array([[pq[q][metric] for q in qids] for pq in entry["per_query"]])
-
-
 def significance(data: dict, comparisons: list[tuple[str, str]]) -> tuple[list[dict], list[dict]]:
     """The declared comparisons, per language and metric.
 
     Headline: the two-level bootstrap over queries and seeds (:func:`two_level_bootstrap`) — Δ, 95% CI and
     p, Holm-adjusted across every declared comparison × language × metric — beside each condition's per-seed
-    means and the t test over them (:func:`seed_level_t`, two-sided). Per seed: the paired
+    means and the t test over them (both from :func:`seed_and_query_tests`, two-sided). Per seed: the paired
     randomisation test of each seed's run against the other condition's run of the same seed (or its
     single run), Holm-adjusted across all per-seed tests.
     """
@@ -106,15 +104,14 @@ def significance(data: dict, comparisons: list[tuple[str, str]]) -> tuple[list[d
         for lang, conds in data.items():
             if a not in conds or b not in conds:
                 continue
-            qids = sorted(set(conds[a]["per_query"][0]) & set(conds[b]["per_query"][0]))
             for m in MEASURES:
-                A, B = _matrix(conds[a], qids, m), _matrix(conds[b], qids, m)
-                boot = two_level_bootstrap(A, B)
-                seed_a, seed_b = A.mean(axis=1).tolist(), B.mean(axis=1).tolist()
-                seed = seed_level_t(seed_a, seed_b)
-                headline.append({"comparison": f"{a} vs {b}", "lang": lang, "metric": m, **boot,
-                                 "seed_means_a": seed_a, "seed_means_b": seed_b, "t_seeds": seed["t"],
-                                 "df_seeds": seed["df"], "p_seeds": seed["p"], "seed_test": seed["test"]})
+                A, B, _ = paired_scores(conds[a], conds[b], m)
+                tests = seed_and_query_tests(A, B)
+                seed = tests["seed"]
+                headline.append({"comparison": f"{a} vs {b}", "lang": lang, "metric": m, **tests["bootstrap"],
+                                 "seed_means_a": tests["seed_means_a"], "seed_means_b": tests["seed_means_b"],
+                                 "t_seeds": seed["t"], "df_seeds": seed["df"], "p_seeds": seed["p"],
+                                 "seed_test": seed["test"]})
                 for i, seed in enumerate(conds[a]["seed_ids"]):
                     j = conds[b]["seed_ids"].index(seed) if seed in conds[b]["seed_ids"] else 0
                     res = compare(A[i], B[j])
@@ -301,7 +298,7 @@ def write_report(root: Path, out: Path, exp) -> dict:
     curves = curves_summary(root, exp)
     equal_drift = [row for m in ("nDCG@10", "R@100") for row in at_equal_drift(curves, comparisons, m)]
     evaluations = {f"evaluate {b}": baseline_dir(root, b) for b in exp.baselines}
-    evaluations["evaluate bm25-full"] = root / "baselines" / "bm25-full"
+    evaluations["evaluate bm25-full"] = root / "baselines" / FULL_CORPUS_BM25
     evaluations |= {f"evaluate {c} s{s}": eval_dir(root, c, s) for c in exp.condition_names() for s in exp.seeds_of(c)}
     for name, folder in evaluations.items():
         if folder.is_dir():
@@ -449,29 +446,6 @@ def _holding_paragraph(r: dict) -> str:
              f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}])" for s in held]
     return (f"{len(held)} of {len(r['significance'])} tested differences hold after Holm correction "
             f"(two-level bootstrap over queries and seeds): " + "; ".join(parts) + ". The others do not.")
-
-
-def check_expected(results_json: Path, expected: dict) -> list[str]:
-    """Mismatches between a report's scores and ``expected``, means over seeds as the report prints them:
-    ``{lang: {condition: {metric: value}}}`` for MIRACL and ``{"bible-clir": {query encoder: {lang:
-    {condition: {metric: value}}}}}`` for the positive control; ``math.isclose`` with an absolute tolerance
-    of 5e-5. Empty when everything matches."""
-    import math
-
-    result = _json(results_json)
-    tables = [("", lang, conds, result["summary"]) for lang, conds in expected.items() if lang != "bible-clir"]
-    tables += [(f"bible-clir ({encoder} queries) ", lang, conds, (result.get("clir") or {}).get("summary", {})
-                .get(encoder, {})) for encoder, langs in (expected.get("bible-clir") or {}).items()
-               for lang, conds in langs.items()]
-    out = []
-    for label, lang, conds, summary in tables:
-        for cond, ms in conds.items():
-            for metric, value in ms.items():
-                got = ((summary.get(lang) or {}).get(cond) or {}).get(metric, {}).get("mean")
-                if got is None or not math.isclose(got, float(value), rel_tol=0, abs_tol=5e-5):
-                    out.append(f"{label}{lang} {cond} {metric}: expected {value}, got "
-                               f"{'nothing' if got is None else f'{got:.4f}'}")
-    return out
 
 
 def _evaluation_time(folder: Path) -> float:

@@ -184,3 +184,15 @@ def two_level_bootstrap(a: np.ndarray, b: np.ndarray | None = None, n_samples: i
     return {"mean_diff": observed, "ci_low": float(lo), "ci_high": float(hi), "se": float(stat.std(ddof=1)),
             "p": p, "n_items": n_items, "n_seeds_a": int(a.shape[0]),
             "n_seeds_b": int(b.shape[0]) if b is not None else 0}
+
+
+def seed_and_query_tests(a: np.ndarray, b: np.ndarray, alternative: Alternative = "two-sided") -> dict:
+    """Both tests of a − b for two conditions' ``(seeds, queries)`` scores on the same queries: the two-level
+    bootstrap (:func:`two_level_bootstrap`: queries and seeds resampled) and the t test over the per-seed means
+    (:func:`seed_level_t`: seeds are the units). Every comparison of conditions in a report goes through here.
+
+    Returns ``{"bootstrap": {...}, "seed": {"t", "df", "p", "test"}, "seed_means_a": [...], "seed_means_b": [...]}``.
+    """
+    means_a, means_b = a.mean(axis=1).tolist(), b.mean(axis=1).tolist()
+    return {"bootstrap": two_level_bootstrap(a, b, alternative=alternative),
+            "seed": seed_level_t(means_a, means_b, alternative), "seed_means_a": means_a, "seed_means_b": means_b}
