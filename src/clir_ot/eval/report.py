@@ -541,7 +541,20 @@ def _lexical_markdown(r: dict) -> list[str]:
 
 
 def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
-    L = [f"# {r['experiment']} — profile `{r['profile']}`", ""]
+    """results.md: the sections in order, each rendered from the report's data ``r`` (results.json)."""
+    sections = [_header_md(r, exp), confirmatory_markdown(r.get("confirmatory") or [], r.get("registration")),
+                [CONTAMINATION, ""], _results_md(r), _significance_md(r), _curves_md(r),
+                _udhr_markdown(r) if r["probe_after"] else [], clir_markdown(r["clir"], r["clir_label"]),
+                token_markdown(r["token_alignment"]), _mechanism_markdown(r.get("mechanism") or {"conditions": {}}),
+                _lexical_markdown(r), _diagnostic_md(r), _plots_md(figures, out), _training_data_md(r), _costs_md(r),
+                _versions_md(r)]
+    return "\n".join(line for section in sections for line in section)
+
+
+def _header_md(r: dict, exp) -> list[str]:
+    """The title, the description and the run: conditions, seeds, corpus, wall time, hardware."""
+    L: list[str] = []
+    L += [f"# {r['experiment']} — profile `{r['profile']}`", ""]
     if exp.description:
         L += [exp.description.strip(), ""]
     timings = r.get("timings") or {}
@@ -560,8 +573,12 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
           f"- evaluation: MIRACL dev, **{r['corpus']}**{pool_note}",
           f"- wall time of the last `reproduce` call: {timings.get('this_run_total_s', 'n/a')} s",
           f"- hardware: {_hardware_line(r.get('hardware'))}", ""]
-    L += confirmatory_markdown(r.get("confirmatory") or [], r.get("registration"))
-    L += [CONTAMINATION, ""]
+    return L
+
+
+def _results_md(r: dict) -> list[str]:
+    """Each language's table: mean ± std over seeds with a 95% CI, and the unavailable languages."""
+    L: list[str] = []
     L += ["## Results (mean ± std over seeds [95% CI]; baselines are single runs)", ""]
     for lang, conds in r["summary"].items():
         L += [f"### {lang}", "", "| condition | " + " | ".join(MEASURES) + " |", "|---|" + "---|" * len(MEASURES)]
@@ -570,6 +587,12 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
         L.append("")
     for lang, reason in r["unavailable"].items():
         L.append(f"- **{lang} unavailable**: {reason}")
+    return L
+
+
+def _significance_md(r: dict) -> list[str]:
+    """The exploratory (or declared) comparisons: both tests, per-seed tests, and which differences hold."""
+    L: list[str] = []
     exploratory = bool(r.get("confirmatory"))
     L += ["", "## Significance (" + ("exploratory comparisons: not pre-registered" if exploratory else
                                      "the declared comparisons") + ")", "",
@@ -595,6 +618,12 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
                  f"{s['p_randomization']:.4f} | {s['p_randomization_holm']:.4f} | {s['cohens_dz']:+.2f} |")
     L += ["", ("**Which exploratory differences hold.** " if exploratory else "**Which differences hold.** ")
           + _holding_paragraph(r), ""]
+    return L
+
+
+def _curves_md(r: dict) -> list[str]:
+    """Retrieval, probe and drift along training, and the comparisons at equal drift."""
+    L: list[str] = []
     if r.get("curves"):
         L += ["## Trade-off curves (mean over seeds)", "",
               "Each student measured at step 0 (the student before), the declared steps and the last: retrieval on "
@@ -622,12 +651,12 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
                     interval = " (one seed: no interval)"
                 L.append(f"- {e['comparison']}, {e['metric']} at drift {e['drift']:.4f}: {e['mean']:+.4f}{interval}")
             L.append("")
-    if r["probe_after"]:
-        L += _udhr_markdown(r)
-    L += clir_markdown(r["clir"], r["clir_label"])
-    L += token_markdown(r["token_alignment"])
-    L += _mechanism_markdown(r.get("mechanism") or {"conditions": {}})
-    L += _lexical_markdown(r)
+    return L
+
+
+def _diagnostic_md(r: dict) -> list[str]:
+    """The partial-pool diagnostic of the languages whose corpora are not here (never a MIRACL result)."""
+    L: list[str] = []
     if r["diagnostic"]:
         from ..data.partial import LABEL
 
@@ -644,8 +673,20 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
             L.append(f"| {name} | " + " | ".join(f"{v[lg]['R@100']:.3f} / {v[lg]['nDCG@10']:.3f}" if lg in v else "–"
                                                  for lg in langs) + " |")
         L.append("")
+    return L
+
+
+def _plots_md(figures: list[Path], out: Path) -> list[str]:
+    """Links to the figures."""
+    L: list[str] = []
     if figures:
         L += ["## Plots", ""] + [f"![{p.stem}]({p.relative_to(out)})" for p in figures] + [""]
+    return L
+
+
+def _training_data_md(r: dict) -> list[str]:
+    """The training files, their sha256 and the exclusion audit."""
+    L: list[str] = []
     td = r["training_data"]
     if td:
         L += ["## Training data and exclusion audit", "",
@@ -661,10 +702,22 @@ def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
             L.append(f"- audit `{Path(a['path']).name}`: {a['n_label_findings']} labelled excluded; content "
                      f"findings {a['content_counts'] or 'none'} of {a['rows']:,} rows")
         L.append("")
+    return L
+
+
+def _costs_md(r: dict) -> list[str]:
+    """Wall and training time of each stage."""
+    L: list[str] = []
     L += ["## Cost of each stage", "", "| stage | wall time (s) | training time (s) | tokens seen |",
           "|---|---|---|---|"]
     for name, c in r["costs"].items():
         L.append(f"| {name} | {c.get('wall_time_s', '')} | {c.get('train_time_s', '') or ''} | "
                  f"{c.get('tokens_seen', '') or ''} |")
+    return L
+
+
+def _versions_md(r: dict) -> list[str]:
+    """The package versions."""
+    L: list[str] = []
     L += ["", "## Versions", "", "```yaml", yaml.safe_dump(r["versions"], sort_keys=False).strip(), "```", ""]
-    return "\n".join(L)
+    return L
