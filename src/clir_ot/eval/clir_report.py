@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from ..data.bible import HELD_OUT_LABEL
 from ..languages import EVAL_LANGUAGES
 from ..layout import BEFORE, CLIR_LEXICAL, clir_dir, layer_suffix, run_tag, token_probe_file
 from .confirmatory import paired_scores
-from .saved import read_evaluation
+from .saved import collect_evaluations
 from .significance import holm, mean_ci, seed_and_query_tests, two_level_bootstrap
 
 #: The measures the section shows (bible-clir has one relevant verse per query: MRR@10 ≈ precision at the top).
@@ -27,20 +28,13 @@ MEASURES = ("R@1", "RR@10")
 
 
 def collect_clir(root: Path, exp) -> dict[str, dict[str, dict[str, dict]]]:
-    """``{query encoder: {lang: {system: {"seeds": [...], "per_query": [...]}}}}``; systems are ``before``,
-    the BM25 variants (student-encoded queries only) and each condition over its seeds."""
-    systems: list[tuple[str, list[str]]] = [(BEFORE, [BEFORE]), *((b, [b]) for b in CLIR_LEXICAL)]
-    systems += [(c, [run_tag(c, s) for s in exp.seeds_of(c)]) for c in exp.condition_names()]
-    data: dict[str, dict[str, dict[str, dict]]] = {}
-    for encoder in exp.clir_query_encoders:
-        for name, tags in systems:
-            for tag in tags:
-                for lang, result in read_evaluation(clir_dir(root, tag, encoder)).items():
-                    entry = data.setdefault(encoder, {}).setdefault(lang, {}).setdefault(
-                        name, {"seeds": [], "per_query": []})
-                    entry["seeds"].append(result["metrics"])
-                    entry["per_query"].append(result["per_query"])
-    return data
+    """``{query encoder: {lang: {system: entry}}}`` (:func:`~clir_ot.eval.saved.collect_evaluations`); systems are
+    ``before``, the BM25 variants (student-encoded queries only) and each condition over its seeds."""
+    systems: list[tuple[str, Any, str]] = [(BEFORE, None, BEFORE), *((b, None, b) for b in CLIR_LEXICAL)]
+    systems += [(c, s, run_tag(c, s)) for c in exp.condition_names() for s in exp.seeds_of(c)]
+    data = {encoder: collect_evaluations([(name, seed, clir_dir(root, tag, encoder)) for name, seed, tag in systems])
+            for encoder in exp.clir_query_encoders}
+    return {encoder: by_lang for encoder, by_lang in data.items() if by_lang}
 
 
 def _gain(entry: dict, before: dict, metric: str) -> dict:

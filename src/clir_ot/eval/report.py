@@ -39,7 +39,7 @@ from .clir_report import (
 )
 from .confirmatory import confirm_family, paired_scores
 from .confirmatory import markdown as confirmatory_markdown
-from .saved import read_evaluation
+from .saved import collect_evaluations
 from .significance import compare, holm, mean_ci, seed_and_query_tests, two_level_bootstrap
 
 MEASURES = list(metrics.DEFAULT_MEASURES)
@@ -57,31 +57,18 @@ def _json(path: Path):
 
 
 def collect(root: Path, exp) -> dict:
-    """Per language and condition: per-seed aggregates and per-query scores (with the seed of each)."""
-    data: dict[str, dict[str, dict]] = {}
+    """Per language and system (baselines, then each condition over its seeds): per-seed aggregates and per-query
+    scores (:func:`~clir_ot.eval.saved.collect_evaluations`), and the languages a baseline could not evaluate."""
+    baselines = [(b, baseline_dir(root, b) if b != FULL_CORPUS_BM25 else root / "baselines" / FULL_CORPUS_BM25)
+                 for b in [*exp.baselines, FULL_CORPUS_BM25]]
+    data = collect_evaluations([(baseline_label(b, exp.student), None, folder) for b, folder in baselines] + [
+        (c, s, eval_dir(root, c, s)) for c in exp.condition_names() for s in exp.seeds_of(c)])
     unavailable: dict[str, str] = {}
-    for base in [*exp.baselines, FULL_CORPUS_BM25]:
-        base_dir = baseline_dir(root, base) if base != FULL_CORPUS_BM25 else root / "baselines" / FULL_CORPUS_BM25
-        if not base_dir.is_dir():
-            continue
-        for lang, result in read_evaluation(base_dir).items():
-            data.setdefault(lang, {})[baseline_label(base, exp.student)] = {
-                "seeds": [result["metrics"]], "seed_ids": [None], "per_query": [result["per_query"]],
-                "runs": [result["run"]]}
-        results = base_dir / "results.json"
-        if results.is_file():
-            for r in _json(results)["results"]:
+    for _, folder in baselines:
+        if (folder / "results.json").is_file():
+            for r in _json(folder / "results.json")["results"]:
                 if r["status"] != "ok":
                     unavailable[r["lang"]] = r["reason"]
-    for condition in exp.condition_names():
-        for seed in exp.seeds_of(condition):
-            for lang, result in read_evaluation(eval_dir(root, condition, seed)).items():
-                entry = data.setdefault(lang, {}).setdefault(
-                    condition, {"seeds": [], "seed_ids": [], "per_query": [], "runs": []})
-                entry["seeds"].append(result["metrics"])
-                entry["seed_ids"].append(seed)
-                entry["per_query"].append(result["per_query"])
-                entry["runs"].append(result["run"])
     return {"data": data, "unavailable": unavailable}
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from ..artifacts import sha256_file
 from ..errors import ClirOtError
@@ -104,3 +106,20 @@ def saved_embeddings(lang_dir: Path) -> Path | None:
     if not entry:
         return None
     return Path(entry) if is_complete(Path(entry)) else None
+
+
+def collect_evaluations(sources: Iterable[tuple[str, Any, Path]]) -> dict[str, dict[str, dict]]:
+    """The one collector of every report section, whatever the benchmark: ``{lang: {system: {"seeds": [metrics],
+    "seed_ids": [...], "per_query": [...], "runs": [...]}}}`` from evaluation folders given as ``(system, seed id
+    or None, folder)``, each read and verified by :func:`read_evaluation`; a system's seeds in the order given, a
+    missing folder contributing nothing."""
+    data: dict[str, dict[str, dict]] = {}
+    for system, seed, folder in sources:
+        for lang, result in read_evaluation(folder).items():
+            entry = data.setdefault(lang, {}).setdefault(system, {"seeds": [], "seed_ids": [], "per_query": [],
+                                                                  "runs": []})
+            entry["seeds"].append(result["metrics"])
+            entry["seed_ids"].append(seed)
+            entry["per_query"].append(result["per_query"])
+            entry["runs"].append(result["run"])
+    return data
