@@ -270,3 +270,28 @@ def test_parse_dictd_reads_both_freedict_entry_layouts(tmp_path: Path) -> None:
     (tmp_path / "x.dict.dz").write_bytes(gzip.compress(body))
     table = parse_dictd(tmp_path / "x.index", tmp_path / "x.dict.dz")
     assert table == {"abundance": ["wingi"], "abet": ["उकसाना"], "able": ["समर्थ", "चतुर", "योग्य व्यक्ति"]}
+
+
+def test_a_recorded_audit_verdict_stands_where_lingua_is_not_installed(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    """A GPU node without lingua reads the verdicts carried in $CLIR_OT_CACHE/audits; without one the audit is
+    refused with one line; a verdict of another lingua version is found again where lingua runs."""
+    from clir_ot.data import exclusion
+    from clir_ot.data.training import DEMO_BITEXT, load_training_data
+    from clir_ot.errors import ClirOtError
+
+    monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "cache"))
+    with_lingua = load_training_data([DEMO_BITEXT], None, "sw").audits[0].content_counts()
+    assert with_lingua == {"yo": 3}
+    calls: list[int] = []
+    real = exclusion.identify_lid_languages
+    monkeypatch.setattr(exclusion, "identify_lid_languages", lambda texts: calls.append(1) or real(texts))
+    monkeypatch.setattr(exclusion, "_lingua_version", lambda: None)
+    assert load_training_data([DEMO_BITEXT], None, "sw").audits[0].content_counts() == with_lingua and not calls
+    monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(ClirOtError, match="needs the language identifier lingua") as info:
+        load_training_data([DEMO_BITEXT], None, "sw")
+    assert "\n" not in str(info.value)
+    monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(exclusion, "_lingua_version", lambda: "0.0-another")
+    assert load_training_data([DEMO_BITEXT], None, "sw").audits[0].content_counts() == with_lingua and calls

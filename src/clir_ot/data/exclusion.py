@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from ..artifacts import config_hash, write_json_atomic
-from ..errors import ExclusionError
+from ..errors import ClirOtError, ExclusionError
 from ..inputs import read_json_or_none
 from ..languages import EVAL_LANGUAGES, normalize_language
 from .bitext import Bitext
@@ -139,30 +139,42 @@ def _content_findings(path: str, items: list[tuple[int, str]], excluded: list[st
 
 def _cached_content_findings(path: str, sha256: str, items: list[tuple[int, str]],
                              excluded: list[str], per_line: bool) -> list[Finding]:
-    """Content findings, cached by file hash and audit settings (language identification is the slow part)."""
+    """Content findings, cached by file hash and audit settings (language identification is the slow part),
+    with the lingua version that found them. A verdict of another lingua version is found again where lingua
+    is installed; where it is not (a GPU node that was sent ``$CLIR_OT_CACHE/audits``), the recorded verdict
+    stands, and a file without one is refused with one line."""
     from ..settings import cache_dir
 
     key = config_hash({"sha256": sha256, "excluded": sorted(excluded), "min_conf": LID_MIN_CONFIDENCE,
-                       "min_words": LID_MIN_WORDS, "candidates": _LID_CANDIDATES, "lingua": _lingua_version()})
+                       "min_words": LID_MIN_WORDS, "candidates": _LID_CANDIDATES, "version": 2})
     cache_file = cache_dir() / "audits" / f"{key}.json"
+    lingua = _lingua_version()
     cached = read_json_or_none(cache_file) if sha256 else None
-    if isinstance(cached, list):  # a damaged cache file is a miss: the audit runs again
-        try:
-            return [Finding(path, int(line), str(lang), str(reason)) for line, lang, reason in cached]
-        except (TypeError, ValueError):
+    if isinstance(cached, dict) and (lingua is None or cached.get("lingua") == lingua):
+        try:  # a damaged cache file is a miss: the audit runs again
+            return [Finding(path, int(line), str(lang), str(reason)) for line, lang, reason in cached["findings"]]
+        except (KeyError, TypeError, ValueError):
             pass
+    if lingua is None and any(lang in LID_LANGUAGES for lang in excluded):
+        raise ClirOtError(f"auditing {path} needs the language identifier lingua (PyPI lingua-language-detector), "
+                          "which is not installed, or its recorded verdict in $CLIR_OT_CACHE/audits (made where "
+                          "lingua runs: `clir-ot data audit` there, then carry the audits folder)")
     findings = _content_findings(path, items, excluded)
     if per_line:  # both sides of a bitext row count once
         findings = _dedupe(findings)
     if sha256:
-        write_json_atomic(cache_file, [[f.line, f.lang, f.reason] for f in findings])
+        write_json_atomic(cache_file, {"lingua": lingua, "findings": [[f.line, f.lang, f.reason] for f in findings]})
     return findings
 
 
-def _lingua_version() -> str:
+def _lingua_version() -> str | None:
+    """The installed lingua's version; ``None`` where it is not installed."""
     from importlib import metadata
 
-    return metadata.version("lingua-language-detector")
+    try:
+        return metadata.version("lingua-language-detector")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def audit_bitext(bitext: Bitext, excluded: list[str]) -> FileAudit:
