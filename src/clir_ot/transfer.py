@@ -2,12 +2,18 @@
 
     write_parts(files, out, part_size)   # bundle.json + bundle.part-000, -001, ... (each ≤ part_size bytes)
     read_parts(folder, into)             # every part checked, then every file, written under ``into``
+    python -m clir_ot.transfer --unpack DIR --into PREFIX   # on the node, before any dependency is installed
 
 The files go, sorted by name, into one deterministic tar stream (no timestamps, owners or modes of the machine
 that packed it: the same files give the same bytes), cut into parts of at most ``part_size`` bytes.
 ``bundle.json`` records each part's size and sha256 and each file's size and sha256. Unpacking refuses, with
 one line and before anything is written, a missing, truncated, longer or altered part; it then writes each
 file atomically and checks its sha256, so that what lands is bit for bit what was packed.
+
+:func:`install` then sets a prefix up as a bundle of :mod:`clir_ot.bundle` lays it out: ``wheels/`` installed
+into ``site-packages/`` (pip, offline), ``cache/`` as ``$CLIR_OT_CACHE`` (recorded audit verdicts), the Bible
+export as ``$CLIR_OT_BIBLE_DB``, and ``env.sh`` exporting them. This module needs the standard library and
+PyYAML only, so that it runs on a node where nothing else of clir-ot's is installed yet.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shlex
+import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
@@ -172,3 +181,56 @@ def read_parts(folder: Path, into: Path) -> dict:
     if missing:
         raise ClirOtError(f"the bundle's parts hold no {', '.join(missing[:3])}: it was packed incompletely")
     return manifest
+
+
+#: where :mod:`clir_ot.bundle` puts each kind of file inside a bundle (and so inside the prefix it unpacks into)
+WHEELS, CACHE, BIBLE_DB = "wheels", "cache", "bible/held-out.db"
+
+
+def install(prefix: Path) -> Path:
+    """Set up an unpacked bundle's ``prefix``: its wheels installed into ``prefix/site-packages`` (pip, no index,
+    no dependencies resolved: the bundle carries them), and ``prefix/env.sh`` exporting ``PYTHONPATH``,
+    ``CLIR_OT_CACHE``, ``CLIR_OT_BIBLE_DB`` and offline mode. Returns the path of ``env.sh``."""
+    prefix = Path(prefix).resolve()
+    wheels = sorted((prefix / WHEELS).glob("*.whl"))
+    if wheels:
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                               "--no-index", "--no-deps", "--target", str(prefix / "site-packages"),
+                               *map(str, wheels)], capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise ClirOtError(f"installing the bundle's {len(wheels)} wheels into {prefix / 'site-packages'} "
+                              f"failed: {last}")
+    lines = ["# written by clir-ot's bundle unpacking: source it before running clir-ot from the bundle",
+             f"export PYTHONPATH={shlex.quote(str(prefix / 'site-packages'))}${{PYTHONPATH:+:$PYTHONPATH}}",
+             f"export CLIR_OT_CACHE={shlex.quote(str(prefix / CACHE))}", "export CLIR_OT_OFFLINE=1",
+             "export HF_HUB_OFFLINE=1", "export TRANSFORMERS_OFFLINE=1"]
+    if (prefix / BIBLE_DB).is_file():
+        lines.append(f"export CLIR_OT_BIBLE_DB={shlex.quote(str(prefix / BIBLE_DB))}")
+    env = prefix / "env.sh"
+    with atomic_path(env) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m clir_ot.transfer --unpack DIR --into PREFIX``: verify, unpack and install a bundle."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m clir_ot.transfer", description=main.__doc__)
+    parser.add_argument("--unpack", type=Path, required=True, help="the folder holding bundle.json and its parts")
+    parser.add_argument("--into", type=Path, required=True, help="the prefix to unpack and install into")
+    args = parser.parse_args(argv)
+    try:
+        manifest = read_parts(args.unpack, args.into)
+        env = install(args.into)
+    except ClirOtError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"unpacked {len(manifest['files'])} file(s) from {len(manifest['parts'])} part(s) into {args.into}; "
+          f"every part and file matched its sha256. Next: . {env}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -75,30 +75,39 @@ def findings_cmd(
 def bundle_cmd(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders to carry (a folder with everything "
                                                         "under it, named from the folder down).")] = None,
+    experiment: Annotated[Path | None, typer.Option(help="Bundle what this experiment file's --profile needs on "
+                                                    "a GPU node without a network instead of PATHS.")] = None,
+    profile: Annotated[str, typer.Option(help="The profile of --experiment.")] = "gpu",
+    wheels: Annotated[bool, typer.Option(help="With --experiment: download the node's wheels (CPython 3.12, "
+                                         "manylinux x86-64; needs a package index).")] = True,
     out: Annotated[Path | None, typer.Option(help="Folder for the parts and bundle.json.")] = None,
     part_size: Annotated[float, typer.Option(min=0.001, help="Largest part, in MiB (a transfer's limit less "
                                              "what else it carries).")] = 40.0,
     unpack: Annotated[Path | None, typer.Option(help="Unpack this bundle folder instead (with --into).")] = None,
-    into: Annotated[Path | None, typer.Option(help="Where --unpack writes the files.")] = None,
+    into: Annotated[Path | None, typer.Option(help="Where --unpack writes the files (and installs wheels).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
 ) -> None:
     """Carry files to a machine without a network in parts of at most --part-size MiB, each with its sha256
-    (bundle.json); --unpack DIR --into DIR refuses a missing, truncated or altered part with one line, then
-    writes every file and checks it bit for bit."""
+    (bundle.json): PATHS, or what an experiment's profile needs on a GPU node (--experiment: wheels, the
+    held-out Bible books, the exclusion audit's verdicts). --unpack DIR --into DIR refuses a missing, truncated
+    or altered part with one line, then writes every file, checks it bit for bit, installs the wheels and writes
+    DIR/env.sh (on the node before anything is installed: python -m clir_ot.transfer --unpack DIR --into DIR)."""
     from ..artifacts import prepare_output_dir
-    from ..transfer import read_parts, write_parts
+    from ..transfer import install, read_parts, write_parts
 
     if unpack is not None:
-        if paths or out is not None or into is None:
+        if paths or experiment is not None or out is not None or into is None:
             raise ClirOtError("--unpack DIR takes --into DIR and nothing else")
         manifest = read_parts(unpack, into)
+        env = install(into)
         console.print(f"unpacked {len(manifest['files'])} file(s) from {len(manifest['parts'])} part(s) into {into}; "
-                      "every part and file matched its sha256", markup=False)
+                      f"every part and file matched its sha256. Next: . {env}", markup=False)
         return
-    if not paths or out is None:
-        raise ClirOtError("give the files or folders to bundle and --out DIR (or --unpack DIR --into DIR)")
+    if out is None or bool(paths) == (experiment is not None):
+        raise ClirOtError("give the files or folders to bundle, or --experiment FILE --profile P, and --out DIR "
+                          "(or --unpack DIR --into DIR)")
     files: dict[str, Path] = {}
-    for path in paths:
+    for path in paths or []:
         if not (path.is_dir() or path.is_file()):
             raise ClirOtError(f"{path} is neither a file nor a folder")
         found = {str(p.relative_to(path.parent)): p for p in sorted(path.rglob("*")) if p.is_file()} \
@@ -108,8 +117,15 @@ def bundle_cmd(
             raise ClirOtError(f"two paths would both be {clash[0]} in the bundle: bundle them separately")
         files |= found
     prepare_output_dir(out, overwrite)
-    manifest = write_parts(files, out, int(part_size * 2**20),
-                           extra={"unpack": f"clir-ot bundle --unpack {out.name} --into <folder>"})
+    if experiment is not None:
+        from ..bundle import bundle_profile
+
+        manifest = bundle_profile(experiment, profile, out, int(part_size * 2**20), wheels,
+                                  log=lambda m: console.print(m, markup=False, highlight=False))
+        files = manifest["files"]
+    else:
+        manifest = write_parts(files, out, int(part_size * 2**20),
+                               extra={"unpack": f"clir-ot bundle --unpack {out.name} --into <folder>"})
     total = sum(p["bytes"] for p in manifest["parts"])
     console.print(f"{len(files)} file(s), {total / 2**20:.1f} MiB in {len(manifest['parts'])} part(s) of at most "
                   f"{part_size:g} MiB in {out}; unpack with: {manifest['unpack']}", markup=False)

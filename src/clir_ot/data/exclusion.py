@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 from ..artifacts import config_hash, write_json_atomic
 from ..errors import ClirOtError, ExclusionError
@@ -66,6 +67,8 @@ class FileAudit:
     rows: int
     label_findings: list[Finding] = field(default_factory=list)
     content_findings: list[Finding] = field(default_factory=list)
+    #: the content verdict's record (:func:`verdict_path`); ``None`` for a file without a sha256
+    verdict: Path | None = None
 
     def content_counts(self) -> dict[str, int]:
         return dict(Counter(f.lang for f in self.content_findings))
@@ -137,17 +140,23 @@ def _content_findings(path: str, items: list[tuple[int, str]], excluded: list[st
     return findings
 
 
-def _cached_content_findings(path: str, sha256: str, items: list[tuple[int, str]],
-                             excluded: list[str], per_line: bool) -> list[Finding]:
-    """Content findings, cached by file hash and audit settings (language identification is the slow part),
-    with the lingua version that found them. A verdict of another lingua version is found again where lingua
-    is installed; where it is not (a GPU node that was sent ``$CLIR_OT_CACHE/audits``), the recorded verdict
-    stands, and a file without one is refused with one line."""
+def verdict_path(sha256: str, excluded: list[str]) -> Path:
+    """Where the content verdict of the file with this sha256, audited against ``excluded``, is recorded."""
     from ..settings import cache_dir
 
     key = config_hash({"sha256": sha256, "excluded": sorted(excluded), "min_conf": LID_MIN_CONFIDENCE,
                        "min_words": LID_MIN_WORDS, "candidates": _LID_CANDIDATES, "version": 2})
-    cache_file = cache_dir() / "audits" / f"{key}.json"
+    return cache_dir() / "audits" / f"{key}.json"
+
+
+def _cached_content_findings(path: str, sha256: str, items: list[tuple[int, str]],
+                             excluded: list[str], per_line: bool) -> list[Finding]:
+    """Content findings, cached by file hash and audit settings (language identification is the slow part)
+    in :func:`verdict_path`,
+    with the lingua version that found them. A verdict of another lingua version is found again where lingua
+    is installed; where it is not (a GPU node that was sent ``$CLIR_OT_CACHE/audits``), the recorded verdict
+    stands, and a file without one is refused with one line."""
+    cache_file = verdict_path(sha256, excluded)
     lingua = _lingua_version()
     cached = read_json_or_none(cache_file) if sha256 else None
     if isinstance(cached, dict) and (lingua is None or cached.get("lingua") == lingua):
@@ -184,6 +193,7 @@ def audit_bitext(bitext: Bitext, excluded: list[str]) -> FileAudit:
                             for p in bitext.pairs if normalize_language(p.lang) in excluded]
     items = [(p.line, p.x) for p in bitext.pairs] + [(p.line, p.en) for p in bitext.pairs]
     audit.content_findings = _cached_content_findings(path, bitext.sha256, items, excluded, per_line=True)
+    audit.verdict = verdict_path(bitext.sha256, excluded) if bitext.sha256 else None
     return audit
 
 
@@ -195,6 +205,7 @@ def audit_lexicon(lexicon: Lexicon, excluded: list[str]) -> FileAudit:
                             for lang in lexicon.entries if normalize_language(lang) in excluded]
     items = [(0, x) for table in lexicon.entries.values() for xs in table.values() for x in xs]
     audit.content_findings = _cached_content_findings(path, lexicon.sha256, items, excluded, per_line=False)
+    audit.verdict = verdict_path(lexicon.sha256, excluded) if lexicon.sha256 else None
     return audit
 
 

