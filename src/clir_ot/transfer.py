@@ -2,7 +2,7 @@
 
     write_parts(files, out, part_size)   # bundle.json + bundle.part-000, -001, ... (each ≤ part_size bytes)
     read_parts(folder, into)             # every part checked, then every file, written under ``into``
-    python -m clir_ot.transfer --unpack DIR --into PREFIX   # on the node, before any dependency is installed
+    PYTHONPATH=src python -m clir_ot.transfer --unpack DIR --into PREFIX   # on the node, nothing installed yet
 
 The files go, sorted by name, into one deterministic tar stream (no timestamps, owners or modes of the machine
 that packed it: the same files give the same bytes), cut into parts of at most ``part_size`` bytes.
@@ -189,7 +189,8 @@ WHEELS, CACHE, BIBLE_DB = "wheels", "cache", "bible/held-out.db"
 
 def install(prefix: Path) -> Path:
     """Set up an unpacked bundle's ``prefix``: its wheels installed into ``prefix/site-packages`` (pip, no index,
-    no dependencies resolved: the bundle carries them), and ``prefix/env.sh`` exporting ``PYTHONPATH``,
+    no dependencies resolved: the bundle carries them), and ``prefix/env.sh`` exporting ``PYTHONPATH`` (those
+    packages and this checkout's ``src``),
     ``CLIR_OT_CACHE``, ``CLIR_OT_BIBLE_DB`` and offline mode. Returns the path of ``env.sh``."""
     prefix = Path(prefix).resolve()
     wheels = sorted((prefix / WHEELS).glob("*.whl"))
@@ -201,8 +202,10 @@ def install(prefix: Path) -> Path:
             last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise ClirOtError(f"installing the bundle's {len(wheels)} wheels into {prefix / 'site-packages'} "
                               f"failed: {last}")
-    lines = ["# written by clir-ot's bundle unpacking: source it before running clir-ot from the bundle",
-             f"export PYTHONPATH={shlex.quote(str(prefix / 'site-packages'))}${{PYTHONPATH:+:$PYTHONPATH}}",
+    source = Path(__file__).resolve().parents[1]  # the src folder of the checkout that unpacked the bundle
+    path = f"{shlex.quote(str(prefix / 'site-packages'))}:{shlex.quote(str(source))}"
+    lines = ["# written by clir-ot's bundle unpacking: source it, then run python -m clir_ot from the bundle",
+             f"export PYTHONPATH={path}${{PYTHONPATH:+:$PYTHONPATH}}",
              f"export CLIR_OT_CACHE={shlex.quote(str(prefix / CACHE))}", "export CLIR_OT_OFFLINE=1",
              "export HF_HUB_OFFLINE=1", "export TRANSFORMERS_OFFLINE=1"]
     if (prefix / BIBLE_DB).is_file():
