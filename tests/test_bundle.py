@@ -58,3 +58,18 @@ def test_the_smoke_bundle_runs_the_training_audit_and_bible_clir_without_lingua_
     finally:
         for cached in (bible.read_edition, bible.held_out_index):
             cached.cache_clear()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--experiment", "missing.yaml"), "config file not found"),
+    (("--experiment", str(EXPERIMENT), "--profile", "nope"), "has no profile 'nope'"),
+])
+def test_a_bad_experiment_or_profile_is_one_line_and_writes_nothing(tmp_path: Path, args: tuple, message: str) -> None:
+    from typer.testing import CliRunner
+
+    from clir_ot.cli import app
+
+    result = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}).invoke(
+        app, ["bundle", *args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

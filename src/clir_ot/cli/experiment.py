@@ -116,10 +116,13 @@ def bundle_cmd(
         if clash:
             raise ClirOtError(f"two paths would both be {clash[0]} in the bundle: bundle them separately")
         files |= found
+    if experiment is not None:  # the file and its profile checked before anything is written
+        from ..bundle import bundle_profile
+        from ..experiment import load_experiment
+
+        load_experiment(experiment, profile)
     prepare_output_dir(out, overwrite)
     if experiment is not None:
-        from ..bundle import bundle_profile
-
         manifest = bundle_profile(experiment, profile, out, int(part_size * 2**20), wheels,
                                   log=lambda m: console.print(m, markup=False, highlight=False))
         files = manifest["files"]
