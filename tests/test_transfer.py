@@ -111,3 +111,27 @@ def test_the_bundle_command_packs_folders_and_files_and_unpack_refuses_an_altere
     refused = run("bundle", "--unpack", tmp_path / "b", "--into", tmp_path / "into2")
     assert refused.exit_code == 1 and f"bundle part {last.name} " in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "into2").exists()
+
+
+def test_the_node_side_unpacker_needs_nothing_but_the_checkout(files: dict[str, Path], tmp_path: Path) -> None:
+    """``python -m clir_ot.transfer`` runs where no dependency is installed yet: it imports nothing beyond the
+    standard library and PyYAML, unpacks, writes env.sh, and exits 1 with one line on a damaged part."""
+    import subprocess
+    import sys
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    write_parts(files, tmp_path / "b", part_size=2**20)
+    probe = ("import sys, clir_ot.transfer as t; heavy = {'torch', 'numpy', 'transformers', 'ir_datasets', 'typer'}; "
+             "print(sorted(heavy & set(sys.modules)))")
+    env = {"PYTHONPATH": str(src), "PATH": os.environ.get("PATH", "")}
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"
+    ok = subprocess.run([sys.executable, "-m", "clir_ot.transfer", "--unpack", str(tmp_path / "b"), "--into",
+                         str(tmp_path / "node")], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0 and "every part and file matched" in ok.stdout
+    assert (tmp_path / "node" / "env.sh").is_file()
+    (tmp_path / "b" / "bundle.part-000").unlink()
+    bad = subprocess.run([sys.executable, "-m", "clir_ot.transfer", "--unpack", str(tmp_path / "b"), "--into",
+                          str(tmp_path / "node2")], env=env, capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.strip() == (
+        f"error: bundle part bundle.part-000 is missing from {tmp_path / 'b'}: transfer it again")
