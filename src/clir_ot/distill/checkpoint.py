@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 
 def trainable_state(models: Models) -> dict[str, torch.Tensor]:
+    """A CPU copy of the student's trained parameters (what a checkpoint keeps of the student)."""
     return {k: v.detach().cpu().clone() for k, v in models.student.model.named_parameters() if v.requires_grad}
 
 

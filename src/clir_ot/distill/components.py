@@ -21,6 +21,9 @@ from .losses import MSEDistillLoss, OTAlignmentLoss
 
 @dataclass
 class Models:
+    """The student being trained, the frozen teacher, the two losses, and what some objective terms need
+    besides: IDF token weights, the teacher map, the probe's cached teacher embeddings."""
+
     student: Encoder
     teacher: Encoder
     ot: OTAlignmentLoss
@@ -31,11 +34,15 @@ class Models:
     teacher_map: torch.nn.Linear | None = None  # student space → teacher space, trained with the student
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """The student's parameters that train (not the frozen embeddings) and the teacher map's."""
         params = [p for p in self.student.model.parameters() if p.requires_grad]
         return params + (list(self.teacher_map.parameters()) if self.teacher_map is not None else [])
 
 
 def build_models(cfg: DistillConfig, device: torch.device) -> Models:
+    """The student and the teacher (the student's frozen copy for ``teacher: self``) on ``device``, the layers
+    checked against each model, the teacher frozen and, unless ``freeze_embeddings`` is off, the student's word
+    embeddings too."""
     student = load_encoder(cfg.student, device=str(device))
     if cfg.teacher == "self":
         teacher = Encoder(copy.deepcopy(student.model), student.tokenizer, student.spec, source=f"self:{cfg.student}")
@@ -89,6 +96,7 @@ def batches(data: TrainingData, cfg: DistillConfig, start: int = 0) -> Iterator[
 
 
 def make_optimizer(models: Models, cfg: DistillConfig):
+    """AdamW over the trainable parameters, with a linear warm-up over ``warmup_steps`` then a linear decay to 0."""
     params = models.trainable_parameters()
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
@@ -101,6 +109,7 @@ def make_optimizer(models: Models, cfg: DistillConfig):
 
 
 def set_seed(seed: int) -> None:
+    """Seed Python's, numpy's and torch's generators."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -138,6 +138,7 @@ def check_device(name: str) -> None:
 
 
 def prefix_kind(cfg: DistillConfig, step: int) -> str:
+    """The prefix both models see at ``step``: query and passage in turn for ``prefix_mode: both``."""
     if cfg.prefix_mode == "both":
         return "query" if step % 2 == 0 else "passage"
     return "plain" if cfg.prefix_mode == "none" else cfg.prefix_mode
