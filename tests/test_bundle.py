@@ -122,3 +122,46 @@ def test_the_smoke_profile_from_its_unpacked_bundle_gives_the_expected_scores(tm
     done = subprocess.run((["unshare", "-n"] if cut else []) + command, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "expected scores: all 49 match" in done.stdout
+
+
+def _wheel(folder: Path, files: dict[str, bytes]) -> Path:
+    """A minimal, valid wheel of ``demo_pkg`` 1.0 holding ``files`` (its RECORD with every file's hash)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    info = "demo_pkg-1.0.dist-info"
+    files = files | {f"{info}/METADATA": b"Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n",
+                     f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                      b"Tag: py3-none-any\n"}
+    record = "".join(f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+                     f"{len(data)}\n" for name, data in files.items()) + f"{info}/RECORD,,\n"
+    path = folder / "demo_pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+        z.writestr(f"{info}/RECORD", record)
+    return path
+
+
+def test_a_slimmed_wheel_installs_without_the_files_no_code_reads(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from clir_ot.bundle import slim_wheel
+    from clir_ot.errors import ClirOtError
+
+    wheel = _wheel(tmp_path, {"demo_pkg/__init__.py": b"X = 1\n", "demo_pkg/used.bin": b"u" * 1000,
+                              "demo_pkg/unused.bin": bytes(range(256)) * 400})
+    before = wheel.stat().st_size
+    slim_wheel(wheel, ("demo_pkg/unused.bin",))
+    assert wheel.stat().st_size < before
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index",
+                    "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True, capture_output=True)
+    installed = tmp_path / "site" / "demo_pkg"
+    assert sorted(p.name for p in installed.iterdir() if p.is_file()) == ["__init__.py", "used.bin"]
+    assert (installed / "used.bin").read_bytes() == b"u" * 1000
+    record = next((tmp_path / "site").glob("demo_pkg-1.0.dist-info")).joinpath("RECORD").read_text()
+    assert "unused.bin" not in record
+    with pytest.raises(ClirOtError, match="list of unused files is stale"):
+        slim_wheel(wheel, ("demo_pkg/unused.bin",))

