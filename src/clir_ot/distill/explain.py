@@ -81,9 +81,21 @@ def load_pair_models(model: str, teacher: str | None) -> tuple[Encoder, Encoder]
     return student, (load_encoder(teacher) if teacher else student)
 
 
+def can_draw() -> bool:
+    """Whether matplotlib can be imported here (a GPU node's bundle may leave it out)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def explain_udhr(model: str, teacher: str, langs: list[str], out: Path, pairs_per_lang: int = 1,
                  reg: float = 0.05) -> dict:
-    """Heatmaps and alignments for the shortest UDHR pairs of each language (zero-shot probe)."""
+    """Alignments for the shortest UDHR pairs of each language (zero-shot probe), each with its plan and tokens
+    in ``alignments.json``, and their heatmaps where matplotlib is installed (:func:`draw_heatmaps` draws the
+    missing ones later from the file)."""
     from .probe import udhr_pairs
 
     student, teacher_enc = load_pair_models(model, teacher)
@@ -92,8 +104,24 @@ def explain_udhr(model: str, teacher: str, langs: list[str], out: Path, pairs_pe
         order = sorted(range(len(en)), key=lambda i: len(en[i]) + len(x[i]))[:pairs_per_lang]
         for k, i in enumerate(order):
             alignment = explain_pair(student, teacher_enc, en[i], x[i], reg)
-            heatmap(alignment, out / f"{lang}-{k}.png", f"{lang}: {Path(model).name if '/' in model else model}")
-            results[f"{lang}-{k}"] = {"en": en[i], "x": x[i], "cost": alignment.cost, "top": alignment.top}
+            results[f"{lang}-{k}"] = {"en": en[i], "x": x[i], "cost": alignment.cost, "top": alignment.top,
+                                      "title": f"{lang}: {Path(model).name if '/' in model else model}",
+                                      "en_tokens": alignment.en_tokens, "x_tokens": alignment.x_tokens,
+                                      "plan": alignment.plan}
+    if can_draw():
+        draw_heatmaps(results, out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "alignments.json").write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
     return results
+
+
+def draw_heatmaps(results: dict, out: Path) -> list[Path]:
+    """``out/<key>.png`` for each alignment of ``results`` (``alignments.json``) that keeps its plan and tokens
+    and has no heatmap there yet; the paths drawn."""
+    drawn = []
+    for key, r in results.items():
+        path = Path(out) / f"{key}.png"
+        if "plan" in r and not path.is_file():
+            heatmap(Alignment(r["en_tokens"], r["x_tokens"], r["plan"], r["cost"], r["top"]), path, r["title"])
+            drawn.append(path)
+    return drawn

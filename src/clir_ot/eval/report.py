@@ -17,6 +17,7 @@ import yaml
 
 from ..artifacts import SPEED_FLAGS, package_versions, write_json_atomic, write_text_atomic
 from ..data.benchmarks import get_benchmark
+from ..distill.explain import can_draw, draw_heatmaps
 from ..layout import (
     CLIR_LEXICAL,
     FULL_CORPUS_BM25,
@@ -28,7 +29,7 @@ from ..layout import (
     eval_dir,
     run_tag,
 )
-from . import metrics, plots
+from . import metrics
 from .clir_report import (
     clir_collection_label,
     clir_markdown,
@@ -303,30 +304,8 @@ def write_report(root: Path, out: Path, exp) -> dict:
     confirmatory = confirm_family(exp.hypotheses or [], data, collect_clir(root, exp) if exp.clir_langs else {},
                                   {c: len(exp.seeds_of(c)) for c in exp.condition_names()})
 
-    # plots
-    figures = []
-    if summary:
-        for m in ("R@100", "nDCG@10"):
-            figures.append(plots.bars({lang: {c: s[m] for c, s in conds.items()} for lang, conds in summary.items()},
-                                      m, out / f"bars_{m.replace('@', '_at_')}.png",
-                                      f"{exp.name} ({exp.profile}): {m}, mean over seeds with 95% CI — {corpus}"))
-        figures.append(plots.recall_curves(_curves(data), out / "recall_at_k.png",
-                                           f"Recall@k, k = 1..1000 (mean over seeds) — {corpus}"))
-    if logs:
-        probe_means = {f"{c} after": {lang: v["mean"] for lang, v in langs.items()} for c, langs in probe_after.items()}
-        if probe_before:
-            probe_means = {"before": {lang: v["mean"] for lang, v in probe_before.items()}} | probe_means
-        figures.append(plots.training_curves(logs, probe_means, out / "training_curves.png"))
-    if curves:
-        figures.append(plots.trade_off(curves, out / "trade_off.png",
-                                       f"{exp.name} ({exp.profile}): retrieval, probe and drift along training — "
-                                       f"{corpus}"))
-    explain_dir = root / "explain"
-    for png in sorted(explain_dir.glob("*/*.png")) if explain_dir.is_dir() else []:
-        target = out / "explain" / png.parent.name / png.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(png, target)
-        figures.append(target)
+    figures = _figures(root, out, exp, summary, data, logs, probe_after, probe_before, curves, corpus) \
+        if can_draw() else None
 
     result = {"experiment": exp.name, "profile": exp.profile, "corpus": corpus, "curve_corpus": curve_corpus,
               "summary": summary,
@@ -347,6 +326,41 @@ def write_report(root: Path, out: Path, exp) -> dict:
     write_text_atomic(out / "results.csv", _csv(summary))
     write_text_atomic(out / "results.md", _markdown(result, exp, figures, out))
     return result
+
+
+def _figures(root: Path, out: Path, exp, summary: dict, data: dict, logs: dict, probe_after: dict,
+             probe_before: dict, curves: dict, corpus: str) -> list[Path]:
+    """The report's PNG figures (matplotlib): bars, Recall@k, training and trade-off curves, and the OT plans'
+    heatmaps (copied from the run, or drawn from ``alignments.json`` where the run could not draw them)."""
+    from . import plots
+
+    figures = []
+    if summary:
+        for m in ("R@100", "nDCG@10"):
+            figures.append(plots.bars({lang: {c: s[m] for c, s in conds.items()} for lang, conds in summary.items()},
+                                      m, out / f"bars_{m.replace('@', '_at_')}.png",
+                                      f"{exp.name} ({exp.profile}): {m}, mean over seeds with 95% CI — {corpus}"))
+        figures.append(plots.recall_curves(_curves(data), out / "recall_at_k.png",
+                                           f"Recall@k, k = 1..1000 (mean over seeds) — {corpus}"))
+    if logs:
+        probe_means = {f"{c} after": {lang: v["mean"] for lang, v in langs.items()} for c, langs in probe_after.items()}
+        if probe_before:
+            probe_means = {"before": {lang: v["mean"] for lang, v in probe_before.items()}} | probe_means
+        figures.append(plots.training_curves(logs, probe_means, out / "training_curves.png"))
+    if curves:
+        figures.append(plots.trade_off(curves, out / "trade_off.png",
+                                       f"{exp.name} ({exp.profile}): retrieval, probe and drift along training — "
+                                       f"{corpus}"))
+    explain_dir = root / "explain"
+    for folder in sorted(p for p in explain_dir.glob("*") if p.is_dir()) if explain_dir.is_dir() else []:
+        target = out / "explain" / folder.name
+        target.mkdir(parents=True, exist_ok=True)
+        for png in sorted(folder.glob("*.png")):
+            shutil.copyfile(png, target / png.name)
+        if (folder / "alignments.json").is_file():
+            draw_heatmaps(_json(folder / "alignments.json"), target)
+        figures += sorted(target.glob("*.png"))
+    return figures
 
 
 #: Sinkhorn's final row-marginal error (L1, the worst pair of a batch) above which the report warns that the
@@ -527,7 +541,7 @@ def _lexical_markdown(r: dict) -> list[str]:
             "verses).", "", "| benchmark | system | R@100 | nDCG@10 |", "|---|---|---|---|", *rows, ""]
 
 
-def _markdown(r: dict, exp, figures: list[Path], out: Path) -> str:
+def _markdown(r: dict, exp, figures: list[Path] | None, out: Path) -> str:
     """results.md: the sections in order, each rendered from the report's data ``r`` (results.json)."""
     sections = [_header_md(r, exp), confirmatory_markdown(r.get("confirmatory") or [], r.get("registration")),
                 [CONTAMINATION, ""], _results_md(r), _significance_md(r), _curves_md(r),
@@ -663,9 +677,12 @@ def _diagnostic_md(r: dict) -> list[str]:
     return L
 
 
-def _plots_md(figures: list[Path], out: Path) -> list[str]:
-    """Links to the figures."""
+def _plots_md(figures: list[Path] | None, out: Path) -> list[str]:
+    """Links to the figures; ``None``: matplotlib was not installed where the report was written."""
     L: list[str] = []
+    if figures is None:
+        return ["## Plots", "", "Not drawn: matplotlib is not installed where this report was written; "
+                "`clir-ot report <runs folder>` where it is draws them from the same artifacts.", ""]
     if figures:
         L += ["## Plots", ""] + [f"![{p.stem}]({p.relative_to(out)})" for p in figures] + [""]
     return L
