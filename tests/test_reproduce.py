@@ -232,6 +232,7 @@ def test_without_matplotlib_the_run_and_report_go_on_and_a_later_report_draws_th
     spec["profiles"]["tiny"]["seeds"] = [0]
     small = tmp_path / "small.yaml"
     small.write_text(yaml.safe_dump(spec))
+    real = sys.modules.get("matplotlib")
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails, as on the node
     assert not explain.can_draw()
     report = reproduce(small, "tiny", tmp_path / "runs", tmp_path / "reports", log=lambda m: None)
@@ -240,7 +241,10 @@ def test_without_matplotlib_the_run_and_report_go_on_and_a_later_report_draws_th
     saved = json.loads((root / "explain" / "before" / "alignments.json").read_text())
     assert all({"plan", "en_tokens", "x_tokens", "title"} <= r.keys() for r in saved.values())
     assert "Not drawn: matplotlib is not installed where this report was written" in (report / "results.md").read_text()
-    monkeypatch.delitem(sys.modules, "matplotlib")
+    if real is not None:  # matplotlib back as it was (imported already by an earlier test, or not)
+        monkeypatch.setitem(sys.modules, "matplotlib", real)
+    else:
+        monkeypatch.delitem(sys.modules, "matplotlib")
     again = tmp_path / "again"
     write_report(root, again, load_experiment(small, "tiny"))
     heatmaps = sorted(p.relative_to(again).as_posix() for p in again.glob("explain/*/*.png"))
