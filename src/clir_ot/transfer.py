@@ -225,14 +225,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--into", type=Path, required=True, help="the prefix to unpack and install into")
     args = parser.parse_args(argv)
     try:
-        manifest = read_parts(args.unpack, args.into)
-        env = install(args.into)
+        print(unpack(args.unpack, args.into))
     except ClirOtError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"unpacked {len(manifest['files'])} file(s) from {len(manifest['parts'])} part(s) into {args.into}; "
-          f"every part and file matched its sha256. Next: . {env}")
     return 0
+
+
+def unpack(folder: Path, into: Path) -> str:
+    """:func:`read_parts` then :func:`install`; the line that says what was done and what to run next."""
+    manifest = read_parts(folder, into)
+    env = install(into)
+    return (f"unpacked {len(manifest['files'])} file(s) from {len(manifest['parts'])} part(s) into {into}; "
+            f"every part and file matched its sha256. Next: . {env}")
 
 
 if __name__ == "__main__":

@@ -93,15 +93,13 @@ def bundle_cmd(
     or altered part with one line, then writes every file, checks it bit for bit, installs the wheels and writes
     DIR/env.sh (on the node before anything is installed: python -m clir_ot.transfer --unpack DIR --into DIR)."""
     from ..artifacts import prepare_output_dir
-    from ..transfer import install, read_parts, write_parts
+    from ..transfer import unpack as unpack_bundle
+    from ..transfer import write_parts
 
     if unpack is not None:
         if paths or experiment is not None or out is not None or into is None:
             raise ClirOtError("--unpack DIR takes --into DIR and nothing else")
-        manifest = read_parts(unpack, into)
-        env = install(into)
-        console.print(f"unpacked {len(manifest['files'])} file(s) from {len(manifest['parts'])} part(s) into {into}; "
-                      f"every part and file matched its sha256. Next: . {env}", markup=False)
+        console.print(unpack_bundle(unpack, into), markup=False)
         return
     if out is None or bool(paths) == (experiment is not None):
         raise ClirOtError("give the files or folders to bundle, or --experiment FILE --profile P, and --out DIR "
