@@ -167,3 +167,23 @@ def test_a_slimmed_wheel_installs_without_the_files_no_code_reads(tmp_path: Path
     assert "unused.bin" not in record
     with pytest.raises(ClirOtError, match="list of unused files is stale"):
         slim_wheel(wheel, ("demo_pkg/unused.bin",))
+
+
+def test_the_audit_verdicts_load_each_distinct_set_of_training_files_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from clir_ot.bundle import audit_verdicts
+    from clir_ot.distill import components
+
+    loads: list[float] = []
+
+    def training_data(cfg):
+        loads.append(cfg.code_switch_p)
+        return SimpleNamespace(audits=[SimpleNamespace(verdict=Path(f"cs{cfg.code_switch_p}.json")),
+                                       SimpleNamespace(verdict=None)])
+
+    monkeypatch.setattr(components, "training_data", training_data)
+    exp = load_experiment(EXPERIMENT, "budget")  # five conditions; two of them train without code-switching
+    assert len(exp.condition_names()) > 2
+    assert audit_verdicts(exp) == [Path("cs0.0.json"), Path("cs0.5.json")]
+    assert sorted(loads) == [0.0, 0.5]

@@ -121,9 +121,18 @@ def audit_verdicts(exp: Experiment) -> list[Path]:
     verdict is recorded yet (lingua runs here, not on the node)."""
     from .distill.components import training_data
 
-    verdicts = {a.verdict for c in exp.condition_names()
-                for a in training_data(exp.distill_config(c, exp.seeds_of(c)[0])).audits}
+    configs = {}  # one load per distinct set of training files and filters, not one per condition
+    for condition in exp.condition_names():
+        cfg = exp.distill_config(condition, exp.seeds_of(condition)[0])
+        configs.setdefault(_training_inputs(cfg), cfg)
+    verdicts = {a.verdict for cfg in configs.values() for a in training_data(cfg).audits}
     return sorted(v for v in verdicts if v is not None)
+
+
+def _training_inputs(cfg) -> str:
+    """What decides a configuration's training files and their audit (the arguments of ``training_data``)."""
+    return repr((cfg.bitext, cfg.lexicon, cfg.lang, cfg.train_langs, cfg.exclude, cfg.code_switch_p,
+                 cfg.code_switch_mode, cfg.use_bitext, cfg.max_malformed, cfg.max_content_fraction))
 
 
 def bundle_profile(experiment: Path, profile: str, out: Path, part_size: int = DEFAULT_PART_SIZE,

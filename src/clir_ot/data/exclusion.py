@@ -149,16 +149,15 @@ def verdict_path(sha256: str, excluded: list[str]) -> Path:
     return cache_dir() / "audits" / f"{key}.json"
 
 
-def _cached_content_findings(path: str, sha256: str, items: list[tuple[int, str]],
+def _cached_content_findings(path: str, cache_file: Path | None, items: list[tuple[int, str]],
                              excluded: list[str], per_line: bool) -> list[Finding]:
-    """Content findings, cached by file hash and audit settings (language identification is the slow part)
-    in :func:`verdict_path`,
-    with the lingua version that found them. A verdict of another lingua version is found again where lingua
+    """Content findings, cached in ``cache_file`` (:func:`verdict_path` of the file's sha256 and the audit
+    settings; ``None``: not cached) because language identification is the slow part, with the lingua version
+    that found them. A verdict of another lingua version is found again where lingua
     is installed; where it is not (a GPU node that was sent ``$CLIR_OT_CACHE/audits``), the recorded verdict
     stands, and a file without one is refused with one line."""
-    cache_file = verdict_path(sha256, excluded)
     lingua = _lingua_version()
-    cached = read_json_or_none(cache_file) if sha256 else None
+    cached = read_json_or_none(cache_file) if cache_file else None
     if isinstance(cached, dict) and (lingua is None or cached.get("lingua") == lingua):
         try:  # a damaged cache file is a miss: the audit runs again
             return [Finding(path, int(line), str(lang), str(reason)) for line, lang, reason in cached["findings"]]
@@ -171,7 +170,7 @@ def _cached_content_findings(path: str, sha256: str, items: list[tuple[int, str]
     findings = _content_findings(path, items, excluded)
     if per_line:  # both sides of a bitext row count once
         findings = _dedupe(findings)
-    if sha256:
+    if cache_file:
         write_json_atomic(cache_file, {"lingua": lingua, "findings": [[f.line, f.lang, f.reason] for f in findings]})
     return findings
 
@@ -192,8 +191,8 @@ def audit_bitext(bitext: Bitext, excluded: list[str]) -> FileAudit:
     audit.label_findings = [Finding(path, p.line, p.lang, "row labelled with an excluded language")
                             for p in bitext.pairs if normalize_language(p.lang) in excluded]
     items = [(p.line, p.x) for p in bitext.pairs] + [(p.line, p.en) for p in bitext.pairs]
-    audit.content_findings = _cached_content_findings(path, bitext.sha256, items, excluded, per_line=True)
     audit.verdict = verdict_path(bitext.sha256, excluded) if bitext.sha256 else None
+    audit.content_findings = _cached_content_findings(path, audit.verdict, items, excluded, per_line=True)
     return audit
 
 
@@ -204,8 +203,8 @@ def audit_lexicon(lexicon: Lexicon, excluded: list[str]) -> FileAudit:
     audit.label_findings = [Finding(path, 0, lang, f"lexicon section '{lang}' ({len(lexicon.entries[lang])} entries)")
                             for lang in lexicon.entries if normalize_language(lang) in excluded]
     items = [(0, x) for table in lexicon.entries.values() for xs in table.values() for x in xs]
-    audit.content_findings = _cached_content_findings(path, lexicon.sha256, items, excluded, per_line=False)
     audit.verdict = verdict_path(lexicon.sha256, excluded) if lexicon.sha256 else None
+    audit.content_findings = _cached_content_findings(path, audit.verdict, items, excluded, per_line=False)
     return audit
 
 
