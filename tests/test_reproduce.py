@@ -252,3 +252,13 @@ def test_without_matplotlib_the_run_and_report_go_on_and_a_later_report_draws_th
                               for key in json.loads((root / "explain" / folder / "alignments.json").read_text()))
     assert (again / "bars_R_at_100.png").stat().st_size > 1000
     assert "![bars_R_at_100]" in (again / "results.md").read_text()
+
+
+def test_the_cost_table_sums_the_stages_it_lists() -> None:
+    from clir_ot.eval.report import _costs_md
+
+    costs = {"distill kd s0": {"wall_time_s": 150.25, "train_time_s": 140.0, "tokens_seen": 9000},
+             "evaluate kd s0": {"wall_time_s": 600.0}, "distill ot s0": {"wall_time_s": None}}
+    lines = _costs_md({"costs": costs})
+    assert lines[-1] == "| **sum of the stages above** | 750.2 | | |"
+    assert len(lines) == 4 + 3 + 1

@@ -717,6 +717,9 @@ def _costs_md(r: dict) -> list[str]:
     for name, c in r["costs"].items():
         L.append(f"| {name} | {c.get('wall_time_s', '')} | {c.get('train_time_s', '') or ''} | "
                  f"{c.get('tokens_seen', '') or ''} |")
+    walls = [c["wall_time_s"] for c in r["costs"].values() if c.get("wall_time_s") is not None]
+    if walls:  # a run resumed over several calls has no single wall time; this is what its stages took
+        L.append(f"| **sum of the stages above** | {round(sum(walls), 1)} | | |")
     return L
 
 
