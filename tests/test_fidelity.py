@@ -25,20 +25,19 @@ def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def outlier_model(tiny_xlmr_dir: Path, tmp_path: Path) -> Path:
-    """The tiny XLM-R with attention outputs that matter (weights × 30) and, in each of them, one large weight
-    on an input dimension that is always 0 (its value row is zero): nothing changes in fp32, but the per-tensor
-    int8 scale that this weight sets rounds the layer's other weights to zero — the outlier failure of int8
-    (cosine to fp32 about 0.94 at worst)."""
+    """The tiny XLM-R with feed-forward outputs that matter (weights × 30) and, in every layer, one feed-forward
+    channel that is 1000 in every token and that the output layer ignores (its weight column is zero): fp32 never sees it, but the per-token int8 scale that this
+    channel sets rounds the token's other channels to zero — the outlier case of per-token int8
+    (:mod:`clir_ot.models.int8`)."""
     from clir_ot.models import load_encoder
 
     encoder = load_encoder(str(tiny_xlmr_dir), device="cpu")
     with torch.no_grad():
         for layer in encoder.model.encoder.layer:
-            value, out = layer.attention.self.value, layer.attention.output.dense
-            value.weight[0].zero_()
-            value.bias[0] = 0.0
-            out.weight.mul_(30)
-            out.weight[0, 0] = 1000.0
+            layer.intermediate.dense.weight[0].zero_()
+            layer.intermediate.dense.bias[0] = 1000.0
+            layer.output.dense.weight.mul_(30)  # so that the feed-forward output matters
+            layer.output.dense.weight[:, 0] = 0.0
     encoder.save(tmp_path / "outlier")
     return tmp_path / "outlier"
 
@@ -119,3 +118,37 @@ def test_a_damaged_fidelity_record_is_one_line(tiny_xlmr_dir: Path) -> None:
     with pytest.raises(ClirOtError, match="checked the cosine on 1 passages, fewer than the 1,000"):
         fidelity.require_fidelity(str(tiny_xlmr_dir), "int8")
     path.unlink()
+
+
+def _passed_record(model: Path, rates: dict, machine: dict | None = None) -> None:
+    from clir_ot.artifacts import hardware, write_json_atomic
+
+    write_json_atomic(fidelity.record_path(fidelity._weights_sha256(str(model)), "int8"), {
+        "passed": True, "full_corpus": True, "measured": "2026-12-06 22:00", "machine": machine or hardware(),
+        "cosine": {"passages": fidelity.COSINE_PASSAGES, "min": 0.998, "mean": 0.999, "per_second": rates}})
+
+
+def test_auto_takes_int8_only_where_it_passed_the_gate_on_this_machine_and_encoded_faster(
+        tiny_xlmr_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clir_ot.artifacts import hardware
+    from clir_ot.models import precision
+
+    hardware_choice = {"requested": "auto", "precision": "fp32", "reason": "CPU without avx512_bf16"}
+    monkeypatch.setattr(precision, "precision_choice", lambda requested, device_type=None: hardware_choice
+                        if requested == "auto" else {"requested": requested, "precision": requested, "reason": ""})
+    assert EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir)).precision == "fp32"  # no gate ran
+    _passed_record(tiny_xlmr_dir, {"fp32": 17.0, "int8": 31.5})
+    config = EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir))
+    assert config.precision == "int8"
+    assert config.precision_reason == ("CPU without avx512_bf16; int8 passed the fidelity gate for "
+                                       f"{tiny_xlmr_dir} on this machine, 31.5 passages/s against fp32's 17.0 "
+                                       "(2026-12-06 22:00)")
+    assert EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir), precision="fp32").precision == "fp32"  # asked for
+    assert EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir), query_model="me5-small").precision == "fp32"
+    _passed_record(tiny_xlmr_dir, {"fp32": 17.0, "int8": 16.0})  # passed, but slower here
+    assert EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir)).precision == "fp32"
+    _passed_record(tiny_xlmr_dir, {"fp32": 17.0, "int8": 31.5}, hardware() | {"cpu": "another CPU"})
+    assert EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir)).precision == "fp32"
+    hardware_choice = {"requested": "auto", "precision": "bf16", "reason": "bf16 pays"}  # read by the lambda
+    _passed_record(tiny_xlmr_dir, {"fp32": 17.0, "int8": 31.5})
+    assert EvalConfig(langs=["yo"], model=str(tiny_xlmr_dir)).precision == "bf16"  # the hardware's choice stands

@@ -59,7 +59,7 @@ def encode_cmd(
     from ..artifacts import folder_lock
     from ..data.benchmarks import get_benchmark
     from ..eval.evaluate import embeddings_config
-    from ..eval.fidelity import require_fidelity
+    from ..eval.fidelity import require_fidelity, resolve_precision
     from ..models import load_encoder
     from ..retrieval.encode import encode_corpus, shard_ranges
 
@@ -70,10 +70,11 @@ def encode_cmd(
     bench = get_benchmark(benchmark.value)
     split = split or bench.default_split
     lang = bench.check(lang, split)
-    require_fidelity(model, precision.value)
+    resolved = resolve_precision(precision.value, [model])["precision"]
+    require_fidelity(model, resolved)
     docs = bench.pool(lang, split, pool)
     queries = bench.queries(lang, split)
-    encoder = load_encoder(model).set_precision(precision.value)
+    encoder = load_encoder(model).set_precision(resolved)
     config = embeddings_config(encoder, model, bench, lang, split, encoder.precision, fp16_storage,
                                bench.corpus_label(lang, pool), queries)
     lock = f".lock-shard-{part[0]}-of-{part[1]}" if part else ".lock"

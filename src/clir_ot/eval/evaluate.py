@@ -44,14 +44,14 @@ from ..data.benchmarks import BENCHMARKS, Benchmark, Doc, Query, get_benchmark
 from ..errors import ClirOtError, DataUnavailableError
 from ..inputs import read_json_or_none
 from ..models.encoder import BATCH_TOKENS
-from ..models.precision import PRECISIONS, precision_choice
+from ..models.precision import PRECISIONS
 from ..retrieval import BACKENDS, ann, fusion
 from ..retrieval.ann import ANN_BACKENDS
 from ..retrieval.fusion import FUSIONS
 from ..retrieval.runfile import read_run, write_run
 from ..retrieval.search import to_run
 from . import metrics
-from .fidelity import require_fidelity
+from .fidelity import require_fidelity, resolve_precision
 from .saved import record_files, record_sha256, verify_record
 
 BM25_NAMES = ("bm25", "bm25-strong")
@@ -74,7 +74,7 @@ class EvalConfig:
     fuse_with: str = setting("bm25", choices=BM25_NAMES)  # the lexical run fused with the model's
     depth: int | None = setting(None, ge=1)  # None: the benchmark's (MIRACL 1000, bible-clir 100)
     batch_size: int = setting(32, ge=1)
-    #: ``auto`` is resolved here (:func:`~clir_ot.models.precision.precision_choice`): saved results are keyed
+    #: ``auto`` is resolved here (:func:`~clir_ot.eval.fidelity.resolve_precision`): saved results are keyed
     #: by the precision that ran, and ``precision_reason`` says why
     precision: str = setting("auto", choices=PRECISIONS)
     fp16_storage: bool = False
@@ -93,7 +93,8 @@ class EvalConfig:
         self.split = self.split or bench.default_split
         self.measures = list(self.measures or bench.measures)
         self.depth = self.depth or bench.default_depth
-        choice = precision_choice(self.precision)
+        dense = [name for name in (self.model, self.query_model) if name and name not in BM25_NAMES]
+        choice = resolve_precision(self.precision, dense)
         self.precision, self.precision_reason = choice["precision"], choice["reason"]
         self.langs = [bench.check(lang, self.split) for lang in self.langs]
         if not self.langs:
@@ -107,9 +108,8 @@ class EvalConfig:
             raise ClirOtError("give either --model or --run, not both")
         if self.query_model and (not self.model or self.model in BM25_NAMES):
             raise ClirOtError("--query-model encodes the queries of a dense --model; give one")
-        for name in (self.model, self.query_model):
-            if name and name not in BM25_NAMES:
-                require_fidelity(name, self.precision)
+        for name in dense:
+            require_fidelity(name, self.precision)
         if self.run_file and (self.pool_distractors is not None or self.query_sample):
             raise ClirOtError("--pool and query sampling choose what a model searches; a --run file was "
                               "searched already (its corpus is whatever made it)")

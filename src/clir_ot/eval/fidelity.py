@@ -12,13 +12,17 @@ The result is kept in ``$CLIR_OT_CACHE/fidelity/<weights sha256>-<precision>-<re
 measured, the machine and the time, whether it passed or not; :mod:`clir_ot.eval.gate` measures and writes
 it, :func:`require_fidelity` reads it before any work. A gate run on a reduced pool (``pool_distractors``) is
 recorded but unlocks nothing: pools saturate (R@100 near 0.95) and would hide differences the full corpus shows.
+
+``auto`` (:func:`resolve_precision`) takes a gated precision only where the hardware alone would choose fp32 on
+a CPU and the precision passed the full-corpus gate for the model **on this machine** (the same CPU model,
+speed-deciding flags and thread count) and encoded its passages faster than fp32 there.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifacts import config_hash
+from ..artifacts import config_hash, hardware
 from ..errors import ClirOtError
 from ..inputs import read_json_or_none
 from ..models.recipes import RECIPES
@@ -73,3 +77,40 @@ def require_fidelity(model: str, precision: str) -> None:
         raise ClirOtError(f"--precision {precision} has not passed the fidelity gate for {model}: its record checked "
                           f"the cosine on {used} passages, fewer than the {COSINE_PASSAGES:,} the gate needs; run "
                           f"`{gate_command(model, precision)}`")
+
+
+def passed_here(model: str, precision: str) -> dict | None:
+    """The fidelity record of ``precision`` for ``model`` if it passed the full-corpus gate on this machine (CPU
+    model, speed-deciding flags and torch threads as :func:`~clir_ot.artifacts.hardware` reports them now) and
+    encoded passages faster than fp32 there; ``None`` otherwise."""
+    record = read_json_or_none(record_path(_weights_sha256(model), precision))
+    if not isinstance(record, dict) or record.get("passed") is not True or not record.get("full_corpus"):
+        return None
+    here, there = hardware(), record.get("machine") or {}
+    if any(here.get(k) != there.get(k) for k in ("cpu", "cpu_flags", "torch_threads")):
+        return None
+    rates = (record.get("cosine") or {}).get("per_second") or {}
+    if not isinstance(rates.get(precision), int | float) or not isinstance(rates.get("fp32"), int | float):
+        return None
+    return record if rates[precision] > rates["fp32"] and record["cosine"].get("passages", 0) >= COSINE_PASSAGES \
+        else None
+
+
+def resolve_precision(requested: str, models: list[str]) -> dict:
+    """:func:`~clir_ot.models.precision.precision_choice` of ``requested`` for the dense ``models`` of one run;
+    where ``auto`` chose fp32 on a CPU, a gated precision that :func:`passed_here` for every one of them instead,
+    its gate's rates in the reason."""
+    from ..models.device import resolve_device
+    from ..models.precision import precision_choice
+
+    choice = precision_choice(requested)
+    if requested != "auto" or choice["precision"] != "fp32" or not models or resolve_device().type != "cpu":
+        return choice
+    for precision in GATED:
+        records = [passed_here(model, precision) for model in models]
+        if all(records):
+            rates = records[0]["cosine"]["per_second"]
+            return choice | {"precision": precision, "reason": (
+                f"{choice['reason']}; {precision} passed the fidelity gate for {', '.join(models)} on this machine, "
+                f"{rates[precision]} passages/s against fp32's {rates['fp32']} ({records[0]['measured']})")}
+    return choice
