@@ -11,8 +11,9 @@ Every result records the machine (CPU model, threads, AVX-512 / bf16 / AMX flags
    where ``--precision auto`` picks bf16 on this CPU, under bf16 autocast (``cpu_bf16``).
 3. search: exact chunked search vs FAISS IndexFlatIP (49,043 × 384, 119 queries).
 4. metrics: clir_ot.eval.metrics vs ir_measures over the dev qrels of the six languages.
-5. encode: me5-small passages/s on yo passages, unsorted vs length-sorted, fp32 vs bf16 vs int8, with the
-   cosine of each variant to fp32, against the matrix-product ceiling of the machine in fp32 and bf16.
+5. encode: me5-small passages/s on yo passages, unsorted vs length-sorted, fp32 vs bf16 (where the CPU has
+   native bf16 instructions) vs int8, with the cosine of each variant to fp32, against the matrix-product
+   ceiling of the machine in fp32, bf16 and int8.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from .artifacts import hardware
-from .models.precision import matmul_gflops, precision_choice
+from .models.precision import BF16_CPU_FLAGS, matmul_gflops, precision_choice
 
 
 def timed(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -220,20 +221,38 @@ def sgemm_gflops(hidden: int, ffn: int, rows: int = 2048, dtype: torch.dtype = t
     return max(matmul_gflops(dtype, (rows, k, n)) for k, n in ((hidden, ffn), (ffn, hidden), (hidden, hidden)))
 
 
+def int8_matmul_gops(shape: tuple[int, int, int], repeat: int = 5) -> float:
+    """Best rate (GOP/s) of ``repeat`` int8 × int8 → int32 products of ``shape`` (``torch._int_mm``, what the int8
+    recipe runs), after one warm-up."""
+    rows, k, n = shape
+    a, b = torch.randint(-127, 128, (rows, k), dtype=torch.int8), torch.randint(-127, 128, (k, n), dtype=torch.int8)
+    torch._int_mm(a, b)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        torch._int_mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * rows * k * n / best / 1e9
+
+
 def bench_encode(n: int = 1000) -> dict:
-    """me5-small on ``n`` random yo passages: unsorted vs length-sorted fp32, bf16 weights and dynamic int8,
-    each with its cosine to fp32 and timed after a first batch of 32 (timed apart: bf16 compiles its CPU
-    attention there); the fp32 and bf16 rates are set against the machine's matrix-product ceiling in that
-    dtype, which bounds any runtime; and what ``--precision auto`` picks here."""
+    """me5-small on ``n`` random yo passages: unsorted vs length-sorted fp32, bf16 weights (only where the CPU has
+    native bf16 instructions: elsewhere it is emulated, at 1–2 GFLOP/s) and the int8 recipe, each with its
+    cosine to fp32 and timed after a first batch of 32 (timed apart: bf16 compiles its CPU attention there);
+    each rate is set against the machine's matrix-product ceiling in that type, which bounds any runtime; and
+    what ``--precision auto`` picks here from the hardware alone."""
+    from .artifacts import cpu_flags
     from .data import miracl
     from .models import load_encoder
 
     docs = [d.text for d in miracl.iter_docs("yo")]
     texts = random.Random(0).sample(docs, n)
     out: dict = {"setting": f"me5-small, {n} random yo passages, batch 32, CPU threads {torch.get_num_threads()}"}
+    native_bf16 = bool(set(BF16_CPU_FLAGS) & cpu_flags())
+    variants = [("fp32_unsorted", "fp32", False), ("fp32_sorted", "fp32", True)] + (
+        [("bf16_sorted", "bf16", True)] if native_bf16 else []) + [("int8_sorted", "int8", True)]
     ref = None
-    for name, precision, sort in (("fp32_unsorted", "fp32", False), ("fp32_sorted", "fp32", True),
-                                  ("bf16_sorted", "bf16", True), ("int8_sorted", "int8", True)):
+    for name, precision, sort in variants:
         enc = load_encoder("me5-small").set_precision(precision)
         t = time.perf_counter()
         enc.encode(texts[:32], "passage", batch_size=32)  # bf16 compiles its CPU attention on the first call
@@ -248,18 +267,19 @@ def bench_encode(n: int = 1000) -> dict:
     tokens = sum(len(ids) for ids in enc.tokenizer([enc.spec.passage_prefix + t for t in texts], truncation=True,
                                                    max_length=enc.spec.max_length)["input_ids"])
     flops = linear_flops_per_token(enc.model) * tokens / n  # per passage, attention not counted
-    config = enc.model.config
-    ceiling = sgemm_gflops(config.hidden_size, config.intermediate_size)
-    bf16_ceiling = sgemm_gflops(config.hidden_size, config.intermediate_size, dtype=torch.bfloat16)
+    hidden, ffn = enc.model.config.hidden_size, enc.model.config.intermediate_size
+    ceiling = sgemm_gflops(hidden, ffn)
     out |= {"tokens_per_passage": tokens / n, "linear_gflop_per_passage": flops / 1e9,
-            "fp32_sorted_effective_gflops": out["fp32_sorted_passages_per_s"] * flops / 1e9,
-            "bf16_sorted_effective_gflops": out["bf16_sorted_passages_per_s"] * flops / 1e9,
-            "sgemm_ceiling_gflops": ceiling, "bf16_matmul_ceiling_gflops": bf16_ceiling,
-            "auto_precision": precision_choice("auto", "cpu"),
-            "full_yo_minutes_bf16_sorted": len(docs) / out["bf16_sorted_passages_per_s"] / 60,
-            "full_yo_minutes_fp32_sorted": len(docs) / out["fp32_sorted_passages_per_s"] / 60,
-            "full_yo_minutes_at_sgemm_ceiling": len(docs) * flops / (ceiling * 1e9) / 60,
-            "full_yo_minutes_int8_sorted": len(docs) / out["int8_sorted_passages_per_s"] / 60}
+            "sgemm_ceiling_gflops": ceiling, "auto_precision": precision_choice("auto", "cpu"),
+            "int8_matmul_ceiling_gops": max(int8_matmul_gops((2048, k, m)) for k, m in
+                                            ((hidden, ffn), (ffn, hidden), (hidden, hidden))),
+            "full_yo_minutes_at_sgemm_ceiling": len(docs) * flops / (ceiling * 1e9) / 60}
+    if native_bf16:
+        out["bf16_matmul_ceiling_gflops"] = sgemm_gflops(hidden, ffn, dtype=torch.bfloat16)
+    for name, _, sort in variants:
+        if sort:
+            out[f"{name}_effective_gflops"] = out[f"{name}_passages_per_s"] * flops / 1e9  # int8: GOP/s
+            out[f"full_yo_minutes_{name}"] = len(docs) / out[f"{name}_passages_per_s"] / 60
     return out
 
 
