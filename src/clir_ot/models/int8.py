@@ -20,9 +20,10 @@ GELU) has rare tokens with activations 4–55 times the median channel's maximum
 coarsens every other token's rounding, and a passage's embedding depends on which passages share its batch.
 Per-token scales make each token's result independent of the batch, and per-channel weight scales keep a
 large weight from coarsening the rest of its layer. Measured on me5-small and 200 random yo passages against
-fp32 (docs/performance.md): every linear layer this way, minimum cosine 0.9986; PyTorch's dynamic int8 of every
-linear layer 0.930 (0.951 with per-channel weights). What this does not fix: an input *channel* that is large
-in every token sets every token's scale (the per-token scheme's own outlier case); the fidelity gate
+fp32 (docs/evaluation.md): every linear layer this way, minimum cosine 0.9986; PyTorch's dynamic int8 of every
+linear layer 0.930 (0.951 with per-channel weights); the full-corpus gate still refused it for me5-small
+(R@100 −0.011, nDCG@10 −0.026 against fp32). What this does not fix: an input *channel* that is large in
+every token sets every token's scale (the per-token scheme's own outlier case); the fidelity gate
 (:mod:`clir_ot.eval.fidelity`) decides per model whether the result retrieves like fp32.
 
 Inference only: the int8 weights are buffers, not parameters, so a converted model is neither trained nor saved.
