@@ -226,13 +226,7 @@ def int8_matmul_gops(shape: tuple[int, int, int], repeat: int = 5) -> float:
     recipe runs), after one warm-up."""
     rows, k, n = shape
     a, b = torch.randint(-127, 128, (rows, k), dtype=torch.int8), torch.randint(-127, 128, (k, n), dtype=torch.int8)
-    torch._int_mm(a, b)
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        torch._int_mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * rows * k * n / best / 1e9
+    return 2 * rows * k * n / timed(lambda: torch._int_mm(a, b), repeat) / 1e9
 
 
 def bench_encode(n: int = 1000) -> dict:
