@@ -27,8 +27,8 @@ def test_the_smoke_bundle_runs_the_training_audit_and_bible_clir_without_lingua_
     monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "home-cache"))
     exp = load_experiment(EXPERIMENT, "smoke")
     assert profile_models(exp) == ["me5-small", "minilm"]
-    manifest = bundle_profile(EXPERIMENT, "smoke", tmp_path / "bundle", part_size=4 * 2**20, wheels=False)
-    assert len(manifest["parts"]) == 3 and manifest["profile"] == "smoke"  # 10.5 MiB of Bible in 4 MiB parts
+    manifest = bundle_profile(EXPERIMENT, "smoke", tmp_path / "bundle", part_size=2**20, wheels=False)
+    assert len(manifest["parts"]) == 3 and manifest["profile"] == "smoke"  # 10.5 MiB of Bible, 2.5 MiB in xz
     audits = [name for name in manifest["files"] if name.startswith("cache/audits/")]
     assert set(manifest["files"]) == {"bible/held-out.db", *audits} and len(audits) == 2  # the bitext, the lexicon
     read_parts(tmp_path / "bundle", tmp_path / "node")
@@ -146,18 +146,20 @@ def _wheel(folder: Path, files: dict[str, bytes]) -> Path:
     return path
 
 
-def test_a_slimmed_wheel_installs_without_the_files_no_code_reads(tmp_path: Path) -> None:
+def test_a_stored_wheel_installs_uncompressed_without_the_files_no_code_reads(tmp_path: Path) -> None:
     import subprocess
     import sys
+    import zipfile
 
-    from clir_ot.bundle import slim_wheel
+    from clir_ot.bundle import store_wheel
     from clir_ot.errors import ClirOtError
 
     wheel = _wheel(tmp_path, {"demo_pkg/__init__.py": b"X = 1\n", "demo_pkg/used.bin": b"u" * 1000,
                               "demo_pkg/unused.bin": bytes(range(256)) * 400})
-    before = wheel.stat().st_size
-    slim_wheel(wheel, ("demo_pkg/unused.bin",))
-    assert wheel.stat().st_size < before
+    store_wheel(wheel, ("demo_pkg/unused.bin",))
+    with zipfile.ZipFile(wheel) as z:  # stored, so that the bundle's xz stream compresses the contents
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+        assert "demo_pkg/unused.bin" not in z.namelist() and z.read("demo_pkg/used.bin") == b"u" * 1000
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index",
                     "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True, capture_output=True)
     installed = tmp_path / "site" / "demo_pkg"
@@ -166,7 +168,7 @@ def test_a_slimmed_wheel_installs_without_the_files_no_code_reads(tmp_path: Path
     record = next((tmp_path / "site").glob("demo_pkg-1.0.dist-info")).joinpath("RECORD").read_text()
     assert "unused.bin" not in record
     with pytest.raises(ClirOtError, match="list of unused files is stale"):
-        slim_wheel(wheel, ("demo_pkg/unused.bin",))
+        store_wheel(wheel, ("demo_pkg/unused.bin",))
 
 
 def test_the_audit_verdicts_load_each_distinct_set_of_training_files_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -40,6 +40,18 @@ def test_pack_then_unpack_gives_every_file_back_bit_for_bit(files: dict[str, Pat
         == sorted(files)
 
 
+def test_the_parts_are_compressed_and_a_format_this_clir_ot_does_not_read_is_refused(files: dict[str, Path],
+                                                                                     tmp_path: Path) -> None:
+    qrels = files["miracl/qrels.yo.tsv"]
+    manifest = write_parts({"qrels.tsv": qrels}, tmp_path / "bundle")
+    assert manifest["format"] == 2 and manifest["parts"][0]["bytes"] < qrels.stat().st_size / 3
+    manifest["format"] = 3
+    (tmp_path / "bundle" / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ClirOtError, match="has format 3, which this clir-ot does not read"):
+        read_parts(tmp_path / "bundle", tmp_path / "into")
+    assert not (tmp_path / "into").exists()
+
+
 def test_the_same_files_pack_to_the_same_bytes(files: dict[str, Path], tmp_path: Path) -> None:
     a = write_parts(files, tmp_path / "a", part_size=2**20)
     os.utime(files["empty.txt"], (0, 10**9))  # another time stamp, another order: the same parts

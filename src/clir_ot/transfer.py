@@ -5,7 +5,8 @@
     PYTHONPATH=src python -m clir_ot.transfer --unpack DIR --into PREFIX   # on the node, nothing installed yet
 
 The files go, sorted by name, into one deterministic tar stream (no timestamps, owners or modes of the machine
-that packed it: the same files give the same bytes), cut into parts of at most ``part_size`` bytes.
+that packed it: the same files give the same bytes), compressed with xz (:mod:`lzma`, preset 6: the Bible export
+shrinks from 10.5 to 2.5 MiB) and cut into parts of at most ``part_size`` bytes.
 ``bundle.json`` records each part's size and sha256 and each file's size and sha256. Unpacking refuses, with
 one line and before anything is written, a missing, truncated, longer or altered part; it then writes each
 file atomically and checks its sha256, so that what lands is bit for bit what was packed.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import lzma
 import shlex
 import subprocess
 import sys
@@ -36,6 +38,9 @@ PART = "bundle.part-{:03d}"
 #: the default part size: 40 MiB, under the 64 MiB a transfer to the GPU node carries with the repository
 DEFAULT_PART_SIZE = 40 * 2**20
 _CHUNK = 2**20
+#: the manifest's format: 1, a plain tar stream; 2, the same stream compressed with xz
+FORMAT = 2
+_PRESET = 6
 
 
 def _check_name(name: str) -> str:
@@ -73,6 +78,13 @@ def _tar_stream(files: Mapping[str, Path]) -> Iterator[bytes]:
     yield from sink.chunks
 
 
+def _xz(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    compressor = lzma.LZMACompressor(preset=_PRESET)
+    for chunk in chunks:
+        yield compressor.compress(chunk)
+    yield compressor.flush()
+
+
 def write_parts(files: Mapping[str, Path], out: Path, part_size: int = DEFAULT_PART_SIZE,
                 extra: Mapping[str, object] | None = None) -> dict:
     """Pack ``files`` (name in the bundle → path here) into ``out``: parts of at most ``part_size`` bytes and
@@ -94,14 +106,14 @@ def write_parts(files: Mapping[str, Path], out: Path, part_size: int = DEFAULT_P
             tmp.write_bytes(data)
         parts.append({"name": path.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
 
-    for chunk in _tar_stream(files):
+    for chunk in _xz(_tar_stream(files)):
         buffer += chunk
         while len(buffer) >= part_size:
             flush(bytes(buffer[:part_size]))
             del buffer[:part_size]
     if buffer or not parts:
         flush(bytes(buffer))
-    manifest = {"format": 1, "part_size": part_size, "parts": parts,
+    manifest = {"format": FORMAT, "part_size": part_size, "parts": parts,
                 "files": {name: {"bytes": Path(files[name]).stat().st_size, "sha256": sha256_file(Path(files[name]))}
                           for name in sorted(files)}, **(extra or {})}
     write_json_atomic(out / MANIFEST, manifest)
@@ -163,6 +175,11 @@ def read_parts(folder: Path, into: Path) -> dict:
     expected = manifest["files"]
     seen = set()
     stream = io.BufferedReader(_Joined([folder / p["name"] for p in manifest["parts"]]), _CHUNK)
+    if manifest.get("format") not in (1, FORMAT):
+        raise ClirOtError(f"{folder / MANIFEST} has format {manifest.get('format')!r}, which this clir-ot does not "
+                          f"read (1 or {FORMAT}): unpack it with the clir-ot that packed it")
+    if manifest["format"] == FORMAT:
+        stream = lzma.LZMAFile(stream)
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
             name = _check_name(member.name)
