@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from clir_ot.bundle import bundle_profile, profile_models
+from clir_ot.bundle import bundle_profile, profile_models, profile_texts
 from clir_ot.experiment import load_experiment
 from clir_ot.transfer import read_parts
 
@@ -22,6 +23,7 @@ def test_the_smoke_bundle_runs_the_training_audit_and_bible_clir_without_lingua_
     from clir_ot.data.benchmarks import get_benchmark
     from clir_ot.distill.components import training_data
     from clir_ot.errors import ClirOtError
+    from clir_ot.models import load_encoder
     from clir_ot.transfer import install
 
     monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "home-cache"))
@@ -55,6 +57,17 @@ def test_the_smoke_bundle_runs_the_training_audit_and_bible_clir_without_lingua_
             assert data.audits[0].content_counts() == {"yo": 3}  # the verdict made at home
         clir = get_benchmark("bible-clir")
         assert len(clir.queries("sw", clir.default_split)) > 1000 and clir.documents("de", clir.default_split)
+        # the trimmed student gives the full model's embeddings, bit for bit, on the profile's texts: every
+        # 400th (yo queries and passages, bible-clir's and UDHR's verses, ...) and the last 40 (training examples,
+        # code-switched ones among them)
+        texts = list(profile_texts(exp))
+        sample = texts[::400] + texts[-40:]
+        trimmed = load_encoder("me5-small")
+        monkeypatch.delenv("CLIR_OT_ME5_SMALL_FILE")
+        monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "home-cache"))
+        full = load_encoder("me5-small")
+        assert len(sample) > 180 and all(np.array_equal(trimmed.encode(sample, kind), full.encode(sample, kind))
+                                         for kind in ("query", "passage"))
         monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "no-verdicts"))
         with pytest.raises(ClirOtError, match="needs the language identifier lingua"):
             training_data(exp.distill_config("kd", 0))
