@@ -37,8 +37,15 @@ test-unit test-integration test-e2e: install
 docs: install
 	$(VENV)/bin/typer clir_ot.cli utils docs --name clir-ot --output docs/cli.md
 
+# ISA=avx2: the encode benchmark on AVX2 code paths only, an AVX2-only CPU's instruction set emulated here
+ifeq ($(ISA),avx2)
+BENCH := ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2 $(PY) -m clir_ot.bench --only encode
+else
+BENCH := $(PY) -m clir_ot.bench
+endif
+
 bench: install
-	$(PY) -m clir_ot.bench
+	$(BENCH)
 
 reproduce: install
 	$(VENV)/bin/clir-ot reproduce $(EXPERIMENT) --profile $(PROFILE)

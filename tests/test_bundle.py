@@ -32,6 +32,9 @@ def test_the_smoke_bundle_runs_the_training_audit_and_bible_clir_without_lingua_
     manifest = bundle_profile(EXPERIMENT, "smoke", tmp_path / "bundle", part_size=8 * 2**20, wheels=False)
     sizes = [p["bytes"] for p in manifest["parts"]]
     assert manifest["profile"] == "smoke" and len(sizes) >= 2 and max(sizes) == 8 * 2**20 and sizes[-1] > 0
+    assert manifest["unpack"] == ("PYTHONPATH=src python -m clir_ot.transfer --unpack bundle --into ~/clir-ot-node && "
+                                  ". ~/clir-ot-node/env.sh && python -m clir_ot reproduce "
+                                  "experiments/zero_shot_miracl.yaml --profile smoke")
     audits = [name for name in manifest["files"] if name.startswith("cache/audits/")]
     assert set(manifest["files"]) == {"bible/held-out.db", "models/me5-small-trimmed.e5t1", *audits}
     assert len(audits) == 2  # the bitext, the lexicon

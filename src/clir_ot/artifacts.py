@@ -275,6 +275,12 @@ def _cpuinfo() -> dict[str, str]:
     return fields
 
 
+def cpu_generation() -> str:
+    """``family F model M`` from ``/proc/cpuinfo`` (empty where it is not there)."""
+    info = _cpuinfo()
+    return f"family {info['cpu family']} model {info['model']}" if "cpu family" in info and "model" in info else ""
+
+
 def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
     return frozenset(_cpuinfo().get("flags", "").split())

