@@ -215,3 +215,18 @@ def test_the_audit_verdicts_load_each_distinct_set_of_training_files_once(monkey
     assert len(exp.condition_names()) > 2
     assert audit_verdicts(exp) == [Path("cs0.0.json"), Path("cs0.5.json")]
     assert sorted(loads) == [0.0, 0.5]
+
+
+def test_the_profile_texts_hold_the_english_verses_of_drift_where_no_benchmark_reads_them() -> None:
+    """Drift encodes held-out English verses (the gpu profile measures it; smoke, which the opt-in run covers, does
+    not): they are in the trimmed vocabulary's texts even without bible-clir, and only drift puts them there."""
+    from dataclasses import replace
+
+    from clir_ot.reproduce import english_verses
+
+    exp = replace(load_experiment(EXPERIMENT, "smoke"), clir_langs=[], diagnostic_langs=[], eval_langs=["sw"],
+                  expected={})  # sw: no corpus here
+    verses = set(english_verses())
+    assert len(verses) == 500
+    assert verses <= set(profile_texts(replace(exp, drift=True)))
+    assert not verses & set(profile_texts(exp))
