@@ -102,14 +102,15 @@ def test_the_bundle_command_packs_folders_and_files_and_unpack_refuses_an_altere
 
     from clir_ot.cli import app
 
-    def run(*args: str):
-        return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}).invoke(app, [str(a) for a in args])
+    def run(*args: str):  # a narrow terminal: the unpack command still prints on one line, to be copied whole
+        return CliRunner(env={"COLUMNS": "40", "NO_COLOR": "1", "TERM": "dumb"}).invoke(app, [str(a) for a in args])
 
     topics = shutil.copytree(RESOURCES / "topics-qrels", tmp_path / "topics-qrels")
     corpus = RESOURCES / "miracl-corpus-v1.0-yo.docs.jsonl.gz"
     packed = run("bundle", topics, corpus, "--out", tmp_path / "b", "--part-size", "1")
     assert packed.exit_code == 0, packed.output
-    assert "part(s) of at most 1 MiB" in packed.stdout and "clir-ot bundle --unpack b --into" in packed.stdout
+    assert "part(s) of at most 1 MiB" in " ".join(packed.stdout.split())
+    assert "\nclir-ot bundle --unpack b --into <folder>\n" in packed.stdout
     again = run("bundle", corpus, "--out", tmp_path / "b")
     assert again.exit_code == 1 and "already exists" in again.stderr
     unpacked = run("bundle", "--unpack", tmp_path / "b", "--into", tmp_path / "into")

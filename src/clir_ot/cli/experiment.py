@@ -134,4 +134,5 @@ def bundle_cmd(
                                extra={"unpack": f"clir-ot bundle --unpack {out.name} --into <folder>"})
     total = sum(p["bytes"] for p in manifest["parts"])
     console.print(f"{len(files)} file(s), {total / 2**20:.1f} MiB in {len(manifest['parts'])} part(s) of at most "
-                  f"{part_size:g} MiB in {out}; unpack with: {manifest['unpack']}", markup=False)
+                  f"{part_size:g} MiB in {out}; unpack with:", markup=False)
+    console.print(manifest["unpack"], markup=False, highlight=False, soft_wrap=True)  # one line, to copy whole
