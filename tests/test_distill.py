@@ -363,3 +363,29 @@ def test_cpu_bf16_training_follows_the_fp32_loss_trajectory(tiny_xlmr_dir, small
     relative = [abs(b - f) / abs(f) for f, b in zip(runs["fp32"], runs["bf16"], strict=True)]
     assert max(relative) < 0.01, relative  # measured: 7e-4 at most
     assert runs["bf16"] != runs["fp32"]  # it did run in bf16
+
+
+def test_a_trimmed_student_trains_keeps_refusing_and_says_so_in_its_card(tiny_xlmr_dir, small_bitext,
+                                                                         tmp_path) -> None:
+    """A base model with a trimmed vocabulary (a GPU bundle's mE5-small): distilled on texts within its kept tokens
+    it trains, its student still refuses the others and its card says so; a training text with a token outside
+    stops the run with one line."""
+    from clir_ot.models import load_encoder
+    from clir_ot.models.vocabulary import TokenOutsideVocabularyError, restrict_vocabulary
+
+    base = load_encoder(str(tiny_xlmr_dir))
+    vocab = base.model.get_input_embeddings().num_embeddings
+    rare = list(range(vocab - 10, vocab - 1))  # pieces none of these texts use (the last id, <mask>, is special)
+    restrict_vocabulary(base.model, [i for i in range(vocab) if i not in rare])
+    base.save(tmp_path / "trimmed")
+    train(config(tmp_path / "trimmed", small_bitext, method="kd", steps=2), tmp_path / "run")
+    card = (tmp_path / "run" / "student" / "README.md").read_text()
+    assert f"**Trimmed vocabulary**: only {vocab - len(rare):,} tokens" in card
+    student = load_encoder(str(tmp_path / "run" / "student"))
+    with pytest.raises(TokenOutsideVocabularyError, match=f"token id\\(s\\) {rare[0]} are outside"):
+        student.model(input_ids=torch.tensor([[0, rare[0], 2]]), attention_mask=torch.ones(1, 3, dtype=torch.long))
+    full_stop = base.tokenizer(".", add_special_tokens=False)["input_ids"][-1]
+    restrict_vocabulary(base.model, [i for i in range(vocab) if i != full_stop])
+    base.save(tmp_path / "without-full-stop")
+    with pytest.raises(TokenOutsideVocabularyError, match="outside this model's trimmed vocabulary"):
+        train(config(tmp_path / "without-full-stop", small_bitext, method="kd", steps=2), tmp_path / "run2")

@@ -19,8 +19,9 @@ BASE_MODELS = {
 }
 
 
-def model_card(config: dict, training_data: dict, probe: dict, steps: int) -> str:
-    """Markdown with Hugging Face front matter for a student distilled with ``config`` (a DistillConfig dict)."""
+def model_card(config: dict, training_data: dict, probe: dict, steps: int, kept_tokens: int | None = None) -> str:
+    """Markdown with Hugging Face front matter for a student distilled with ``config`` (a DistillConfig dict); a
+    student of a vocabulary-trimmed base says so (``kept_tokens``: how many token rows it has)."""
     base = BASE_MODELS.get(config["student"], {})
     langs = sorted(set(training_data["training_languages"]) | {"en"})
     front = {"base_model": base.get("hub_id", config["student"]), "license": base.get("license", "other"),
@@ -46,6 +47,10 @@ def model_card(config: dict, training_data: dict, probe: dict, steps: int) -> st
         "q = model.encode_query([\"...\"])     # prompt \"query: \"",
         "d = model.encode_document([\"...\"])  # prompt \"passage: \"", "```", "",
         "clir-ot: `clir-ot eval --model path/to/student`.", "",
+        *([f"**Trimmed vocabulary**: only {kept_tokens:,} tokens have their word-embedding rows (those of the "
+           "texts the run's bundle was made for; `kept_tokens.json`). clir-ot refuses any other token; "
+           "transformers and sentence-transformers would read it as a zero row. Distil from the full model for "
+           "other texts.", ""] if kept_tokens is not None else []),
         "## Training data", "",
         f"Training languages: {', '.join(training_data['training_languages'])}. Code-switching: p = "
         f"{training_data['code_switching']['p']}, {training_data['code_switching']['mode']}, languages "

@@ -47,6 +47,7 @@ from ..data.training import TrainingData, TrainingExample
 from ..errors import ClirOtError
 from ..inputs import read_json_or_none
 from ..models import resolve_device
+from ..models.vocabulary import kept_token_ids
 from . import distributed, objective
 from .card import model_card
 from .checkpoint import (
@@ -308,7 +309,9 @@ def finish(run: Run, started: float, train_time: float, tokens_seen: int, evalua
     probe = {"before": run.before, "after": after}
     write_json_atomic(out / "probe.json", probe)
     models.student.spec.label = f"{models.student.spec.label or cfg.student} + {cfg.method} distilled (seed {cfg.seed})"
-    save_student(models.student, out / "student", card=model_card(asdict(cfg), run.data.manifest(), probe, run.step))
+    kept = kept_token_ids(models.student.model)
+    save_student(models.student, out / "student", card=model_card(asdict(cfg), run.data.manifest(), probe, run.step,
+                                                                  None if kept is None else len(kept)))
     if models.teacher_map is not None:  # kept for inspection; the student never uses it
         torch.save(models.teacher_map.state_dict(), out / "teacher_map.pt")
     world = run.world
