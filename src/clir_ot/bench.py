@@ -132,8 +132,7 @@ def isa_cap() -> str | None:
 def machine_kind(flags: frozenset[str], cpu: str, cap: str | None = None, generation: str = "") -> str:
     """The kind of CPU, as the README's tables name it: results are kept per kind, since the kinds differ. The
     ``generation`` (``family 25 model 17``) tells apart machines whose model name and flags are the same but whose
-    speed is not (two AMD EPYC with AVX512-BF16: bf16 products 4.48× and 2.18× fp32); a run with the instruction
-    set capped (``cap``) is its own kind."""
+    speed is not (docs/performance.md); a run with the instruction set capped (``cap``) is its own kind."""
     vendor = "AMD" if "AMD" in cpu else "Intel" if "Intel" in cpu else "CPU"
     if "amx_bf16" in flags:
         kind = f"{vendor}, AMX"
@@ -141,7 +140,6 @@ def machine_kind(flags: frozenset[str], cpu: str, cap: str | None = None, genera
         kind = f"{vendor}, AVX-512, no AMX" if "avx512f" in flags else f"{vendor}, AVX2 only"
     kind += f", {generation}" if generation else ""
     return f"{kind}, capped at {cap} (emulation)" if cap else kind
-
 
 
 def bench_step(student: str = "me5-small") -> dict:

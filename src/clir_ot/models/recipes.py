@@ -107,8 +107,7 @@ def int8(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     on the other tokens of its batch.
 
     Version 1 (PyTorch's dynamic int8 of the attention's linear layers, one scale per batch) failed the gate on
-    an Intel Xeon: R@100 0.7346 against fp32's 0.7941. Version 2 failed it for me5-small on an AMD EPYC with
-    ``avx512_bf16``: R@100 0.7829, nDCG@10 0.4681 against 0.7941 and 0.4939 (docs/evaluation.md).
+    an Intel Xeon: R@100 0.7346 against fp32's 0.7941. Version 2 failed it for me5-small too (docs/evaluation.md).
 
     Fidelity: refused for a model until ``clir-ot gate`` passed it for those weights (:mod:`clir_ot.eval.fidelity`):
     a minimum passage cosine ≥ 0.99 to fp32 and full-corpus yo R@100 and nDCG@10 within 0.005 of fp32."""
