@@ -76,7 +76,7 @@ def test_the_recipe_says_whether_the_bf16_attention_took(tiny_xlmr_dir: Path, mo
     kept.set_precision("bf16")
     assert kept.model.config._attn_implementation == "sdpa" and kept.recipe == BF16_OWN_ATTENTION
     configs = [embeddings_config(e, str(tiny_xlmr_dir), get_benchmark("miracl"), "yo", "dev", "bf16", False,
-                                 "full corpus", []) for e in (switched, kept)]
+                                 "full corpus", [], ["d1"]) for e in (switched, kept)]
     assert [c["precision_recipe"] for c in configs] == [RECIPES["bf16"].key, BF16_OWN_ATTENTION]
 
 

@@ -389,3 +389,33 @@ def test_a_trimmed_student_trains_keeps_refusing_and_says_so_in_its_card(tiny_xl
     base.save(tmp_path / "without-full-stop")
     with pytest.raises(TokenOutsideVocabularyError, match="outside this model's trimmed vocabulary"):
         train(config(tmp_path / "without-full-stop", small_bitext, method="kd", steps=2), tmp_path / "run2")
+
+
+def test_freeze_above_trains_the_lower_layers_only(tiny_xlmr_dir, small_bitext, tmp_path) -> None:
+    from clir_ot.models import load_encoder
+
+    manifest = train(config(tiny_xlmr_dir, small_bitext, method="kd-layer", teacher_layer=1, student_layer=1,
+                            freeze_above=1, steps=3), tmp_path / "run", evaluate=False)
+    before = load_encoder(str(tiny_xlmr_dir)).model.state_dict()
+    after = load_encoder(str(tmp_path / "run" / "student")).model.state_dict()
+    moved = {k for k in after if not torch.equal(after[k], before[k])}
+    assert moved and all(k.startswith("encoder.layer.0.") for k in moved)
+    assert any(k.startswith("encoder.layer.1.") for k in after)  # the frozen layer is there, unchanged
+    full = sum(p.numel() for p in load_encoder(str(tiny_xlmr_dir)).model.parameters())
+    assert 0 < manifest["student_parameters_trained"] < full
+    with pytest.raises(ClirOtError, match="freeze_above 3 is above the student's 2 layers"):
+        train(config(tiny_xlmr_dir, small_bitext, freeze_above=3, steps=2), tmp_path / "bad", evaluate=False)
+
+
+def test_x_source_english_gives_the_objective_the_english_side_on_both_sides(monkeypatch) -> None:
+    from clir_ot.data.training import TrainingExample
+    from clir_ot.distill import objective
+
+    seen: list = []
+    monkeypatch.setattr(objective, "compute", lambda models, cfg, en, x, kind: seen.append((en, x)) or {})
+    examples = [TrainingExample("the house", "das Haus", "bitext", "de"),
+                TrainingExample("the cat", "the Katze", "codeswitch", "de")]
+    trainer.compute_losses(None, DistillConfig(x_source="english"), examples, "query")
+    trainer.compute_losses(None, DistillConfig(), examples, "query")
+    assert seen == [(["the house", "the cat"], ["the house", "the cat"]),
+                    (["the house", "the cat"], ["das Haus", "the Katze"])]

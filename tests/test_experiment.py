@@ -23,7 +23,21 @@ def test_a_sweep_expands_into_named_conditions() -> None:
     assert specs["ot-ot_reg0.2-student_layer6"] == {"method": "ot", "ot_reg": 0.2, "student_layer": 6}
 
 
+def test_a_paired_layer_sweep_sets_both_layer_fields_from_one_value() -> None:
+    specs = expand_conditions({"kd-L": {"method": "kd-layer", "sweep": {"layer": [2, 4, 6, 8, 10, 12]}},
+                               "ot-mid": {"method": "ot", "layer": 6},
+                               "kd-en": {"method": "kd-layer", "sweep": {"layer": [6], "x_source": ["english"]}}})
+    assert list(specs) == [f"kd-L-layer{n}" for n in (2, 4, 6, 8, 10, 12)] + ["ot-mid", "kd-en-layer6-x_sourceenglish"]
+    assert specs["kd-L-layer8"] == {"method": "kd-layer", "teacher_layer": 8, "student_layer": 8}
+    assert specs["ot-mid"] == {"method": "ot", "teacher_layer": 6, "student_layer": 6}
+    assert specs["kd-en-layer6-x_sourceenglish"] == {"method": "kd-layer", "x_source": "english",
+                                                      "teacher_layer": 6, "student_layer": 6}
+
+
 @pytest.mark.parametrize(("conditions", "message"), [
+    ({"kd": {"method": "kd-layer", "layer": 6, "student_layer": 4}}, "sets layer and student_layer"),
+    ({"kd": {"method": "kd-layer", "teacher_layer": 6, "sweep": {"layer": [2, 4]}}}, "sets layer and teacher_layer"),
+    ({"kd": {"method": "kd", "seeds": [0, 0]}}, "seeds of 'kd' lists 0 twice"),
     ({"kd": {"method": "kd", "learning_rate": 1}}, "unknown key"),
     ({"kd": {"method": "kd", "seeds": [-1]}}, "seeds of .kd. must be"),
     ({"kd": {"lr": 1e-5}}, "needs a method"),
@@ -252,6 +266,7 @@ def test_hypotheses_are_registered_once_and_a_changed_family_is_refused_before_a
     ({"distill": ["lr", 1]}, "distill must be a mapping"),
     ({"extends": ["a.yaml", "b.yaml"]}, "extends must be one path"),
     ({"curve_steps": [2, 2]}, "curve_steps lists 2 twice"),
+    ({"seeds": [0, 0]}, "seeds lists 0 twice"),
     ({"conditions": {"ot": {"method": "ot", "sweep": {"ot_reg": [1, 1.0]}}}}, "the same value twice"),
     ({"conditions": {"kd": "kd"}}, "condition 'kd' must be a mapping"),
     ({"conditions": {"ot": {"method": "ot", "ot_weight": ".inf"}}}, "ot_weight must be a finite number"),
@@ -265,8 +280,8 @@ def test_hypotheses_are_registered_once_and_a_changed_family_is_refused_before_a
 def test_the_whole_experiment_file_is_checked_before_any_stage(tmp_path: Path, change: dict, message: str) -> None:
     base = {"conditions": {"kd": {"method": "kd"}, "ot": {"method": "ot"}}, "eval_langs": ["yo"],
             "distill": {"steps": 10}, "profiles": {"p": {"seeds": [0]}}}
-    spec = base | {k: v for k, v in change.items() if k not in ("expected", "curve_steps")}
-    if "expected" in change or "curve_steps" in change:
+    spec = base | {k: v for k, v in change.items() if k not in ("expected", "curve_steps", "seeds")}
+    if "expected" in change or "curve_steps" in change or "seeds" in change:
         spec["profiles"] = {"p": {"seeds": [0]} | {k: v for k, v in change.items()}}
     (tmp_path / "a.yaml").write_text(yaml.safe_dump(base))
     path = tmp_path / "e.yaml"

@@ -102,8 +102,8 @@ def test_encode_resumes_after_interruption(tiny_bert_dir: Path, tmp_path: Path, 
     b = encode_mod.load_embeddings(tmp_path / "run")
     assert a[0] == b[0] == ids and a[2] == b[2] == ["q1"]
     np.testing.assert_array_equal(a[1], b[1])  # each shard is encoded as it would have been in one run
-    with pytest.raises(ClirOtError, match="another configuration"):
-        encode_mod.encode_corpus(enc, ids, texts, [], [], tmp_path / "run", {"model": "other"})
+    with pytest.raises(ClirOtError, match="another configuration"):  # other weights; a name alone is no key
+        encode_mod.encode_corpus(enc, ids, texts, [], [], tmp_path / "run", {"model": "tiny", "model_fingerprint": "x"})
 
 
 def test_shard_ranges_split_every_document_once_among_the_processes() -> None:

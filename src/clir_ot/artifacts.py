@@ -328,14 +328,17 @@ def prepare_output_dir(path: Path, overwrite: bool) -> Path:
     return path
 
 
-def write_manifest(out_dir: Path, stage: str, config: dict[str, Any], *, inputs: dict[str, Path] | None = None,
-                   extra: dict[str, Any] | None = None, started: float | None = None) -> dict[str, Any]:
-    """Write ``config.yaml`` and ``manifest.json`` (stage, time, configuration hash, package versions, the
-    machine — :func:`hardware` —, input hashes, ``extra``) into ``out_dir`` and return the manifest."""
+def write_manifest(out_dir: Path, stage: str, config: dict[str, Any], *, key: str | None = None,
+                   inputs: dict[str, Path] | None = None, extra: dict[str, Any] | None = None,
+                   started: float | None = None) -> dict[str, Any]:
+    """Write ``config.yaml`` (the whole resolved configuration) and ``manifest.json`` (stage, time, the result's
+    ``key`` — a configuration dataclass's :func:`~clir_ot.config.result_key`; default: the hash of ``config`` —,
+    package versions, the machine — :func:`hardware` —, input hashes, ``extra``) into ``out_dir`` and return the
+    manifest."""
     manifest: dict[str, Any] = {
         "stage": stage,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "config_hash": config_hash(config),
+        "config_hash": key or config_hash(config),
         "versions": package_versions(),
         "hardware": hardware(),
         "inputs": {name: {"path": str(p), "sha256": sha256_file(Path(p))}

@@ -7,11 +7,21 @@ then **converted and checked against the field's declared type and range** befor
 with one line naming the field. Ranges and choices are declared once, on the field
 (:func:`setting`), and checked by :func:`validate`, which every configuration dataclass calls from
 its ``__post_init__``. The resolved configuration is saved beside every output.
+
+**One result key.** A saved result (a stage's manifest, an evaluation record, a curve or drift point) is
+keyed by :func:`result_key` of the configuration that made it, and never by a hand-built dictionary.
+The rule for adding a field to a configuration dataclass: declare it with
+``setting(default, added="YYYY-MM-DD")``. Such a field enters the key only when its value differs from its
+default, so every result saved before the field existed keeps its key (a finished run stays finished),
+and a run that sets the new field to another value gets a key of its own. Fields without ``added`` are
+the ones every earlier key was computed from; they are always keyed. Removing or renaming a field, or
+changing a default, changes keys: that is a deliberate change, and ``tests/test_config_hashes.py`` says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import types
 import typing
@@ -21,6 +31,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .artifacts import config_hash
 from .errors import ClirOtError
 
 T = TypeVar("T")
@@ -28,11 +39,46 @@ _MISSING = dataclasses.MISSING
 
 
 def setting(default: Any = _MISSING, *, default_factory: Any = _MISSING, ge: float | None = None,
-            gt: float | None = None, le: float | None = None, choices: tuple | None = None) -> Any:
+            gt: float | None = None, le: float | None = None, choices: tuple | None = None,
+            added: str | None = None) -> Any:
     """A dataclass field with its allowed range (``ge``/``gt``/``le``) or ``choices``; for list fields the
-    constraint applies to every element."""
-    meta = {k: v for k, v in {"ge": ge, "gt": gt, "le": le, "choices": choices}.items() if v is not None}
+    constraint applies to every element. ``added`` (the date a field was added to a configuration that
+    already had saved results) keeps the field out of :func:`result_key` while it holds its default."""
+    meta = {k: v for k, v in {"ge": ge, "gt": gt, "le": le, "choices": choices, "added": added}.items()
+            if v is not None}
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not _MISSING else f.default
+
+
+def keyed_fields(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (a configuration of dataclass ``cls`` as a mapping, saved or made now) less every field
+    declared ``added`` that holds its default: what :func:`result_key` hashes. Keys that are no field of
+    ``cls`` (``lang`` of a language's evaluation) are kept."""
+    later = {f.name: _default_of(f) for f in dataclasses.fields(cls) if "added" in f.metadata}
+    return {k: v for k, v in values.items() if not (k in later and _same(v, later[k]))}
+
+
+def _same(value: Any, default: Any) -> bool:
+    """Equal as saved JSON would compare them (a tuple default equals a saved list)."""
+    return json.dumps(value, sort_keys=True, default=str) == json.dumps(default, sort_keys=True, default=str)
+
+
+def key_dict(config: Any) -> dict[str, Any]:
+    """The part of a configuration (a dataclass, or an already keyed mapping) that its result is keyed by."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return keyed_fields(type(config), dataclasses.asdict(config))
+    return dict(config)
+
+
+def result_key(config: Any, **inputs: Any) -> str:
+    """The one key of a saved result: a short hash of :func:`key_dict` of ``config`` and, where given, of the
+    content hashes of its ``inputs`` (``result_key(cfg)`` equals the hash of the configuration alone, as
+    every manifest recorded it)."""
+    keyed = key_dict(config)
+    return config_hash(keyed if not inputs else {"config": keyed, **inputs})
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from .distill.config import DistillConfig
 from .distill.methods import METHODS
 from .errors import ClirOtError
 from .eval.evaluate import EvalConfig
+from .eval.variants import VARIANTS, eval_settings, variant_name
 from .languages import EVAL_LANGUAGES, check_language
 from .layout import BEFORE, CLIR_LEXICAL, FULL_CORPUS_BM25, baseline_folder, baseline_label, is_safe_name
 from .models.precision import PRECISIONS
@@ -100,6 +101,11 @@ class Experiment:
     token_probe_pairs: int = setting(0, ge=0)
     #: measure each student's drift from the student before on yo passages and held-out English verses
     drift: bool = False
+    #: geometry readouts (:mod:`clir_ot.eval.geometry`) of the student before and of every student
+    geometry: bool = False
+    #: evaluate the student before and every student again as each of these variants (training-free controls,
+    #: swapped sides: :data:`clir_ot.eval.variants.VARIANTS`), reported as systems ``<system>+<variant>``
+    eval_variants: list[str] = setting(default_factory=list, choices=tuple(VARIANTS))
     distill: dict[str, Any] = field(default_factory=dict)
     expected: dict[str, Any] | None = None
     description: str = ""
@@ -112,6 +118,8 @@ class Experiment:
                                   "'.', '_', '+' or '-' (it names a folder)")
         if not self.seeds:
             raise ClirOtError("invalid configuration: an experiment needs at least one seed")
+        refuse_repeats("seeds", self.seeds)
+        refuse_repeats("diagnostic_seeds", self.diagnostic_seeds)
         self.eval_langs = [check_language(lang) for lang in self.eval_langs]
         self.diagnostic_langs = [check_language(lang) for lang in self.diagnostic_langs]
         clir = get_benchmark("bible-clir")
@@ -124,9 +132,7 @@ class Experiment:
             raise ClirOtError("invalid configuration: an experiment needs at least one condition")
         self.comparisons()
         self.hypotheses = normalise_hypotheses(self) if self.hypotheses is not None else None
-        repeated = sorted({x for i, x in enumerate(self.curve_steps) if x in self.curve_steps[:i]})
-        if repeated:
-            raise ClirOtError(f"invalid configuration: curve_steps lists {', '.join(map(str, repeated))} twice")
+        refuse_repeats("curve_steps", self.curve_steps)
         if self.expected is not None:
             check_expected_scores(self)
         if self.curve_pool is not None and not self.curve_steps:
@@ -175,7 +181,7 @@ class Experiment:
 
     def comparisons(self) -> list[tuple[str, str]]:
         """The declared comparisons ``(a, b)``; by default those of :data:`DEFAULT_COMPARISONS` that exist."""
-        names = set(self.condition_names()) | {BEFORE}
+        names = set(self.system_names())
         if self.compare is None:
             return [(a, b) for a, b in DEFAULT_COMPARISONS if a in names and b in names]
         out = []
@@ -201,9 +207,27 @@ class Experiment:
         """The pool the trade-off curves are evaluated on."""
         return self.curve_pool if self.separate_curve_pool else self.eval_pool
 
-    def eval_config(self, model: str, pool: int | None) -> EvalConfig:
-        return EvalConfig(langs=self.eval_langs, model=model, pool_distractors=pool, precision=self.eval_precision,
-                          batch_size=self.eval_batch_size, query_sample=self.eval_queries)
+    def eval_config(self, model: str, pool: int | None, variant: str | None = None) -> EvalConfig:
+        """The evaluation of ``model`` (or of its ``variant``: :mod:`clir_ot.eval.variants`) on ``pool``."""
+        settings = eval_settings(variant, model, self.student) if variant else {"model": model}
+        return EvalConfig(langs=self.eval_langs, pool_distractors=pool, precision=self.eval_precision,
+                          batch_size=self.eval_batch_size, query_sample=self.eval_queries, **settings)
+
+    def variants_of(self, system: str) -> list[str]:
+        """The declared variants of ``system`` (a condition, or ``before``)."""
+        return [v for v in self.eval_variants if system != BEFORE or VARIANTS[v].applies_to_before()]
+
+    def system_names(self) -> list[str]:
+        """Every system a comparison or hypothesis may name: ``before``, the conditions and their variants."""
+        systems = [BEFORE, *self.condition_names()]
+        return systems + [variant_name(s, v) for s in systems for v in self.variants_of(s)]
+
+    def seeds_of_system(self, system: str) -> list[int]:
+        """The seeds of a condition or of a condition's variant (none for ``before`` and its variants)."""
+        if system in self.condition_names():
+            return self.seeds_of(system)
+        base, _, variant = system.rpartition("+")
+        return self.seeds_of(base) if variant in VARIANTS and base in self.condition_names() else []
 
     @property
     def teacher_model(self) -> str:
@@ -229,7 +253,7 @@ def normalise_hypotheses(exp: Experiment) -> list[dict[str, Any]]:
     null for MIRACL), so that one family always hashes the same."""
     if not isinstance(exp.hypotheses, list) or not exp.hypotheses:
         raise ClirOtError("invalid configuration: hypotheses must be a non-empty list of mappings")
-    names = set(exp.condition_names()) | {BEFORE}
+    names = set(exp.system_names())
     out: list[dict[str, Any]] = []
     for i, raw in enumerate(exp.hypotheses):
         where = f"hypotheses[{i}]"
@@ -281,7 +305,7 @@ def check_expected_scores(exp: Experiment) -> None:
     """``expected`` is ``{lang: {system: {measure: number}}}`` for MIRACL and ``{"bible-clir": {query encoder:
     {lang: {system: {measure: number}}}}}``, naming evaluated languages, known systems and the benchmark's
     measures: a typo is refused before the first stage, not after the whole run."""
-    systems = set(exp.condition_names()) | {BEFORE, *CLIR_LEXICAL}
+    systems = set(exp.system_names()) | set(CLIR_LEXICAL)
     systems |= {baseline_label(b, exp.student) for b in (*exp.baselines, FULL_CORPUS_BM25)}
 
     def check(where: str, langs: list[str], bench: str, tree: Any) -> None:
@@ -326,8 +350,35 @@ def _format_value(value: Any) -> str:
     return "".join(c if c.isalnum() or c in "._+-" else "_" for c in text)
 
 
+def refuse_repeats(what: str, values: list) -> None:
+    """One line for a list that names a value twice (``seeds: [0, 0]`` would run once and report two seeds)."""
+    repeated = sorted({x for i, x in enumerate(values) if x in values[:i]})
+    if repeated:
+        raise ClirOtError(f"invalid configuration: {what} lists {', '.join(map(str, repeated))} twice")
+
+
+#: settings of a condition that set several DistillConfig fields from one value: ``layer: 6`` reads (and aligns)
+#: both encoders at layer 6, in a condition or a sweep (``sweep: {layer: [2, 4, 6]}``: conditions ``-layer2`` …)
+PAIRED_SETTINGS = {"layer": ("teacher_layer", "student_layer")}
+
+
+def _unpair(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with each paired setting (:data:`PAIRED_SETTINGS`) replaced by the fields it sets."""
+    out = dict(spec)
+    for key, targets in PAIRED_SETTINGS.items():
+        if key in out:
+            clash = [t for t in targets if t in out]
+            if clash:
+                raise ClirOtError(f"invalid configuration: condition {name!r} sets {key} and {', '.join(clash)}; "
+                                  f"{key} sets {' and '.join(targets)} itself")
+            value = out.pop(key)
+            out |= dict.fromkeys(targets, value)
+    return out
+
+
 def expand_conditions(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Named conditions from their YAML form; a ``sweep`` grid becomes one condition per point."""
+    """Named conditions from their YAML form; a ``sweep`` grid becomes one condition per point; a paired setting
+    (:data:`PAIRED_SETTINGS`) sets each of its fields."""
     if not isinstance(raw, dict) or not raw:
         raise ClirOtError("invalid configuration: conditions must be a non-empty mapping of names to settings")
     out: dict[str, dict[str, Any]] = {}
@@ -339,13 +390,13 @@ def expand_conditions(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if name in out:
             raise ClirOtError(f"invalid configuration: condition {name!r} ({origin}) collides with another "
                               "condition of the same name")
-        out[name] = spec
+        out[name] = _unpair(name, spec)
 
     for name, spec in raw.items():
         if spec is not None and not isinstance(spec, dict):
             raise ClirOtError(f"invalid configuration: condition {name!r} must be a mapping of settings, got {spec!r}")
         spec = dict(spec or {})
-        unknown = sorted(set(spec) - _DISTILL_FIELDS - {"sweep", "seeds"})
+        unknown = sorted(set(spec) - _DISTILL_FIELDS - set(PAIRED_SETTINGS) - {"sweep", "seeds"})
         if unknown:
             raise ClirOtError(f"invalid configuration: condition {name!r} has unknown key(s) {', '.join(unknown)}; "
                               "use DistillConfig fields (method, ot_reg, ...), sweep or seeds")
@@ -353,6 +404,7 @@ def expand_conditions(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if seeds is not None and (not isinstance(seeds, list) or not seeds
                                   or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)):
             raise ClirOtError(f"invalid configuration: seeds of {name!r} must be a list of integers ≥ 0")
+        refuse_repeats(f"seeds of {name!r}", seeds or [])
         if "method" not in spec and "objective" not in spec:
             raise ClirOtError(f"invalid configuration: condition {name!r} needs a method (or an objective)")
         sweep = spec.pop("sweep", None)
@@ -362,7 +414,7 @@ def expand_conditions(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if not isinstance(sweep, dict) or not sweep:
             raise ClirOtError(f"invalid configuration: sweep of {name!r} must map fields to lists of values")
         for key, values in sweep.items():
-            if key not in _DISTILL_FIELDS or key in ("method", "seed"):
+            if (key not in _DISTILL_FIELDS and key not in PAIRED_SETTINGS) or key in ("method", "seed"):
                 raise ClirOtError(f"invalid configuration: sweep of {name!r} over unknown field {key!r}")
             if not isinstance(values, list) or not values or len(set(map(repr, values))) != len(values):
                 raise ClirOtError(f"invalid configuration: sweep of {name!r} over {key!r} needs a list of distinct "

@@ -57,6 +57,17 @@ def eval_dir(root: Path, condition: str, seed: int, step: int | None = None) -> 
     return base if step is None else Path(root) / "curves" / run_tag(condition, seed) / f"step-{step}"
 
 
+def geometry_file(root: Path, tag: str) -> Path:
+    """Geometry readouts (anisotropy, principal components, relevance gap) of a student or the student before."""
+    return Path(root) / "probe" / "geometry" / f"{tag}.json"
+
+
+def variant_dir(root: Path, variant: str, tag: str) -> Path:
+    """The evaluation of a variant (:mod:`clir_ot.eval.variants`) of a student (``tag``: ``<condition>-s<seed>``)
+    or of the student before (``tag``: ``before``)."""
+    return Path(root) / "variants" / variant / tag
+
+
 def curve_before_dir(root: Path) -> Path:
     """The evaluation of the student before distillation on the curves' own pool (``curve_pool``)."""
     return Path(root) / "curves" / BEFORE

@@ -53,9 +53,11 @@ from .artifacts import (
     write_json_atomic,
     write_yaml_atomic,
 )
+from .config import key_dict, result_key
 from .data import miracl
 from .errors import ClirOtError
 from .eval.evaluate import evaluate as run_evaluate
+from .eval.variants import variant_name
 from .experiment import Experiment, load_experiment
 from .inputs import read_json_or_none
 from .layout import (
@@ -70,11 +72,13 @@ from .layout import (
     distill_dir,
     drift_file,
     eval_dir,
+    geometry_file,
     layer_suffix,
     run_tag,
     snapshot_dir,
     student_dir,
     token_probe_file,
+    variant_dir,
 )
 from .models.device import resolve_device
 
@@ -131,7 +135,7 @@ def run_distill(exp: Experiment, condition: str, seed: int, root: Path, log: Log
 
     cfg = exp.distill_config(condition, seed)
     out = distill_dir(root, condition, seed)
-    state = stage_state(out / "manifest.json", config_hash(asdict(cfg)))
+    state = stage_state(out / "manifest.json", result_key(cfg))
     if state == "done":
         saved = ((read_json_or_none(out / "manifest.json") or {}).get("training_data") or {}).get("key")
         if saved == training_data(cfg).key():
@@ -149,9 +153,9 @@ def run_distill(exp: Experiment, condition: str, seed: int, root: Path, log: Log
     return out
 
 
-def run_eval(exp: Experiment, model: str, out: Path, pool: int | None, log: Log) -> None:
-    log(f"evaluate {model} → {out}")
-    results = run_evaluate(exp.eval_config(model, pool), out)
+def run_eval(exp: Experiment, model: str, out: Path, pool: int | None, log: Log, variant: str | None = None) -> None:
+    log(f"evaluate {model}{f' as {variant}' if variant else ''} → {out}")
+    results = run_evaluate(exp.eval_config(model, pool, variant), out)
     for r in results:
         if r.status == "ok":
             log(f"  {r.lang}: R@100 {r.metrics['R@100']:.4f} nDCG@10 {r.metrics['nDCG@10']:.4f}"
@@ -239,7 +243,7 @@ def run_drift(exp: Experiment, tag: str, model: str, root: Path, log: Log) -> No
 
     cfg = {"model": model_fingerprint(model), "before": model_fingerprint(exp.student),
            "precision": exp.eval_precision, "english_verses": ENGLISH_DRIFT_VERSES,
-           "eval": asdict(exp.eval_config("x", exp.eval_pool)) | {"model": None}}
+           "eval": key_dict(exp.eval_config("x", exp.eval_pool)) | {"model": None}}
     out = drift_file(root, tag)
     if stage_state(out, config_hash(cfg)) == "done":
         return
@@ -248,6 +252,37 @@ def run_drift(exp: Experiment, tag: str, model: str, root: Path, log: Log) -> No
     write_json_atomic(out, {"config_hash": config_hash(cfg), "passages": drift(root, exp, eval_dir(root, condition,
                                                                                              int(seed))),
                             "english": english_drift(exp, model)})
+
+
+def run_geometry(exp: Experiment, tag: str, model: str, evaluation: Path, root: Path, log: Log) -> None:
+    """Geometry readouts (:mod:`clir_ot.eval.geometry`) of ``model`` from the passage embeddings its evaluation
+    searched (``evaluation``), its queries and held-out English verses (encoded again: cheap)."""
+    from .eval.evaluate import query_embeddings, selected_queries
+    from .eval.geometry import readouts
+    from .eval.saved import saved_embeddings
+    from .models.loading import model_fingerprint
+    from .retrieval.encode import load_embeddings
+
+    cfg = exp.eval_config(model, exp.eval_pool)
+    lang = next((la for la in exp.eval_langs if saved_embeddings(evaluation / la) is not None), None)
+    if lang is None:
+        return
+    key = config_hash({"model": model_fingerprint(model), "eval": key_dict(cfg) | {"model": None}, "lang": lang,
+                       "english_verses": ENGLISH_DRIFT_VERSES, "version": 1})
+    out = geometry_file(root, tag)
+    if stage_state(out, key) == "done":
+        return
+    log(f"geometry {tag} ({lang} passages and queries, English verses)")
+    doc_ids, passages, _, _ = load_embeddings(saved_embeddings(evaluation / lang))
+    queries = selected_queries(lang, cfg)
+    q = query_embeddings(model, cfg.precision, [x.text for x in queries], cfg.batch_size)
+    row = {d: i for i, d in enumerate(doc_ids)}
+    judged = cfg.bench.judged_qrels(lang, cfg.split, queries)
+    relevant = [[row[d] for d, rel in judged.get(x.query_id, {}).items() if rel > 0 and d in row] for x in queries]
+    english = _english_embeddings(model, config_hash(model_fingerprint(model)), exp.eval_precision,
+                                  exp.eval_batch_size)
+    write_json_atomic(out, {"config_hash": key, "lang": lang, "corpus": cfg.corpus_label(lang),
+                            **readouts(passages, q, relevant, english)})
 
 
 def run_diagnostic(exp: Experiment, model: str, out: Path, log: Log) -> None:
@@ -271,8 +306,10 @@ def run_diagnostic(exp: Experiment, model: str, out: Path, log: Log) -> None:
 
 
 def _ot_condition(exp: Experiment) -> str | None:
-    """The first condition trained with the OT method, if any."""
-    return next((c for c in exp.condition_names() if exp.distill_config(c, exp.seeds_of(c)[0]).method == "ot"), None)
+    """The first condition whose objective has the OT term (whatever its method field says), if any."""
+    from .distill.objective import uses_ot
+
+    return next((c for c in exp.condition_names() if uses_ot(exp.distill_config(c, exp.seeds_of(c)[0]))), None)
 
 
 def _ot_reg(exp: Experiment, ot_condition: str | None) -> float:
@@ -348,7 +385,7 @@ def run_curve(exp: Experiment, condition: str, seed: int, root: Path, log: Log) 
     manifest = read_json_or_none(distill_dir(root, condition, seed) / "manifest.json") or {}
     pool = exp.curve_eval_pool
     key = config_hash({"distill": manifest.get("config_hash"), "steps": exp.curve_steps,
-                       "eval": asdict(exp.eval_config("x", pool)) | {"model": None}})
+                       "eval": key_dict(exp.eval_config("x", pool)) | {"model": None}})
     out = curve_file(root, condition, seed)
     if stage_state(out, key) == "done":
         return
@@ -446,6 +483,12 @@ def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, l
 
     for base in exp.baselines:
         stage(f"baseline {base}", lambda b=base: run_eval(exp, b, baseline_dir(root, b), exp.eval_pool, log))
+    if exp.geometry:
+        stage(f"geometry {BEFORE}", lambda: run_geometry(exp, BEFORE, exp.student, baseline_dir(root, exp.student),
+                                                         root, log))
+    for variant in exp.variants_of(BEFORE):
+        stage(f"evaluate {variant_name(BEFORE, variant)}", lambda v=variant: run_eval(
+            exp, exp.student, variant_dir(root, v, BEFORE), exp.eval_pool, log, v))
     if exp.eval_pool is not None:  # BM25 on the full corpus: the reference against Pyserini
         stage("baseline bm25 full corpus", lambda: run_eval(exp, "bm25", root / "baselines" / FULL_CORPUS_BM25, None,
                                                                     log))
@@ -462,6 +505,9 @@ def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, l
             stage(f"distill {tag}", lambda c=condition, s=seed: run_distill(exp, c, s, root, log))
             stage(f"evaluate {tag}", lambda c=condition, s=seed: run_eval(
                 exp, str(student_dir(root, c, s)), eval_dir(root, c, s), exp.eval_pool, log))
+            for variant in exp.variants_of(condition):
+                stage(f"evaluate {variant_name(tag, variant)}", lambda c=condition, s=seed, v=variant: run_eval(
+                    exp, str(student_dir(root, c, s)), variant_dir(root, v, run_tag(c, s)), exp.eval_pool, log, v))
             stage(f"bible-clir {tag}", lambda c=condition, s=seed, t=tag: run_clir(
                 exp, t, str(student_dir(root, c, s)), root, log))
             stage(f"token probe {tag}", lambda c=condition, s=seed, t=tag: run_token_probe(
@@ -469,6 +515,9 @@ def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, l
             if exp.drift:
                 stage(f"drift {tag}", lambda c=condition, s=seed, t=tag: run_drift(
                     exp, t, str(student_dir(root, c, s)), root, log))
+            if exp.geometry:
+                stage(f"geometry {tag}", lambda c=condition, s=seed, t=tag: run_geometry(
+                    exp, t, str(student_dir(root, c, s)), eval_dir(root, c, s), root, log))
             if exp.curve_steps:
                 stage(f"curve {tag}", lambda c=condition, s=seed: run_curve(exp, c, s, root, log))
     stage("diagnostic before", lambda: run_diagnostic(exp, exp.student, diag_file(root, BEFORE), log))

@@ -16,6 +16,7 @@ from ..distill.methods import METHODS
 from ..models.precision import PRECISIONS
 from ..retrieval import BACKENDS
 from ..retrieval.fusion import FUSIONS
+from ..retrieval.transforms import TRANSFORMS
 
 
 def _choices(name: str, names) -> type[Enum]:
@@ -30,6 +31,7 @@ Method = _choices("Method", METHODS)
 PrecisionChoice = _choices("PrecisionChoice", PRECISIONS)
 Backend = _choices("Backend", BACKENDS)
 Fusion = _choices("Fusion", FUSIONS)
+Transform = _choices("Transform", TRANSFORMS)
 
 Precision = Annotated[PrecisionChoice, typer.Option(help="Inference precision: auto (bf16 where bf16 matrix products "
                                                     "run ≥ 1.5× fp32 ones: measured once on a CPU with amx_bf16 or "

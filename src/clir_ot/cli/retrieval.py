@@ -18,7 +18,8 @@ from ..data.benchmarks import BENCHMARKS
 from ..errors import ClirOtError
 from ..languages import parse_language_list
 from ..retrieval import SHARD_SIZE
-from .choices import Backend, BenchmarkChoice, Fusion, Precision, PrecisionChoice
+from ..retrieval.transforms import TRANSFORMS
+from .choices import Backend, BenchmarkChoice, Fusion, Precision, PrecisionChoice, Transform
 from .common import console, err_console, progress_bar, refuse_existing
 
 app = typer.Typer()
@@ -76,7 +77,7 @@ def encode_cmd(
     queries = bench.queries(lang, split)
     encoder = load_encoder(model).set_precision(resolved)
     config = embeddings_config(encoder, model, bench, lang, split, encoder.precision, fp16_storage,
-                               bench.corpus_label(lang, pool), queries)
+                               bench.corpus_label(lang, pool), queries, [d.doc_id for d in docs])
     lock = f".lock-shard-{part[0]}-of-{part[1]}" if part else ".lock"
     with folder_lock(out, "encode", name=lock), progress_bar() as progress:
         mine = sum(map(len, shard_ranges(len(docs), shard_size, part).values()))
@@ -160,6 +161,10 @@ def evaluate_cmd(
     = Backend.exact,
     pool: Annotated[int | None, typer.Option(min=0, help="Reduced pool: judged passages + N random ones "
                                              "(cheap diagnostic; default: the full corpus).")] = None,
+    transform: Annotated[Transform, typer.Option(help="A training-free control on the dense embeddings before "
+                                                 "the search, fitted without judgements: " + "; ".join(
+                                                     f"{k}: {v}" for k, v in TRANSFORMS.items()) + ".")]
+    = Transform.none,
     overwrite: Annotated[bool, typer.Option(help="Replace another system's results in --out.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout (for scripts).")]
     = False,
@@ -185,7 +190,7 @@ def evaluate_cmd(
                      benchmark=bench.name, split=split, model=model, query_model=query_model,
                      run_file=str(run_file) if run_file else None, fuse=fuse.value if fuse else None, alpha=alpha,
                      fuse_with=fuse_with, depth=depth, batch_size=batch_size, precision=precision.value,
-                     backend=backend.value, pool_distractors=pool)
+                     backend=backend.value, pool_distractors=pool, transform=transform.value)
     folder = baseline_folder(cfg.system_name())
     out = out or Path("runs") / "eval" / (folder if bench.name == "miracl" else f"{bench.name}-{folder}")
     with progress_bar() as progress:

@@ -45,17 +45,20 @@ def distill_cmd(
     """Distil a multilingual student with OT and/or MSE; the evaluation languages never enter training."""
     from ..config import build, parse_overrides, read_yaml
     from ..distill.distributed import launched_world
+    from ..distill.methods import objective_label
     from ..distill.trainer import DistillConfig, train
 
     cli = {k: v for k, v in {"lang": lang, "method": method.value if method else None, "seed": seed,
                              "student": student, "teacher": teacher, "steps": steps, "bitext": bitext,
                              "lexicon": lexicon}.items() if v is not None}
     cfg = build(DistillConfig, read_yaml(config) if config else {}, cli, parse_overrides(set_))
-    out = out or Path("runs") / "distill" / f"{cfg.lang}-{cfg.method}-s{cfg.seed}"
+    trains = objective_label(cfg.method, cfg.objective)
+    named = cfg.method if cfg.objective is None else "objective"
+    out = out or Path("runs") / "distill" / f"{cfg.lang}-{named}-s{cfg.seed}"
     if launched_world().rank != 0:  # under torchrun: rank 0 reports, the others only train
         train(cfg, out, resume=resume, overwrite=overwrite)
         return
-    console.print(f"distill {cfg.method} → {out} (student {cfg.student}, teacher {cfg.teacher}, {cfg.steps} steps, "
+    console.print(f"distill {trains} → {out} (student {cfg.student}, teacher {cfg.teacher}, {cfg.steps} steps, "
                   f"excluded: {', '.join(sorted(set(EVAL_LANGUAGES) | {cfg.lang}))})", markup=False)
     with progress_bar() as progress:
         task = progress.add_task("distill", total=cfg.steps)

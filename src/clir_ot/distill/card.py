@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from .methods import objective_label
+
 #: What is known of the offline base models (hub id, licence, contamination).
 BASE_MODELS = {
     "me5-small": {"hub_id": "intfloat/multilingual-e5-small", "license": "mit",
@@ -23,10 +25,12 @@ def model_card(config: dict, training_data: dict, probe: dict, steps: int, kept_
     """Markdown with Hugging Face front matter for a student distilled with ``config`` (a DistillConfig dict); a
     student of a vocabulary-trimmed base says so (``kept_tokens``: how many token rows it has)."""
     base = BASE_MODELS.get(config["student"], {})
+    label = objective_label(config["method"], config.get("objective"))
+    trained = config["method"] if config.get("objective") is None else "objective"
     langs = sorted(set(training_data["training_languages"]) | {"en"})
     front = {"base_model": base.get("hub_id", config["student"]), "license": base.get("license", "other"),
              "library_name": "sentence-transformers", "language": langs,
-             "tags": ["sentence-transformers", "feature-extraction", "clir-ot", f"distillation-{config['method']}"]}
+             "tags": ["sentence-transformers", "feature-extraction", "clir-ot", f"distillation-{trained}"]}
     audits = "\n".join(f"| {Path(a['path']).name} | {a['kind']} | {a['rows']:,} | {a['n_label_findings']} | "
                        f"{', '.join(f'{k}: {v}' for k, v in sorted(a['content_counts'].items())) or '0'} |"
                        for a in training_data["audit"])
@@ -35,7 +39,7 @@ def model_card(config: dict, training_data: dict, probe: dict, steps: int, kept_
     lexicon = training_data.get("lexicon")
     lines = [
         "---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip(), "---", "",
-        f"# {config['student']} + {config['method']} distillation (seed {config['seed']})", "",
+        f"# {config['student']} + {label} distillation (seed {config['seed']})", "",
         f"Made by `clir-ot distill` from **{base.get('hub_id', config['student'])}**"
         + (f" ({base['note']})" if base.get("note") else "") + f"; teacher: `{config['teacher']}`"
         + (" (the student's own frozen initial copy, on the English side)" if config["teacher"] == "self" else "")

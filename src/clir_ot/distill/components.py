@@ -64,9 +64,27 @@ def build_models(cfg: DistillConfig, device: torch.device) -> Models:
         p.requires_grad_(False)
     if cfg.freeze_embeddings:
         student.model.get_input_embeddings().weight.requires_grad_(False)
+    if cfg.freeze_above is not None:
+        freeze_layers_above(student.model, cfg.freeze_above)
     ot = OTAlignmentLoss(cfg.ot_reg, cfg.ot_iters, cfg.ot_stop_thr, cfg.ot_grad, cfg.ot_reg_m)
     kd = MSEDistillLoss()
     return Models(student, teacher, ot, kd, teacher_map=teacher_map)
+
+
+def freeze_layers_above(model: torch.nn.Module, layer: int) -> None:
+    """Stop the gradient of every transformer layer above ``layer`` (1-based, as ``student_layer`` counts them:
+    ``hidden_states[layer]`` is the output of the layer'th block) and of the pooler, so training moves layers
+    1 … ``layer`` (and the embeddings, unless frozen) only."""
+    blocks = getattr(getattr(model, "encoder", None), "layer", None)
+    if blocks is None:
+        raise ClirOtError(f"freeze_above needs a BERT-like encoder (model.encoder.layer); {type(model).__name__} "
+                          "has none")
+    if layer > len(blocks):
+        raise ClirOtError(f"invalid configuration: freeze_above {layer} is above the student's {len(blocks)} layers")
+    for block in list(blocks)[layer:]:
+        block.requires_grad_(False)
+    if getattr(model, "pooler", None) is not None:
+        model.pooler.requires_grad_(False)
 
 
 def idf_weights(encoder: Encoder, texts: list[str]) -> torch.Tensor:

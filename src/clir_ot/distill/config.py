@@ -17,6 +17,7 @@ from . import objective
 from .methods import METHODS
 
 PREFIX_MODES = ("both", "query", "passage", "none")
+X_SOURCES = ("translation", "english")
 
 
 @dataclass
@@ -83,6 +84,13 @@ class DistillConfig:
     cpu_bf16: bool = False
     max_malformed: float = setting(0.01, ge=0.0, le=1.0)
     max_content_fraction: float = setting(0.005, ge=0.0, le=1.0)
+    #: the student's side of each example: ``translation`` (x: the translation or the code-switched copy) or
+    #: ``english`` (x replaced by its English source, the same examples in the same order: a control with no
+    #: cross-lingual signal at all)
+    x_source: str = setting("translation", choices=X_SOURCES, added="2026-12-07")
+    #: freeze the student's transformer layers above this one (layers ``freeze_above + 1`` … last, and any
+    #: pooler): ``6`` trains layers 1–6 only; unset: every layer trains
+    freeze_above: int | None = setting(None, ge=0, added="2026-12-07")
 
     def __post_init__(self) -> None:
         validate(self)

@@ -5,6 +5,9 @@ Kept free of torch so that the command line can list the methods without loading
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 #: Which weight field each term of a method's mix takes, in the order the terms are added.
 METHOD_TERMS: dict[str, tuple[tuple[str, str], ...]] = {
     "kd": (("kd_en", "kd_weight"), ("kd_x", "kd_weight")),
@@ -15,3 +18,24 @@ METHOD_TERMS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 METHODS = tuple(METHOD_TERMS)
+
+
+def resolve_mix(method: str, objective: Mapping[str, float] | None, weights: Any) -> dict[str, float]:
+    """``{term: weight}`` a run trains with: the explicit ``objective``, else ``method``'s mix with the weight
+    fields of ``weights`` (a DistillConfig); terms of weight 0 are dropped."""
+    if objective is not None:
+        mix = dict(objective)
+    else:
+        mix = {}
+        for term, weight_field in METHOD_TERMS[method]:
+            mix[term] = mix.get(term, 0.0) + float(getattr(weights, weight_field))
+    return {term: w for term, w in mix.items() if w != 0}
+
+
+def objective_label(method: str, objective: Mapping[str, float] | None) -> str:
+    """What a run trains with, in words: its method's name, or for an explicit ``objective`` its terms
+    (``1·kd_layer + 0.5·kd_en``): a condition given by its objective alone is never named after the method
+    field's default."""
+    if objective is None:
+        return method
+    return " + ".join(f"{weight:g}·{term}" for term, weight in objective.items() if weight) or "no term"

@@ -40,7 +40,7 @@ import torch
 
 from .losses import token_masses
 from .masks import mass_mask
-from .methods import METHOD_TERMS
+from .methods import resolve_mix
 
 if TYPE_CHECKING:
     from .components import Models
@@ -127,13 +127,12 @@ _NEEDS = {"ot": ("student_x",), "kd_x": ("student_x",), "kd_en": ("student_en",)
 def resolve(cfg: DistillConfig) -> dict[str, float]:
     """``{term: weight}`` of ``cfg``: its explicit ``objective``, else its method's mix with the weight fields
     (terms of weight 0 are dropped)."""
-    if cfg.objective is not None:
-        mix = dict(cfg.objective)
-    else:
-        mix = {}
-        for term, weight_field in METHOD_TERMS[cfg.method]:
-            mix[term] = mix.get(term, 0.0) + float(getattr(cfg, weight_field))
-    return {term: w for term, w in mix.items() if w != 0}
+    return resolve_mix(cfg.method, cfg.objective, cfg)
+
+
+def uses_ot(cfg: DistillConfig) -> bool:
+    """Whether ``cfg`` trains with the OT term: asked of the resolved objective, never of ``method`` alone."""
+    return "ot" in resolve(cfg)
 
 
 def compute(models: Models, cfg: DistillConfig, en: list[str], x: list[str], kind: str) -> dict:

@@ -43,6 +43,7 @@ from pathlib import Path
 import torch
 
 from ..artifacts import prepare_output_dir, require_folder, write_json_atomic, write_manifest
+from ..config import keyed_fields, result_key
 from ..data.training import TrainingData, TrainingExample
 from ..errors import ClirOtError
 from ..inputs import read_json_or_none
@@ -61,6 +62,7 @@ from .checkpoint import (
 )
 from .components import Models, batches, build_models, idf_weights, make_optimizer, set_seed, training_data
 from .config import DistillConfig, prefix_kind
+from .methods import objective_label
 from .teacher_map import fit as fit_teacher_map
 
 
@@ -70,7 +72,8 @@ class NonFiniteLossError(ClirOtError):
 
 def compute_losses(models: Models, cfg: DistillConfig, examples: list[TrainingExample], kind: str) -> dict:
     """One forward pass of the objective (:mod:`clir_ot.distill.objective`): the total loss and its parts."""
-    return objective.compute(models, cfg, [ex.en for ex in examples], [ex.x for ex in examples], kind)
+    x = [ex.en if cfg.x_source == "english" else ex.x for ex in examples]
+    return objective.compute(models, cfg, [ex.en for ex in examples], x, kind)
 
 
 def evaluate_student(models: Models, cfg: DistillConfig) -> dict:
@@ -202,7 +205,7 @@ def _check_folder(cfg: DistillConfig, out: Path, resume: bool, overwrite: bool, 
             raise ClirOtError(f"nothing to resume in {out}: it was stopped before its first checkpoint; start it "
                               "again with --overwrite")
         saved = json.loads((out / "run_config.json").read_text())
-        if saved != json.loads(json.dumps(asdict(cfg))):
+        if keyed_fields(type(cfg), saved) != keyed_fields(type(cfg), json.loads(json.dumps(asdict(cfg)))):
             raise ClirOtError(f"--resume with a different configuration than the one that started {out}")
     elif out.exists() and any(out.iterdir()) and not overwrite:
         raise ClirOtError(f"output directory {out} already exists and is not empty; choose another --out, pass "
@@ -308,14 +311,15 @@ def finish(run: Run, started: float, train_time: float, tokens_seen: int, evalua
     after = evaluate_student(models, cfg) if evaluate else None
     probe = {"before": run.before, "after": after}
     write_json_atomic(out / "probe.json", probe)
-    models.student.spec.label = f"{models.student.spec.label or cfg.student} + {cfg.method} distilled (seed {cfg.seed})"
+    models.student.spec.label = (f"{models.student.spec.label or cfg.student} + "
+                                 f"{objective_label(cfg.method, cfg.objective)} distilled (seed {cfg.seed})")
     kept = kept_token_ids(models.student.model)
     save_student(models.student, out / "student", card=model_card(asdict(cfg), run.data.manifest(), probe, run.step,
                                                                   None if kept is None else len(kept)))
     if models.teacher_map is not None:  # kept for inspection; the student never uses it
         torch.save(models.teacher_map.state_dict(), out / "teacher_map.pt")
     world = run.world
-    manifest = write_manifest(out, "distill", asdict(cfg), started=started, extra={
+    manifest = write_manifest(out, "distill", asdict(cfg), key=result_key(cfg), started=started, extra={
         "training_data": run.data.manifest(), "seed": cfg.seed, "device": str(run.device),
         "world_size": world.size, "grad_accum": cfg.grad_accum, "autocast": "bf16" if run.bf16 else None,
         "micro_batch": cfg.batch_size // (world.size * cfg.grad_accum),

@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts import (
-    config_hash,
     folder_lock,
     prepare_output_dir,
     stage_state,
@@ -39,7 +38,7 @@ from ..artifacts import (
     write_manifest,
     write_text_atomic,
 )
-from ..config import setting, validate
+from ..config import keyed_fields, result_key, setting, validate
 from ..data.benchmarks import BENCHMARKS, Benchmark, Doc, Query, get_benchmark
 from ..errors import ClirOtError, DataUnavailableError
 from ..inputs import read_json_or_none
@@ -50,6 +49,7 @@ from ..retrieval.ann import ANN_BACKENDS
 from ..retrieval.fusion import FUSIONS
 from ..retrieval.runfile import read_run, write_run
 from ..retrieval.search import to_run
+from ..retrieval.transforms import TRANSFORMS, corpus_sample, fit_and_apply
 from . import metrics
 from .fidelity import require_fidelity, resolve_precision
 from .saved import record_files, record_sha256, verify_record
@@ -86,6 +86,9 @@ class EvalConfig:
     #: None = every query. N = N queries drawn at random (seeded): a set-up check, not a result.
     query_sample: int | None = setting(None, ge=1)
     measures: list[str] | None = None  # None: the benchmark's measures
+    #: a training-free control: the dense embeddings re-centred or whitened before the search
+    #: (:mod:`clir_ot.retrieval.transforms`, fitted from embeddings alone)
+    transform: str = setting("none", choices=tuple(TRANSFORMS), added="2026-12-07")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -106,6 +109,8 @@ class EvalConfig:
                 raise ClirOtError(f"invalid configuration: {exc}") from None
         if self.run_file and self.model:
             raise ClirOtError("give either --model or --run, not both")
+        if self.transform != "none" and (not dense or self.run_file):
+            raise ClirOtError(f"--transform {self.transform} transforms a dense --model's embeddings; give one")
         if self.query_model and (not self.model or self.model in BM25_NAMES):
             raise ClirOtError("--query-model encodes the queries of a dense --model; give one")
         for name in dense:
@@ -141,6 +146,8 @@ def system_name(cfg: dict) -> str:
     base = cfg.get("model") or Path(cfg.get("run_file") or "run").name
     if cfg.get("query_model"):
         base += f" (queries: {cfg['query_model']})"
+    if cfg.get("transform", "none") != "none":
+        base += f", {cfg['transform']}"
     fuse, alpha = cfg.get("fuse"), cfg.get("alpha")
     return base + (f"+{cfg.get('fuse_with')}({fuse}{'' if fuse == 'rrf' else f', α={alpha}'})" if fuse else "")
 
@@ -208,9 +215,13 @@ def bm25_run(lang: str, cfg: EvalConfig, variant: str = "bm25") -> tuple[dict, d
 
 
 def embeddings_config(encoder, model: str, bench: Benchmark, lang: str, split: str, precision: str,
-                      fp16_storage: bool, corpus: str, queries: list[Query]) -> dict:
-    """What a folder of embeddings depends on: model weights hash, benchmark and corpus hash, what was
-    searched (label), the queries, precision and storage type, and the encoder's pooling / prefixes / length."""
+                      fp16_storage: bool, corpus: str, queries: list[Query], doc_ids: list[str]) -> dict:
+    """What a folder of embeddings depends on: model weights hash, benchmark and corpus hash, the documents
+    encoded (sha256 of their ids, in order), the queries, precision and storage type, and the encoder's
+    pooling / prefixes / length. ``corpus`` (what was searched, in words) is kept for people to read; it is
+    no part of the key (:func:`~clir_ot.retrieval.encode.embeddings_key`)."""
+    import hashlib
+
     from ..models.loading import model_fingerprint
 
     return {"model": model, "model_fingerprint": model_fingerprint(model), "benchmark": bench.name, "lang": lang,
@@ -218,6 +229,7 @@ def embeddings_config(encoder, model: str, bench: Benchmark, lang: str, split: s
             # the recipe that ran (fp32 is the reference and has none): a new recipe never hits old entries
             **({"precision_recipe": encoder.recipe} if precision != "fp32" else {}),
             "corpus_sha256": bench.corpus_identity(lang, split)["sha256"],
+            "documents_sha256": hashlib.sha256("\n".join(doc_ids).encode()).hexdigest(),
             "query_ids": sorted(q.query_id for q in queries), "fp16_storage": fp16_storage,
             "spec": asdict(encoder.spec),
             # how texts were batched (it moves the last bits); entries written the old way miss
@@ -252,7 +264,7 @@ def dense_run(lang: str, cfg: EvalConfig, on_progress: Callable[[int, int], None
     queries = selected_queries(lang, cfg)
     encoder = load_encoder(cfg.model).set_precision(cfg.precision)
     enc_config = embeddings_config(encoder, cfg.model, cfg.bench, lang, cfg.split, cfg.precision, cfg.fp16_storage,
-                                   cfg.corpus_label(lang), [])
+                                   cfg.corpus_label(lang), [], [d.doc_id for d in docs])
     total = len(docs)
     doc_ids, corpus, cached = document_embeddings(
         encoder, enc_config, [d.doc_id for d in docs], [d.text for d in docs], batch_size=cfg.batch_size,
@@ -264,6 +276,11 @@ def dense_run(lang: str, cfg: EvalConfig, on_progress: Callable[[int, int], None
         if q.shape[1] != corpus.shape[1]:
             raise ClirOtError(f"--query-model {cfg.query_model} gives {q.shape[1]}-dimensional embeddings and "
                               f"{cfg.model} {corpus.shape[1]}-dimensional ones: they cannot be compared")
+    transformed = None
+    if cfg.transform != "none":
+        q, corpus, transformed = fit_and_apply(cfg.transform, q, corpus, lambda: query_embeddings(
+            cfg.query_model or cfg.model, cfg.precision, [docs[i].text for i in corpus_sample(len(docs))],
+            cfg.batch_size))
     started = time.time()
     scores, idx, searched = search(q, corpus, cfg.depth, cfg.backend, Path(cached["entry"]))
     return to_run(query_ids, doc_ids, scores, idx), {
@@ -271,6 +288,7 @@ def dense_run(lang: str, cfg: EvalConfig, on_progress: Callable[[int, int], None
         "encode_wall_time_s": 0.0 if cached["hit"] else manifest.get("wall_time_s"),
         "search_backend": cfg.backend, "search_time_s": round(time.time() - started, 3),
         **({"index": searched} if "parameters" in searched else {}),
+        **({"transform": transformed} if transformed else {}),
         "precision": {"precision": cfg.precision, "reason": cfg.precision_reason, "recipe": encoder.recipe}}
 
 
@@ -303,7 +321,7 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
         identity = input_identity(lang, cfg)
     except DataUnavailableError as exc:
         return LanguageResult(lang, "unavailable", str(exc))
-    key = config_hash({"config": lang_cfg, "inputs": identity})
+    key = result_key(keyed_fields(type(cfg), lang_cfg), inputs=identity)
     recomputed = None
     if stage_state(done, key, field="key") == "done":
         saved = read_json_or_none(done)
@@ -345,7 +363,8 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
     result = LanguageResult(lang, "ok", metrics=metrics.aggregate(scores), n_queries=len(qrels),
                             run_path=str(lang_dir / "run.trec"), info=info)
     saved_result = {k: v for k, v in asdict(result).items() if k != "reused"}
-    record = {"key": key, "config_hash": config_hash(lang_cfg), "config": lang_cfg, "inputs": identity,
+    record = {"key": key, "config_hash": result_key(keyed_fields(type(cfg), lang_cfg)), "config": lang_cfg,
+              "inputs": identity,
               "result": saved_result, "files": record_files(lang_dir)}
     write_json_atomic(done, record | {"record_sha256": record_sha256(record)})
     return result
@@ -405,7 +424,7 @@ def evaluate(cfg: EvalConfig, out: Path, on_language: Callable[[str], None] | No
         write_json_atomic(out / "results.json", {"system": system, "results": [
             {k: v for k, v in asdict(r).items() if k != "reused"} for r in results]})
         write_text_atomic(out / "results.md", markdown_table(results, cfg.measures, system))
-        write_manifest(out, "evaluate", asdict(cfg), started=started,
+        write_manifest(out, "evaluate", asdict(cfg), key=result_key(cfg), started=started,
                        extra={"reused": [r.lang for r in results if r.reused]})
     return results
 
@@ -422,7 +441,7 @@ def _other_configuration(out: Path, cfg: EvalConfig) -> str | None:
         saved = (read_json_or_none(path) or {}).get("config")
         if not isinstance(saved, dict) or path.parent.name not in cfg.langs:
             continue
-        now = cfg.lang_config(path.parent.name)
+        saved, now = keyed_fields(type(cfg), saved), keyed_fields(type(cfg), cfg.lang_config(path.parent.name))
         for key in sorted(set(saved) | set(now)):
             if key not in _NOT_RESULT and saved.get(key) != now.get(key):
                 return f"{key}: {saved.get(key)!r} saved, {now.get(key)!r} now"

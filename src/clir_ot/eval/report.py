@@ -18,7 +18,9 @@ import yaml
 from ..artifacts import SPEED_FLAGS, package_versions, write_json_atomic, write_text_atomic
 from ..data.benchmarks import get_benchmark
 from ..distill.explain import can_draw, draw_heatmaps
+from ..distill.methods import objective_label
 from ..layout import (
+    BEFORE,
     CLIR_LEXICAL,
     FULL_CORPUS_BM25,
     baseline_dir,
@@ -28,6 +30,7 @@ from ..layout import (
     drift_file,
     eval_dir,
     run_tag,
+    variant_dir,
 )
 from . import metrics
 from .clir_report import (
@@ -40,8 +43,10 @@ from .clir_report import (
 )
 from .confirmatory import confirm_family, paired_scores
 from .confirmatory import markdown as confirmatory_markdown
+from .report_geometry import geometry_markdown, geometry_section
 from .saved import collect_evaluations
 from .significance import compare, holm, mean_ci, seed_and_query_tests, two_level_bootstrap
+from .variants import variant_name
 
 MEASURES = list(metrics.DEFAULT_MEASURES)
 CONTAMINATION = (
@@ -63,7 +68,10 @@ def collect(root: Path, exp) -> dict:
     baselines = [(b, baseline_dir(root, b) if b != FULL_CORPUS_BM25 else root / "baselines" / FULL_CORPUS_BM25)
                  for b in [*exp.baselines, FULL_CORPUS_BM25]]
     data = collect_evaluations([(baseline_label(b, exp.student), None, folder) for b, folder in baselines] + [
-        (c, s, eval_dir(root, c, s)) for c in exp.condition_names() for s in exp.seeds_of(c)])
+        (c, s, eval_dir(root, c, s)) for c in exp.condition_names() for s in exp.seeds_of(c)] + [
+        (variant_name(BEFORE, v), None, variant_dir(root, v, BEFORE)) for v in exp.variants_of(BEFORE)] + [
+        (variant_name(c, v), s, variant_dir(root, v, run_tag(c, s)))
+        for c in exp.condition_names() for v in exp.variants_of(c) for s in exp.seeds_of(c)])
     unavailable: dict[str, str] = {}
     for _, folder in baselines:
         if (folder / "results.json").is_file():
@@ -302,7 +310,7 @@ def write_report(root: Path, out: Path, exp) -> dict:
     clir_label = clir_collection_label(exp) if exp.clir_langs else ""
     registration = _json(root / "manifest.json") if (root / "manifest.json").is_file() else None
     confirmatory = confirm_family(exp.hypotheses or [], data, collect_clir(root, exp) if exp.clir_langs else {},
-                                  {c: len(exp.seeds_of(c)) for c in exp.condition_names()})
+                                  {c: len(exp.seeds_of_system(c)) for c in exp.system_names() if c != BEFORE})
 
     figures = _figures(root, out, exp, summary, data, logs, probe_after, probe_before, curves, corpus) \
         if can_draw() else None
@@ -320,6 +328,7 @@ def write_report(root: Path, out: Path, exp) -> dict:
                                    for v in diag.values() for lang, r in v["results"].items()},
               "clir": clir, "clir_label": clir_label, "token_alignment": token_section(root, exp),
               "confirmatory": confirmatory, "registration": registration, "mechanism": mechanism(root, exp),
+              "geometry": geometry_section(root, exp),
               "costs": costs, "training_data": training_data, **_environment(root),
               "timings": _json(root / "timings.json") if (root / "timings.json").is_file() else None}
     write_json_atomic(out / "results.json", result)
@@ -385,7 +394,9 @@ def mechanism(root: Path, exp) -> dict:
         logs = [s for s in logs if s]
         if not logs and not drifts:
             continue
-        row: dict = {"layers": list(exp.aligned_layers(condition)), "seeds": len(logs)}
+        cfg = exp.distill_config(condition, exp.seeds_of(condition)[0])
+        row: dict = {"trains": objective_label(cfg.method, cfg.objective),
+                     "layers": list(exp.aligned_layers(condition)), "seeds": len(logs)}
         if logs and all("sinkhorn_err" in s[0] for s in logs):
             row |= {"plan_entropy_first": float(np.mean([s[0]["plan_entropy"] for s in logs])),
                     "plan_entropy_last10": float(np.mean([np.mean([r["plan_entropy"] for r in s[-10:]])
@@ -411,19 +422,21 @@ def _mechanism_markdown(section: dict) -> list[str]:
     labels = {k: next((r[f"drift_{k}_label"] for r in rows.values() if f"drift_{k}_label" in r), "")
               for k in ("passages", "english")}
     L = ["## Mechanism (exploratory)", "",
-         "Per condition, means over seeds: the layers it aligned (teacher / student); the OT plan's entropy at the "
+         "Per condition, means over seeds: what it trains with (its method, or its objective's terms); the layers it "
+         "aligned (teacher / student); the OT plan's entropy at the "
          "first step and over the last 10 steps; Sinkhorn's final row-marginal error (L1, worst pair of a batch), "
          "the largest at any step and at the last step; drift = 1 − mean cosine to the student before, on the "
          f"evaluation passages ({labels['passages'] or 'none'}) and on held-out English verses "
          f"({labels['english'] or 'none'}). The token probe above reads each condition at the layers it aligned.",
-         "", "| condition | layers | plan entropy (step 1 → last 10) | Sinkhorn error max (last) | Sinkhorn iterations "
-         "| drift, passages | drift, English |", "|---|---|---|---|---|---|---|"]
+         "", "| condition | trains | layers | plan entropy (step 1 → last 10) | Sinkhorn error max (last) "
+         "| Sinkhorn iterations | drift, passages | drift, English |", "|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         entropy = (f"{r['plan_entropy_first']:.3f} → {r['plan_entropy_last10']:.3f}"
                    if "plan_entropy_first" in r else "–")
         error = f"{r['sinkhorn_err_max']:.2e} ({r['sinkhorn_err_last']:.2e})" if "sinkhorn_err_max" in r else "–"
-        L.append(f"| {name} | {layer(r['layers'])} | {entropy} | {error} | {num(r, 'sinkhorn_iters_mean', '{:.1f}')} "
-                 f"| {num(r, 'drift_passages', '{:.4f}')} | {num(r, 'drift_english', '{:.4f}')} |")
+        L.append(f"| {name} | {r.get('trains', '–')} | {layer(r['layers'])} | {entropy} | {error} "
+                 f"| {num(r, 'sinkhorn_iters_mean', '{:.1f}')} | {num(r, 'drift_passages', '{:.4f}')} "
+                 f"| {num(r, 'drift_english', '{:.4f}')} |")
     over = [(n, r["sinkhorn_err_max"]) for n, r in rows.items() if r.get("sinkhorn_err_max", 0) > section["bound"]]
     L.append("")
     if over:
@@ -547,6 +560,7 @@ def _markdown(r: dict, exp, figures: list[Path] | None, out: Path) -> str:
                 [CONTAMINATION, ""], _results_md(r), _significance_md(r), _curves_md(r),
                 _udhr_markdown(r) if r["probe_after"] else [], clir_markdown(r["clir"], r["clir_label"]),
                 token_markdown(r["token_alignment"]), _mechanism_markdown(r.get("mechanism") or {"conditions": {}}),
+                geometry_markdown(r.get("geometry") or {"systems": {}}),
                 _lexical_markdown(r), _diagnostic_md(r), _plots_md(figures, out), _training_data_md(r), _costs_md(r),
                 _versions_md(r)]
     return "\n".join(line for section in sections for line in section)

@@ -5,7 +5,8 @@
 
 ``key`` hashes everything the vectors depend on (:func:`cache_key`): the model's weights (sha256 of its
 files, not its name or path), the encoder's pooling, prefixes and maximum length, the benchmark,
-language and split, the corpus's sha256 and what was searched (full corpus or which reduced pool),
+language and split, the corpus's sha256 and the documents encoded (the sha256 of their ids: full corpus or
+which reduced pool; the label that says so in words is not keyed),
 the precision and the storage dtype. Any change of these misses; the same inputs hit, across
 experiments, profiles and output folders (the student before distillation and the baselines are then
 encoded once per machine).
@@ -25,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..artifacts import acquire_lock, config_hash, write_json_atomic
+from ..artifacts import acquire_lock, write_json_atomic
 from ..errors import ClirOtError
 from ..inputs import read_json_or_none
 from ..models.encoder import Encoder
 from ..settings import cache_dir
-from .encode import STATE, embeddings_problem, encode_corpus, is_complete, load_embeddings
+from .encode import STATE, embeddings_key, embeddings_problem, encode_corpus, is_complete, load_embeddings
 
 
 def cache_root() -> Path:
@@ -38,12 +39,9 @@ def cache_root() -> Path:
 
 
 def cache_key(config: dict) -> str:
-    """The entry name for an embeddings configuration; the model's name or path is not part of it (its
-    weights' fingerprint is)."""
-    keyed = {k: v for k, v in config.items() if k != "model"}
-    if isinstance(keyed.get("model_fingerprint"), dict):
-        keyed["model_fingerprint"] = {k: v for k, v in keyed["model_fingerprint"].items() if k != "name"}
-    return config_hash(keyed)[:24]
+    """The entry name for an embeddings configuration: its :func:`~clir_ot.retrieval.encode.embeddings_key`
+    (no model name or path, no label: the weights' fingerprint and the documents' ids are keyed)."""
+    return embeddings_key(config)[:24]
 
 
 def document_embeddings(encoder: Encoder, config: dict, doc_ids: Sequence[str], texts: Sequence[str], *,

@@ -61,6 +61,20 @@ def _save_ids(path: Path, ids: Sequence[str]) -> None:
         tmp.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
 
 
+#: fields of an embeddings configuration that say nothing about the vectors: the model's name or path (its
+#: weights' fingerprint is keyed) and what was searched in words (the documents' ids are keyed)
+DISPLAY_FIELDS = ("model", "corpus")
+
+
+def embeddings_key(config: dict) -> str:
+    """The key of a set of embeddings: a hash of everything the vectors depend on (weights, documents, precision,
+    recipe, encoder settings), never of a name, a path or a label."""
+    keyed = {k: v for k, v in config.items() if k not in DISPLAY_FIELDS}
+    if isinstance(keyed.get("model_fingerprint"), dict):
+        keyed["model_fingerprint"] = {k: v for k, v in keyed["model_fingerprint"].items() if k != "name"}
+    return config_hash(keyed)
+
+
 def open_embeddings_dir(out: Path, config: dict, overwrite: bool, replace_foreign: bool = False,
                         shard_size: int = SHARD_SIZE) -> dict:
     """Start or resume: returns the state. A directory made with another configuration (model weights,
@@ -72,14 +86,14 @@ def open_embeddings_dir(out: Path, config: dict, overwrite: bool, replace_foreig
         if replace_foreign and not state_file.is_file():  # the caller's own folder, left without its state
             overwrite = True
         if state_file.is_file() and not overwrite:
-            if stage_state(state_file, config_hash(config)) == "done":
+            if stage_state(state_file, embeddings_key(config)) == "done":
                 return read_json_or_none(state_file)
             if not replace_foreign:
                 raise ClirOtError(f"{out} holds embeddings made with another configuration; "
                                   "choose another --out or pass --overwrite")
             overwrite = True
         prepare_output_dir(out, overwrite)
-        state = {"config_hash": config_hash(config), "shard_size": shard_size, "complete": False}
+        state = {"config_hash": embeddings_key(config), "shard_size": shard_size, "complete": False}
         write_json_atomic(state_file, state)
         return state
 

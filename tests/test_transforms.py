@@ -1,0 +1,128 @@
+"""Training-free controls (:mod:`clir_ot.retrieval.transforms`) and evaluation variants (:mod:`clir_ot.eval.variants`):
+fitted from embeddings alone, reported as systems of their own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from clir_ot.retrieval.transforms import corpus_sample, fit_and_apply
+
+
+def _anisotropic(n: int, dim: int, seed: int, shift: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, dim)) * np.linspace(3.0, 0.1, dim) + shift  # a common direction and unequal spread
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _mean_pairwise_cosine(x: np.ndarray) -> float:
+    sims = x @ x.T
+    return float((sims.sum() - np.trace(sims)) / (len(x) * (len(x) - 1)))
+
+
+@pytest.mark.unit
+def test_centring_subtracts_each_sides_mean_and_renormalises() -> None:
+    passages, queries = _anisotropic(400, 16, 0, 2.0), _anisotropic(50, 16, 1, 3.0)
+    q, p, fitted = fit_and_apply("centre", queries, passages)
+    assert _mean_pairwise_cosine(passages) > 0.5 and abs(_mean_pairwise_cosine(p)) < 0.01
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-6)
+    expected = queries - queries.astype(np.float64).mean(axis=0)
+    np.testing.assert_allclose(q, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
+    assert "transductive" in fitted["fitted_on"]
+
+
+@pytest.mark.unit
+def test_whitening_is_fitted_on_the_corpus_and_makes_it_isotropic() -> None:
+    passages, queries = _anisotropic(2000, 8, 0, 1.0), _anisotropic(30, 8, 1, 1.0)
+    q, p, fitted = fit_and_apply("whiten", queries, passages)
+    assert abs(_mean_pairwise_cosine(p)) < 0.01 and fitted["fitted_on"] == "corpus passages (2,000)"
+    # the fit does not move when the queries do: the same passages give the same statistics and passages
+    _, p_other, fitted_other = fit_and_apply("whiten", queries[:5] * -1, passages)
+    assert fitted_other == fitted and np.array_equal(p_other, p)
+    assert 0 < fitted["variance_share_top1"] < fitted["variance_share_top10"] <= 1
+
+
+@pytest.mark.unit
+def test_centre_corpus_takes_its_query_mean_from_the_corpus_sample_alone() -> None:
+    passages, queries = _anisotropic(300, 8, 0, 1.0), _anisotropic(20, 8, 1, 2.0)
+    sample = passages[corpus_sample(len(passages), 100)] * 0.5
+    q, _, fitted = fit_and_apply("centre-corpus", queries, passages, lambda: sample)
+    expected = queries - sample.astype(np.float64).mean(axis=0)
+    np.testing.assert_allclose(q, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
+    assert "100 corpus passages encoded as queries" in fitted["fitted_on"]
+    assert corpus_sample(300, 100) == corpus_sample(300, 100) and len(set(corpus_sample(300, 100))) == 100
+
+
+@pytest.mark.integration
+def test_a_control_is_fitted_without_judgements_and_both_sides_of_one_encoder_equal_the_plain_run(
+        tiny_xlmr_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clir_ot.data.benchmarks import Benchmark
+    from clir_ot.eval.evaluate import EvalConfig, evaluate
+    from clir_ot.retrieval.runfile import read_run
+
+    model = str(tiny_xlmr_dir)
+    common = {"langs": ["yo"], "pool_distractors": 30, "query_sample": 10, "precision": "fp32"}
+    (plain,) = evaluate(EvalConfig(model=model, **common), tmp_path / "plain")
+    (mixed,) = evaluate(EvalConfig(model=model, query_model=model, **common), tmp_path / "mixed")
+    assert read_run(Path(mixed.run_path)) == read_run(Path(plain.run_path)) and mixed.metrics == plain.metrics
+    for transform in ("centre", "centre-corpus", "whiten"):
+        (first,) = evaluate(EvalConfig(model=model, transform=transform, **common), tmp_path / transform)
+        real = Benchmark.judged_qrels
+
+        def fewer(self, lang, split, queries, real=real):  # a judgement of every query gone
+            return {q: dict(list(d.items())[1:]) for q, d in real(self, lang, split, queries).items()}
+
+        monkeypatch.setattr(Benchmark, "judged_qrels", fewer)
+        (second,) = evaluate(EvalConfig(model=model, transform=transform, **common), tmp_path / f"{transform}-b",
+                             overwrite=True)
+        monkeypatch.setattr(Benchmark, "judged_qrels", real)
+        assert second.metrics != first.metrics  # the judgements did change
+        assert first.info["transform"] == second.info["transform"]
+        assert read_run(Path(first.run_path)) == read_run(Path(second.run_path))
+        assert read_run(Path(first.run_path)) != read_run(Path(plain.run_path))
+        assert first.info["transform"]["transform"] == transform
+
+
+@pytest.mark.e2e
+def test_declared_variants_are_evaluated_and_reported_as_systems(tmp_path: Path, tiny_xlmr_dir: Path) -> None:
+    from clir_ot.data.bitext import read_bitext, write_bitext
+    from clir_ot.data.training import DEMO_BITEXT, resolve_data_path
+    from clir_ot.reproduce import reproduce
+
+    pairs = read_bitext(resolve_data_path(DEMO_BITEXT)[0]).pairs
+    bitext = tmp_path / "bitext.tsv"
+    write_bitext(bitext, [p for p in pairs if p.lang == "de"][:24])
+    spec = {"student": str(tiny_xlmr_dir), "teacher": "self", "conditions": {"kd": {"method": "kd"}},
+            "compare": [["kd+queries", "before"], ["before+centre", "before"]],
+            "baselines": ["bm25", str(tiny_xlmr_dir)],
+            "eval_variants": ["centre", "queries"], "geometry": True, "eval_langs": ["yo"], "clir_langs": [],
+            "diagnostic_langs": [],
+            "hypotheses": [{"a": "kd+centre", "b": "before+centre", "lang": "yo", "measure": "nDCG@10"}],
+            "distill": {"bitext": [str(bitext)], "lexicon": None, "max_length": 32, "lr": 1e-3},
+            "profiles": {"tiny": {"seeds": [0], "eval_pool": 20,
+                                  "distill": {"steps": 2, "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2,
+                                              "probe_langs": ["yo"], "check_lang": None}}}}
+    path = tmp_path / "variants.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    report = reproduce(path, "tiny", tmp_path / "runs", tmp_path / "reports", log=lambda m: None)
+    root = tmp_path / "runs" / "variants" / "tiny"
+    result = json.loads((report / "results.json").read_text())
+    assert {"before", "kd", "before+centre", "kd+centre", "kd+queries"} <= set(result["summary"]["yo"])
+    assert "before+queries" not in result["summary"]["yo"]  # before's own sides are before
+    saved = json.loads((root / "variants" / "queries" / "kd-s0" / "yo" / "metrics.json").read_text())
+    assert saved["config"]["query_model"].endswith("kd-s0/student") and saved["config"]["model"] == str(tiny_xlmr_dir)
+    centred = json.loads((root / "variants" / "centre" / "before" / "yo" / "metrics.json").read_text())
+    assert centred["config"]["transform"] == "centre" and "transductive" in centred["result"]["info"]["transform"][
+        "fitted_on"]
+    geometry = result["geometry"]["systems"]
+    assert set(geometry) == {"before", "kd"} and -1 <= geometry["kd"]["passages.mean_cosine"] <= 1
+    assert 0 < geometry["before"]["passages.pc1_share"] <= geometry["before"]["passages.pc10_share"] <= 1
+    assert "english.mean_cosine" in geometry["kd"] and "relevance.gap" in geometry["before"]
+    assert "## Geometry (exploratory)" in (report / "results.md").read_text()
+    assert {s["comparison"] for s in result["significance"]} == {"kd+queries vs before", "before+centre vs before"}
+    assert result["confirmatory"][0]["hypothesis"].startswith("kd+centre > before+centre") or \
+        result["confirmatory"][0]["a"] == "kd+centre"
