@@ -89,8 +89,9 @@ def test_a_folder_without_a_manifest_or_with_a_foreign_entry_is_refused(files: d
     manifest = json.loads((tmp_path / "bundle" / MANIFEST).read_text())
     del manifest["files"]["empty.txt"]
     (tmp_path / "bundle" / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ClirOtError, match="'empty.txt' is not one of the files"):
+    with pytest.raises(ClirOtError, match="'empty.txt' is not a regular file that bundle.json lists once"):
         read_parts(tmp_path / "bundle", tmp_path / "into")
+    assert not list((tmp_path / "into").iterdir())  # staged, refused, discarded: nothing landed
     with pytest.raises(ClirOtError, match="not a plain relative path"):
         write_parts({"../escape": files["empty.txt"]}, tmp_path / "bad")
 

@@ -398,6 +398,16 @@ def test_an_edited_per_query_file_is_never_compared_or_reused(tmp_path: Path) ->
     assert not row["reused"] and row["metrics"]["nDCG@10"] != 0.9 and "metrics.json" in row["info"]["recomputed"]
 
 
+def _reseal(lang_dir: Path) -> None:
+    """Recompute a language folder's recorded hashes after its files were edited, as a forger would."""
+    from clir_ot.eval.saved import record_files, record_sha256
+
+    saved = json.loads((lang_dir / "metrics.json").read_text())
+    saved.pop("record_sha256")
+    saved["files"] = saved["files"] | record_files(lang_dir)
+    (lang_dir / "metrics.json").write_text(json.dumps(saved | {"record_sha256": record_sha256(saved)}))
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_a_non_finite_per_query_score_is_refused_with_its_file(tmp_path: Path, value: float) -> None:
     from clir_ot.errors import ClirOtError
@@ -407,9 +417,7 @@ def test_a_non_finite_per_query_score_is_refused_with_its_file(tmp_path: Path, v
     assert run("eval", "--lang", "yo", "--model", "bm25", "--out", str(out)).exit_code == 0
     per_query = out / "yo" / "per_query.json"
     _edit_scores(per_query, 1, value)
-    saved = json.loads((out / "yo" / "metrics.json").read_text())
-    saved.pop("files"), saved.pop("record_sha256")  # even where no hash was recorded (written before hashes were)
-    (out / "yo" / "metrics.json").write_text(json.dumps(saved))
+    _reseal(out / "yo")  # even where the hashes were forged to match
     with pytest.raises(ClirOtError, match=r"per_query.json.*not a finite number"):
         read_evaluation(out)
 
@@ -465,9 +473,7 @@ def test_damaged_saved_results_and_misplaced_folders_are_one_line(tmp_path: Path
                             (lambda: per_query.write_text(text[: len(text) // 2]), "per_query.json"),
                             (lambda: per_query.write_text(text.replace('"AP": ', '"MAP": ', 1)), "has no AP")):
         damage()
-        saved = json.loads((b / "yo" / "metrics.json").read_text())
-        saved.pop("files", None), saved.pop("record_sha256", None)  # as written before hashes: read as it is
-        (b / "yo" / "metrics.json").write_text(json.dumps(saved))
+        _reseal(b / "yo")  # hashes forged to match: the damage itself is still one line
         result = run("compare", str(a), str(b))
         assert result.exit_code == 1 and message in result.clean_stderr and "Traceback" not in result.output
         per_query.write_text(text)

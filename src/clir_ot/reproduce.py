@@ -449,6 +449,9 @@ def reproduce(experiment: Path, profile: str, runs_dir: Path, reports_dir: Path,
         resolve_device(exp.distill_config(condition, exp.seeds_of(condition)[0]).device)
     refuse_slow_cpu_bf16(exp)
     root = Path(runs_dir) / exp.name / profile
+    from .eval.report import claim_report_folder
+
+    claim_report_folder(Path(reports_dir) / exp.name / profile, root, exp)  # before any stage, not after them
     with folder_lock(root, "reproduce"):
         register_hypotheses(exp, root)
         report_dir = _reproduce(exp, root, Path(reports_dir), started, log)

@@ -42,6 +42,8 @@ def reproduce_cmd(
 def report_cmd(
     runs: Annotated[Path, typer.Argument(help="A runs folder written by `clir-ot reproduce` (runs/<exp>/<profile>).")],
     out: Annotated[Path | None, typer.Option(help="Report folder (default: reports/<exp>/<profile>).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a report folder that holds another run folder's "
+                                            "report.")] = False,
 ) -> None:
     """Write results.md/.csv/.json and plots from the saved artifacts of an experiment."""
     from ..config import build, read_yaml
@@ -52,7 +54,7 @@ def report_cmd(
         raise ClirOtError(f"{runs} has no experiment.yaml: not a folder written by `clir-ot reproduce`")
     exp = build(Experiment, read_yaml(runs / "experiment.yaml"))
     out = out or Path("reports") / exp.name / exp.profile
-    write_report(runs, out, exp)
+    write_report(runs, out, exp, overwrite)
     console.print(f"report: {out / 'results.md'}", markup=False)
 
 
@@ -89,7 +91,8 @@ def bundle_cmd(
                                              "what else it carries).")] = 40.0,
     unpack: Annotated[Path | None, typer.Option(help="Unpack this bundle folder instead (with --into).")] = None,
     into: Annotated[Path | None, typer.Option(help="Where --unpack writes the files (and installs wheels).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder (with --unpack: files of the "
+                                            "bundle already in --into).")] = False,
 ) -> None:
     """Carry files to a machine without a network in parts of at most --part-size MiB, each with its sha256
     (bundle.json): PATHS, or what an experiment's profile needs on a GPU node (--experiment: wheels, the
@@ -98,27 +101,18 @@ def bundle_cmd(
     installs the wheels and writes DIR/env.sh (on the node before anything is installed: python -m
     clir_ot.transfer --unpack DIR --into DIR)."""
     from ..artifacts import prepare_output_dir
+    from ..transfer import collect_files, write_parts
     from ..transfer import unpack as unpack_bundle
-    from ..transfer import write_parts
 
     if unpack is not None:
         if paths or experiment is not None or out is not None or into is None:
             raise ClirOtError("--unpack DIR takes --into DIR and nothing else")
-        console.print(unpack_bundle(unpack, into), markup=False)
+        console.print(unpack_bundle(unpack, into, overwrite), markup=False)
         return
     if out is None or bool(paths) == (experiment is not None):
         raise ClirOtError("give the files or folders to bundle, or --experiment FILE --profile P, and --out DIR "
                           "(or --unpack DIR --into DIR)")
-    files: dict[str, Path] = {}
-    for path in paths or []:
-        if not (path.is_dir() or path.is_file()):
-            raise ClirOtError(f"{path} is neither a file nor a folder")
-        found = {str(p.relative_to(path.parent)): p for p in sorted(path.rglob("*")) if p.is_file()} \
-            if path.is_dir() else {path.name: path}
-        clash = sorted(found.keys() & files.keys())
-        if clash:
-            raise ClirOtError(f"two paths would both be {clash[0]} in the bundle: bundle them separately")
-        files |= found
+    files = collect_files(paths or [], out)
     if experiment is not None:  # the file and its profile checked before anything is written
         from ..bundle import bundle_profile
         from ..experiment import load_experiment

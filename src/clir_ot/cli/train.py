@@ -16,7 +16,7 @@ from rich.table import Table
 from ..errors import ClirOtError
 from ..languages import EVAL_LANGUAGES
 from .choices import Method
-from .common import console, progress_bar
+from .common import console, progress_bar, refuse_existing
 
 app = typer.Typer()
 
@@ -109,15 +109,21 @@ def explain_cmd(
                                                 "initial student of self-distillation).")] = "me5-small",
     reg: Annotated[float, typer.Option(help="Sinkhorn regularisation.")] = 0.05,
     out: Annotated[Path, typer.Option(help="Heatmap PNG (or folder with --pair-file).")] = Path("ot_plan.png"),
-    top: Annotated[int, typer.Option(help="Alignments to print.")] = 15,
+    top: Annotated[int, typer.Option(min=1, help="Alignments to print.")] = 15,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing heatmaps.")] = False,
 ) -> None:
     """Show the OT plan between teacher (English) and student (x) tokens: heatmap PNG + top alignments."""
+    import math
+
     from ..data.bitext import read_bitext
     from ..distill.explain import explain_pair, heatmap, load_pair_models
 
     if pair_file is None and (en is None or x is None):
         raise ClirOtError("give --en and --x, or --pair-file")
-    student, teacher_enc = load_pair_models(model, teacher)
+    if pair_file is None and not (en.strip() and x.strip()):
+        raise ClirOtError("--en and --x must each hold some text")
+    if not (math.isfinite(reg) and reg > 0):
+        raise ClirOtError(f"--reg must be a finite number > 0 (the entropic regularisation), got {reg}")
     pairs = [("pair", en, x)] if pair_file is None else []
     if pair_file is not None:
         seen: set[str] = set()
@@ -125,9 +131,13 @@ def explain_cmd(
             if p.lang not in seen:
                 seen.add(p.lang)
                 pairs.append((p.lang, p.en, p.x))
+    paths = {name: out if pair_file is None else out / f"{name}.png" for name, _, _ in pairs}
+    for path in paths.values():  # every heatmap checked before any work
+        refuse_existing(path, overwrite)
+    student, teacher_enc = load_pair_models(model, teacher)
     for name, e, t in pairs:
         alignment = explain_pair(student, teacher_enc, e, t, reg)
-        path = out if pair_file is None else out / f"{name}.png"
+        path = paths[name]
         heatmap(alignment, path, f"{name}: {model}")
         table = Table(title=f"{name}: strongest alignment per English token (⟨P*, C⟩ = {alignment.cost:.3f})")
         for col in ("English token", "student token", "share of mass"):

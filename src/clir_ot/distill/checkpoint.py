@@ -1,6 +1,10 @@
 """Checkpoints of a distillation run and the saved student: written atomically
 (:func:`clir_ot.artifacts.atomic_dir`), so that ``--resume`` after a kill at any moment continues from one
-complete ``checkpoint/`` and ends with the same weights as an uninterrupted run."""
+complete ``checkpoint/`` and ends with the same weights as an uninterrupted run.
+
+A checkpoint holds tensors and plain values only (the random states too: numpy's as a tensor and numbers), and
+is read with ``torch.load(..., weights_only=True)``: a file that would need arbitrary objects unpickled (a
+crafted ``trainer.pt`` in a run folder) is refused with one line, never run."""
 
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ def save_checkpoint(out: Path, models: Models, optimizer, scheduler, step: int, 
     it. A checkpoint is complete once its ``trainer.pt``, written last, is there."""
     rng = {"torch_rng": torch.get_rng_state(),
            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-           "python_rng": random.getstate(), "numpy_rng": np.random.get_state()}
+           "python_rng": random.getstate(), "numpy_rng": _numpy_state_to_plain(np.random.get_state())}
     ranks_rng = distributed.gather(rng, world)
     if not world.is_main:
         distributed.barrier(world)
@@ -45,6 +49,28 @@ def save_checkpoint(out: Path, models: Models, optimizer, scheduler, step: int, 
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
                     "consumed": consumed, "world_size": world.size, "ranks_rng": ranks_rng}, tmp / "trainer.pt")
     distributed.barrier(world)
+
+
+def _numpy_state_to_plain(state: tuple) -> dict:
+    """numpy's legacy random state (``np.random.get_state()``) as a tensor and plain numbers."""
+    name, keys, pos, has_gauss, cached = state
+    return {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def _numpy_state_from_plain(state: dict) -> tuple:
+    return (state["name"], state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"],
+            state["cached_gaussian"])
+
+
+def _load(path: Path, map_location=None):
+    """A checkpoint file read without unpickling arbitrary objects; one line where it cannot be."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError or others for a file it refuses
+        raise ClirOtError(f"{path} cannot be read as a clir-ot checkpoint of tensors and plain values "
+                          f"({' '.join(str(exc).split())[:160]}); it was not written by this version of clir-ot "
+                          "or was altered: start the run again with --overwrite") from None
 
 
 def has_checkpoint(out: Path) -> bool:
@@ -95,13 +121,13 @@ def load_checkpoint(out: Path, models: Models, optimizer, scheduler,
     ckpt = out / "checkpoint"
     if not (ckpt / "trainer.pt").is_file():
         raise ClirOtError(f"no checkpoint to resume in {out}; start without --resume")
-    state = torch.load(ckpt / "student_trainable.pt", map_location=models.student.device)
+    trainer = _load(ckpt / "trainer.pt")
+    state = _load(ckpt / "student_trainable.pt", map_location=models.student.device)
     missing = models.student.model.load_state_dict(state, strict=False)
     if missing.unexpected_keys:
         raise ClirOtError(f"checkpoint in {ckpt} does not match the student model")
     if models.teacher_map is not None:
-        models.teacher_map.load_state_dict(torch.load(ckpt / "teacher_map.pt", map_location=models.student.device))
-    trainer = torch.load(ckpt / "trainer.pt", weights_only=False)
+        models.teacher_map.load_state_dict(_load(ckpt / "teacher_map.pt", map_location=models.student.device))
     if trainer["world_size"] != world.size:
         raise ClirOtError(f"the checkpoint in {ckpt} was written by {trainer['world_size']} rank(s); resume "
                           f"it with as many (this run has {world.size}): each rank continues its own random state")
@@ -112,5 +138,5 @@ def load_checkpoint(out: Path, models: Models, optimizer, scheduler,
     if rng["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda_rng"])
     random.setstate(rng["python_rng"])
-    np.random.set_state(rng["numpy_rng"])
+    np.random.set_state(_numpy_state_from_plain(rng["numpy_rng"]))
     return trainer["step"], trainer["consumed"]

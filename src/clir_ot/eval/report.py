@@ -19,6 +19,7 @@ from ..artifacts import SPEED_FLAGS, package_versions, write_json_atomic, write_
 from ..data.benchmarks import get_benchmark
 from ..distill.explain import can_draw, draw_heatmaps
 from ..distill.methods import objective_label
+from ..errors import ClirOtError
 from ..layout import (
     BEFORE,
     CLIR_LEXICAL,
@@ -280,9 +281,39 @@ def _interpolate(points: list[dict], metric: str, drift_level: float) -> float |
     return float(np.interp(drift_level, xs, ys))
 
 
-def write_report(root: Path, out: Path, exp) -> dict:
-    """Build every table and plot of the report from the artifacts under ``root``."""
+def claim_report_folder(out: Path, root: Path, exp, overwrite: bool = False) -> None:
+    """Refuse, before any work, a report folder that holds another run folder's report (its ``results.json``
+    names the run folder it was written from; one written before it did so must be of the same experiment and
+    profile), or files that are no report (a ``results.md`` without ``results.json``), unless ``overwrite``."""
+    out = Path(out)
+    if overwrite or not out.is_dir():
+        return
+    saved = out / "results.json"
+    if not saved.is_file():
+        if (out / "results.md").exists():
+            raise ClirOtError(f"{out} holds a results.md that no clir-ot report wrote beside a results.json; choose "
+                              "another report folder or pass --overwrite")
+        return
+    try:
+        previous = _json(saved)
+    except (OSError, ValueError):
+        raise ClirOtError(f"{saved} cannot be read; choose another report folder or pass --overwrite") from None
+    runs = previous.get("runs") if isinstance(previous, dict) else None
+    here = str(Path(root).resolve())
+    if runs is not None and runs != here:
+        raise ClirOtError(f"{out} holds the report of the run folder {runs}, not of {here}; choose another report "
+                          "folder (--out, --reports-dir) or pass --overwrite")
+    if runs is None and (not isinstance(previous, dict) or (previous.get("experiment"), previous.get("profile"))
+                         != (exp.name, exp.profile)):
+        raise ClirOtError(f"{out} holds the report of another experiment or profile; choose another report folder "
+                          "or pass --overwrite")
+
+
+def write_report(root: Path, out: Path, exp, overwrite: bool = False) -> dict:
+    """Build every table and plot of the report from the artifacts under ``root`` (the report names ``root``; a
+    folder holding another run folder's report is refused unless ``overwrite``: :func:`claim_report_folder`)."""
     root, out = Path(root), Path(out)
+    claim_report_folder(out, root, exp, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     collected = collect(root, exp)
     data = collected["data"]
@@ -315,7 +346,8 @@ def write_report(root: Path, out: Path, exp) -> dict:
     figures = _figures(root, out, exp, summary, data, logs, probe_after, probe_before, curves, corpus) \
         if can_draw() else None
 
-    result = {"experiment": exp.name, "profile": exp.profile, "corpus": corpus, "curve_corpus": curve_corpus,
+    result = {"experiment": exp.name, "profile": exp.profile, "runs": str(root.resolve()), "corpus": corpus,
+              "curve_corpus": curve_corpus,
               "summary": summary,
               "comparisons": [list(c) for c in comparisons], "significance": sig,
               "significance_per_seed": sig_per_seed, "untested_comparisons": untested,
@@ -587,6 +619,7 @@ def _header_md(r: dict, exp) -> list[str]:
           + (f"; curve steps 0, {', '.join(map(str, exp.curve_steps))} and the last" if exp.curve_steps else ""),
           f"- evaluation: MIRACL dev, **{r['corpus']}**{pool_note}",
           f"- wall time of the last `reproduce` call: {timings.get('this_run_total_s', 'n/a')} s",
+          *([f"- run folder: `{r['runs']}`"] if r.get("runs") else []),
           f"- hardware: {_hardware_line(r.get('hardware'))}", ""]
     return L
 

@@ -4,8 +4,9 @@ searched. The report, ``compare`` and the drift measurement read through here.
 
 Nothing saved is trusted as it is: ``metrics.json`` records the sha256 of itself (its record without the
 hash) and of the files beside it (:func:`record_files`), and :func:`verify_record` checks them before a
-number is reused or compared. Records written before the hashes existed carry none and are read as they
-are; every per-query score must be a finite number either way.
+number is reused or compared. A record without them (deleted, or written before they existed) is
+*unverified*: ``evaluate`` computes it again, and ``compare`` and the report, which have no inputs at hand to
+recompute it from, refuse it. Every per-query score must be a finite number as well.
 """
 
 from __future__ import annotations
@@ -37,13 +38,19 @@ def record_files(lang_dir: Path) -> dict[str, str]:
 
 
 def verify_record(lang_dir: Path, record: dict) -> str | None:
-    """``None`` when the record and the files it names are as written, else what changed (one phrase). A
-    record without hashes (written before they existed) is not checked."""
-    if "record_sha256" in record and record_sha256(record) != record["record_sha256"]:
+    """``None`` when the record and the files it names are as written, else what is wrong (one phrase): a
+    changed record or file, or a record without its hashes, which cannot be verified."""
+    files = record.get("files")
+    if "record_sha256" not in record or not isinstance(files, dict) or set(files) != set(RECORDED_FILES):
+        return (f"{Path(lang_dir) / 'metrics.json'} carries no sha256 of itself and of "
+                f"{' and '.join(RECORDED_FILES)}, so it cannot be verified")
+    if record_sha256(record) != record["record_sha256"]:
         return f"{Path(lang_dir) / 'metrics.json'} does not match its recorded sha256"
-    for name, digest in (record.get("files") or {}).items():
+    for name, digest in files.items():
         path = Path(lang_dir) / name
-        if not path.is_file() or sha256_file(path) != digest:
+        if not path.is_file():
+            return f"{path} is missing"
+        if sha256_file(path) != digest:
             return f"{path} does not match the sha256 that metrics.json recorded for it"
     return None
 
@@ -84,8 +91,8 @@ def read_evaluation(out: Path) -> dict[str, dict]:
         saved = _read_json(lang_dir / "metrics.json")
         changed = verify_record(lang_dir, saved)
         if changed:
-            raise ClirOtError(f"{changed}: it was changed after clir-ot evaluate wrote it; evaluate again into "
-                              f"{out} (the changed language is recomputed)")
+            raise ClirOtError(f"{changed}: it is not what clir-ot evaluate wrote; evaluate again into {out} (that "
+                              "language is recomputed)")
         per_query = lang_dir / "per_query.json"
         found[lang_dir.name] = {
             "metrics": saved["result"]["metrics"],

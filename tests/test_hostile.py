@@ -1,0 +1,299 @@
+"""The second hostile round (issue 39): data files that would run code, bundles that would write outside their
+folder, outputs replaced without asking, integrity that could be switched off, experiment files that mis-state
+the run. Each test reproduces one class of attack and shows the one-line refusal."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from clir_ot.errors import ClirOtError
+
+
+class _RunsCode:
+    """A pickle that runs a shell command when it is loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture(scope="module")
+def small_bitext(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from clir_ot.data.bitext import read_bitext, write_bitext
+    from clir_ot.data.training import DEMO_BITEXT, resolve_data_path
+
+    pairs = read_bitext(resolve_data_path(DEMO_BITEXT)[0]).without_held_out().pairs
+    path = tmp_path_factory.mktemp("bitext") / "small.tsv"
+    write_bitext(path, [p for p in pairs if p.lang == "de"][:40])
+    return path
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("crafted", ["trainer.pt", "student_trainable.pt"])
+def test_a_crafted_pickle_in_a_checkpoint_is_refused_and_never_run(crafted: str, tiny_xlmr_dir: Path,
+                                                                  small_bitext: Path, tmp_path: Path) -> None:
+    from clir_ot.distill.trainer import DistillConfig, train
+
+    cfg = DistillConfig(lang="sw", student=str(tiny_xlmr_dir), bitext=[str(small_bitext)], lexicon=None, steps=4,
+                        batch_size=4, max_length=32, warmup_steps=1, checkpoint_every=2, probe_langs=["yo"],
+                        check_lang=None, method="kd")
+
+    def stop(step: int, record: dict) -> None:
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "run", evaluate=False, on_step=stop)
+    marker = tmp_path / "pwned"
+    (tmp_path / "run" / "checkpoint" / crafted).write_bytes(pickle.dumps(_RunsCode(marker)))
+    with pytest.raises(ClirOtError, match=f"{crafted} cannot be read as a clir-ot checkpoint"):
+        train(cfg, tmp_path / "run", resume=True, evaluate=False)
+    assert not marker.exists()
+
+
+# -- bundles: confined, bounded, never replacing without --overwrite ------------------------------------------
+
+
+def _bundle(tmp_path: Path, files: dict[str, bytes]) -> tuple[Path, dict]:
+    from clir_ot.transfer import write_parts
+
+    src = tmp_path / "src"
+    paths = {}
+    for name, data in files.items():
+        path = src / name.replace("/", "_")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        paths[name] = path
+    return tmp_path / "bundle", write_parts(paths, tmp_path / "bundle")
+
+
+def _rewrite(bundle: Path, manifest: dict) -> None:
+    import json
+
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: m.pop("files"), "lacks its parts"),
+    (lambda m: m["parts"][0].pop("name"), "part name None is not a plain file name"),
+    (lambda m: m["parts"][0].pop("sha256"), r"parts\[0\].sha256 must be a sha256"),
+    (lambda m: m["parts"][0].update(bytes="10"), r"parts\[0\].bytes must be a whole number"),
+    (lambda m: m.update(format=True), "has format True"),
+    (lambda m: m["parts"][0].update(name="/etc/hostname"), "'/etc/hostname' is not a plain file name"),
+    (lambda m: m["parts"][0].update(name="../bundle/bundle.part-000"), "is not a plain file name"),
+    (lambda m: m["files"].update({"a.txt": "x"}), r"files\['a.txt'\] must be a mapping"),
+    (lambda m: m["files"].update({"a.txt": {"bytes": -1, "sha256": "0" * 64}}), "must be a whole number"),
+    (lambda m: m.update(parts=[]), "lacks its parts"),
+])
+def test_a_malformed_manifest_is_refused_with_one_line_before_anything_is_written(change, message: str,
+                                                                                 tmp_path: Path) -> None:
+    from clir_ot.transfer import read_parts
+
+    bundle, manifest = _bundle(tmp_path, {"a.txt": b"hello"})
+    change(manifest)
+    _rewrite(bundle, manifest)
+    with pytest.raises(ClirOtError, match=message):
+        read_parts(bundle, tmp_path / "into")
+    assert not (tmp_path / "into").exists()
+
+
+@pytest.mark.unit
+def test_a_recomputed_manifest_cannot_plant_a_file_where_unpacking_installs(tmp_path: Path) -> None:
+    from clir_ot.transfer import read_parts, write_parts
+
+    planted = tmp_path / "sitecustomize.py"
+    planted.write_text("import os; os.system('touch /tmp/pwned')\n")
+    with pytest.raises(ClirOtError, match="where unpacking installs"):
+        write_parts({"site-packages/sitecustomize.py": planted}, tmp_path / "bundle")
+    bundle, manifest = _bundle(tmp_path, {"env.sh.txt": b"x"})
+    manifest["files"] = {"env.sh": manifest["files"]["env.sh.txt"]}
+    _rewrite(bundle, manifest)
+    with pytest.raises(ClirOtError, match="where unpacking installs"):
+        read_parts(bundle, tmp_path / "into")
+
+
+@pytest.mark.unit
+def test_a_member_larger_than_declared_is_refused_and_nothing_lands(tmp_path: Path) -> None:
+    from clir_ot.transfer import read_parts
+
+    bundle, manifest = _bundle(tmp_path, {"big.bin": os.urandom(30_000), "a.txt": b"hello"})
+    manifest["files"]["big.bin"]["bytes"] = 10
+    _rewrite(bundle, manifest)
+    with pytest.raises(ClirOtError, match="big.bin' is 30,000 bytes in the stream, not the 10"):
+        read_parts(bundle, tmp_path / "into")
+    assert list((tmp_path / "into").rglob("*")) == []  # the staging folder is gone too
+
+
+@pytest.mark.unit
+def test_unpacking_never_replaces_a_file_without_overwrite_nor_from_a_refused_bundle(tmp_path: Path) -> None:
+    from clir_ot.transfer import read_parts
+
+    bundle, manifest = _bundle(tmp_path, {"a.txt": b"new", "b.txt": b"other"})
+    into = tmp_path / "into"
+    into.mkdir()
+    (into / "a.txt").write_bytes(b"x" * 5000)
+    with pytest.raises(ClirOtError, match="already holds a.txt of this bundle; pass --overwrite"):
+        read_parts(bundle, into)
+    assert (into / "a.txt").read_bytes() == b"x" * 5000 and not (into / "b.txt").exists()
+    manifest["files"]["b.txt"]["sha256"] = "0" * 64  # refused after a.txt was unpacked: nothing is moved
+    _rewrite(bundle, manifest)
+    with pytest.raises(ClirOtError, match="b.txt unpacked with another sha256"):
+        read_parts(bundle, into, overwrite=True)
+    assert (into / "a.txt").read_bytes() == b"x" * 5000 and sorted(p.name for p in into.iterdir()) == ["a.txt"]
+
+
+@pytest.mark.unit
+def test_a_symbolic_link_in_into_or_as_a_part_does_not_lead_out(tmp_path: Path) -> None:
+    from clir_ot.transfer import read_parts
+
+    bundle, manifest = _bundle(tmp_path, {"models/m.bin": b"weights"})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    into = tmp_path / "into"
+    into.mkdir()
+    (into / "models").symlink_to(outside)
+    with pytest.raises(ClirOtError, match="leads out of"):
+        read_parts(bundle, into)
+    assert list(outside.iterdir()) == []
+    part = bundle / manifest["parts"][0]["name"]
+    moved = tmp_path / "elsewhere.part"
+    part.rename(moved)
+    part.symlink_to(moved)
+    with pytest.raises(ClirOtError, match="is a symbolic link"):
+        read_parts(bundle, tmp_path / "fresh")
+
+
+@pytest.mark.unit
+def test_bundling_refuses_an_out_inside_its_source_links_that_leave_it_and_names_it_cannot_restore(
+        tmp_path: Path) -> None:
+    from clir_ot.transfer import collect_files, write_parts
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "keep.txt").write_text("data")
+    with pytest.raises(ClirOtError, match="overlaps"):
+        collect_files([src], src / "out")
+    with pytest.raises(ClirOtError, match="overlaps"):
+        collect_files([src], src)
+    assert (src / "keep.txt").read_text() == "data"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside")
+    (src / "link.txt").symlink_to(secret)
+    with pytest.raises(ClirOtError, match="symbolic link that leads out of"):
+        collect_files([src], tmp_path / "out")
+    (src / "link.txt").unlink()
+    (src / "inner.txt").symlink_to(src / "keep.txt")  # a link inside the source is its target's bytes
+    assert set(collect_files([src], tmp_path / "out")) == {"src/keep.txt", "src/inner.txt"}
+    with pytest.raises(ClirOtError, match="at most 200 can be restored"):
+        write_parts({"x" * 230: src / "keep.txt"}, tmp_path / "b")
+
+
+@pytest.mark.integration
+def test_unpack_into_a_read_only_folder_or_a_full_disk_says_so_in_one_line(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from clir_ot import transfer
+
+    bundle, _ = _bundle(tmp_path, {"a.txt": b"hello", "b.txt": b"world"})
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(transfer, "_stream_member", lambda *a, **k: full())
+    with pytest.raises(ClirOtError, match="No space left on device"):
+        transfer.read_parts(bundle, tmp_path / "into")
+    assert list((tmp_path / "into").iterdir()) == []
+    monkeypatch.undo()
+
+    def read_only(*args, **kwargs):  # what mkdtemp meets in a read-only folder (root writes anywhere here)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(transfer.tempfile, "mkdtemp", read_only)
+    with pytest.raises(ClirOtError, match="cannot unpack into .*: Permission denied"):
+        transfer.read_parts(bundle, tmp_path / "ro")
+
+
+# -- nothing replaced without --overwrite: reports and heatmaps -------------------------------------------------
+
+
+@pytest.mark.unit
+def test_a_report_folder_of_another_run_folder_or_of_no_report_is_refused(tmp_path: Path) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from clir_ot.eval.report import claim_report_folder
+
+    exp = SimpleNamespace(name="zero_shot_miracl", profile="smoke")
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "results.md").write_text("my notes")
+    with pytest.raises(ClirOtError, match="holds a results.md that no clir-ot report wrote"):
+        claim_report_folder(out, tmp_path / "runs-a", exp)
+    claim_report_folder(out, tmp_path / "runs-a", exp, overwrite=True)
+    (out / "results.json").write_text(json.dumps({"experiment": "zero_shot_miracl", "profile": "smoke",
+                                                  "runs": str((tmp_path / "runs-a").resolve())}))
+    claim_report_folder(out, tmp_path / "runs-a", exp)  # its own report: rewritten
+    with pytest.raises(ClirOtError, match="holds the report of the run folder .*runs-a, not of .*runs-b"):
+        claim_report_folder(out, tmp_path / "runs-b", exp)
+    (out / "results.json").write_text(json.dumps({"experiment": "zero_shot_miracl", "profile": "cpu"}))
+    with pytest.raises(ClirOtError, match="another experiment or profile"):
+        claim_report_folder(out, tmp_path / "runs-b", exp)
+    (out / "results.json").write_text(json.dumps({"experiment": "zero_shot_miracl", "profile": "smoke"}))
+    claim_report_folder(out, tmp_path / "runs-b", exp)  # a committed report from before reports named their runs
+
+
+@pytest.mark.integration
+def test_explain_refuses_an_existing_heatmap_empty_text_and_a_regularisation_that_is_no_number(
+        tmp_path: Path, tiny_xlmr_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from clir_ot.cli import app
+
+    png = tmp_path / "plan.png"
+    png.write_bytes(b"an earlier heatmap")
+    base = ["explain", "--model", str(tiny_xlmr_dir), "--teacher", str(tiny_xlmr_dir)]
+    runner = CliRunner()
+    for args, message in ((["--en", "a house", "--x", "ein Haus", "--out", str(png)], "already exists; pass "
+                                                                                        "--overwrite"),
+                          (["--en", " ", "--x", "ein Haus", "--out", str(tmp_path / "b.png")], "must each hold"),
+                          (["--en", "a", "--x", "b", "--reg", "nan", "--out", str(tmp_path / "c.png")],
+                           "--reg must be a finite number > 0"),
+                          (["--en", "a", "--x", "b", "--reg", "0", "--out", str(tmp_path / "d.png")],
+                           "--reg must be a finite number > 0")):
+        result = runner.invoke(app, base + args)
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert "Traceback" not in result.output
+    assert png.read_bytes() == b"an earlier heatmap"
+
+
+# -- integrity that cannot be switched off ------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_deleting_a_records_hashes_does_not_switch_its_verification_off(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from clir_ot.cli import app
+    from clir_ot.eval.evaluate import EvalConfig, evaluate
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    evaluate(EvalConfig(langs=["yo"], model="bm25"), a)
+    evaluate(EvalConfig(langs=["yo"], model="bm25-strong"), b)
+    record = json.loads((b / "yo" / "metrics.json").read_text())
+    record.pop("record_sha256"), record.pop("files")
+    (b / "yo" / "metrics.json").write_text(json.dumps(record))
+    forged = json.loads((b / "yo" / "per_query.json").read_text())
+    (b / "yo" / "per_query.json").write_text(json.dumps({q: {m: 1.0 for m in s} for q, s in forged.items()}))
+    result = CliRunner().invoke(app, ["compare", str(a), str(b)])
+    assert result.exit_code == 1 and "carries no sha256 of itself" in result.output and "1.0000" not in result.output
+    (again,) = evaluate(EvalConfig(langs=["yo"], model="bm25-strong"), b)  # evaluate: recomputed, not reused
+    assert not again.reused and again.metrics["R@100"] < 1.0
+    assert json.loads((b / "yo" / "metrics.json").read_text())["record_sha256"]
