@@ -297,3 +297,141 @@ def test_deleting_a_records_hashes_does_not_switch_its_verification_off(tmp_path
     (again,) = evaluate(EvalConfig(langs=["yo"], model="bm25-strong"), b)  # evaluate: recomputed, not reused
     assert not again.reused and again.metrics["R@100"] < 1.0
     assert json.loads((b / "yo" / "metrics.json").read_text())["record_sha256"]
+
+
+# -- experiment files that say what runs ------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("text", "message"), [
+    ("conditions:\n  kd: {method: kd}\n  kd: {method: ot}\nprofiles: {p: {seeds: [0]}}\n", "found the key 'kd' twice"),
+    ("conditions:\n  kd: {method: kd, method: ot}\nprofiles: {p: {seeds: [0]}}\n", "found the key 'method' twice"),
+    ("conditions: {kd: {method: kd}}\nprofiles: {p: {seeds: [0, 0]}}\n", "seeds lists 0 twice"),
+    ("conditions: {kd: {method: kd, seeds: [3, 3]}}\nprofiles: {p: {seeds: [0]}}\n", "seeds of 'kd' lists 3 twice"),
+])
+def test_an_experiment_file_that_would_mis_state_the_run_is_refused(text: str, message: str, tmp_path: Path) -> None:
+    from clir_ot.experiment import load_experiment
+
+    path = tmp_path / "e.yaml"
+    path.write_text(text)
+    with pytest.raises(ClirOtError, match=message):
+        load_experiment(path, "p")
+
+
+@pytest.mark.unit
+def test_an_alias_bomb_is_refused_quickly_and_a_merge_may_still_override(tmp_path: Path) -> None:
+    import time
+
+    from clir_ot.config import read_yaml
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    lines.append("hypotheses: [*a8]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    started = time.time()
+    with pytest.raises(ClirOtError, match="aliases expand to more than 200,000 values"):
+        read_yaml(bomb)
+    assert time.time() - started < 5
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("base: &base {seeds: [0, 1], steps: 5}\nprofile:\n  <<: *base\n  seeds: [2]\n")
+    assert read_yaml(merged)["profile"] == {"seeds": [2], "steps": 5}
+
+
+# -- the registration is the authority --------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_an_edited_registration_or_experiment_yaml_is_refused_by_reproduce_and_the_report(
+        tmp_path: Path, tiny_xlmr_dir: Path, small_bitext: Path) -> None:
+    import json
+
+    import yaml
+
+    from clir_ot.config import build, read_yaml
+    from clir_ot.eval.report import write_report
+    from clir_ot.registration import family_sha256
+    from clir_ot.reproduce import Experiment, reproduce
+
+    spec = {"student": str(tiny_xlmr_dir), "teacher": "self", "conditions": {"kd": {"method": "kd"}},
+            "compare": [], "baselines": ["bm25", str(tiny_xlmr_dir)], "eval_langs": ["yo"], "clir_langs": [],
+            "diagnostic_langs": [],
+            "hypotheses": [{"a": "kd", "b": "before", "lang": "yo", "measure": "nDCG@10", "direction": "greater"}],
+            "distill": {"bitext": [str(small_bitext)], "lexicon": None, "max_length": 32, "lr": 1e-3},
+            "profiles": {"tiny": {"seeds": [0], "eval_pool": 20,
+                                  "distill": {"steps": 2, "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2,
+                                              "probe_langs": ["yo"], "check_lang": None}}}}
+    path = tmp_path / "registered.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    reproduce(path, "tiny", runs, reports, log=lambda m: None)
+    root = runs / "registered" / "tiny"
+    assert json.loads((root / "distill" / "kd-s0" / "registration.json").read_text())["hypotheses_sha256"] == \
+        json.loads((root / "manifest.json").read_text())["hypotheses_sha256"]
+
+    # the run folder's experiment.yaml flipped to test kd < before: the report tests the registered family only
+    declared = read_yaml(root / "experiment.yaml")
+    flipped = json.loads(json.dumps(declared))
+    flipped["hypotheses"][0]["direction"] = "less"
+    (root / "experiment.yaml").write_text(yaml.safe_dump(flipped))
+    with pytest.raises(ClirOtError, match="declares other hypotheses .* than the family registered"):
+        write_report(root, tmp_path / "again", build(Experiment, read_yaml(root / "experiment.yaml")))
+    (root / "experiment.yaml").write_text(yaml.safe_dump(declared))
+
+    # manifest.json edited to the flipped family with its sha256 recomputed: the stages disagree
+    registration = json.loads((root / "manifest.json").read_text())
+    original = json.dumps(registration)
+    registration["hypotheses"][0]["direction"] = "less"
+    (root / "manifest.json").write_text(json.dumps(registration))
+    with pytest.raises(ClirOtError, match="does not hash to its recorded sha256"):
+        reproduce(path, "tiny", runs, reports, log=lambda m: None)
+    registration["hypotheses_sha256"] = family_sha256(registration["hypotheses"])
+    (root / "manifest.json").write_text(json.dumps(registration))
+    flipped_spec = json.loads(json.dumps(spec))
+    flipped_spec["hypotheses"][0]["direction"] = "less"
+    path.write_text(yaml.safe_dump(flipped_spec))
+    with pytest.raises(ClirOtError, match="distill/kd-s0 ran under .*: the registration was changed after stages"):
+        reproduce(path, "tiny", runs, reports, log=lambda m: None)
+    with pytest.raises(ClirOtError, match="the registration was changed after stages"):
+        write_report(root, tmp_path / "third", build(Experiment, read_yaml(root / "experiment.yaml")))
+    (root / "manifest.json").write_text(original)
+    path.write_text(yaml.safe_dump(spec))
+    reproduce(path, "tiny", runs, reports, log=lambda m: None)  # restored: it runs (every stage skipped)
+
+
+# -- one line, never a traceback --------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_bad_environment_and_damaged_records_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from clir_ot.cli import app
+    from clir_ot.data import bible
+
+    runner = CliRunner()
+    for name, value in (("WORLD_SIZE", "abc"), ("WORLD_SIZE", "0"), ("RANK", "-1")):
+        monkeypatch.setenv(name, value)
+        result = runner.invoke(app, ["distill", "--set", "steps=1", "--out", str(tmp_path / "d")])
+        assert result.exit_code == 1 and f"${name} is '{value}'" in result.output, result.output
+        assert "Traceback" not in result.output and not (tmp_path / "d").exists()
+        monkeypatch.delenv(name)
+    junk = tmp_path / "bible.db"
+    junk.write_text("not a database\n")
+    monkeypatch.setenv("CLIR_OT_BIBLE_DB", str(junk))
+    bible.read_edition.cache_clear()
+    result = runner.invoke(app, ["eval", "--benchmark", "bible-clir", "--lang", "sw", "--model", "bm25", "--out",
+                                 str(tmp_path / "b")])
+    assert result.exit_code == 1 and "is not a readable Bible database" in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    monkeypatch.delenv("CLIR_OT_BIBLE_DB")
+    bible.read_edition.cache_clear()
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CLIR_OT_CACHE", str(cache))
+    for i, (config, manifest) in enumerate((("- a list\n", "[1]"), ("\\xff: [", "{"), (b"\\xff\\xfe", "null"))):
+        entry = cache / "embeddings" / f"entry{i}"
+        entry.mkdir(parents=True)
+        (entry / "config.yaml").write_bytes(config if isinstance(config, bytes) else config.encode())
+        (entry / "manifest.json").write_text(manifest)
+    result = runner.invoke(app, ["cache"])
+    assert result.exit_code == 0 and "Traceback" not in result.output and "entry2" in result.output, result.output

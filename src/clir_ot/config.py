@@ -81,14 +81,77 @@ def result_key(config: Any, **inputs: Any) -> str:
     return config_hash(keyed if not inputs else {"config": keyed, **inputs})
 
 
+#: the most values a YAML file may hold once its aliases are expanded (a few aliases nested nine deep made 1.9 GB)
+MAX_EXPANDED_VALUES = 200_000
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key given twice in one mapping (PyYAML keeps the last silently: ``kd:``
+    twice, the second ``method: ot``, trained "kd" with OT). Keys brought in by a merge (``<<: *base``) may be
+    overridden, as YAML's merge intends."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, list | dict):
+                    continue  # unhashable: the base loader says so
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark, f"found the key {key!r} twice (first at "
+                        f"line {seen[key] + 1})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def expanded_size(value: Any, limit: int = MAX_EXPANDED_VALUES) -> int:
+    """How many values ``value`` holds with every shared (aliased) part counted each time it is used, without
+    expanding anything; stops counting past ``limit``."""
+    memo: dict[int, int] = {}
+
+    def size(v: Any) -> int:
+        if not isinstance(v, dict | list):
+            return 1
+        if id(v) in memo:
+            return memo[id(v)]
+        memo[id(v)] = limit + 1  # a cycle counts as too large
+        items = list(v.keys()) + list(v.values()) if isinstance(v, dict) else v
+        total = 1
+        for item in items:
+            total += size(item)
+            if total > limit:
+                break
+        memo[id(v)] = total
+        return total
+
+    return size(value)
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """YAML text parsed strictly (:class:`_StrictLoader`) and bounded once aliases are expanded
+    (:data:`MAX_EXPANDED_VALUES`); one line naming ``where`` otherwise."""
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise ClirOtError(f"{where}: invalid YAML ({' '.join(str(exc).split())})") from None
+    if expanded_size(data) > MAX_EXPANDED_VALUES:
+        raise ClirOtError(f"{where}: its aliases expand to more than {MAX_EXPANDED_VALUES:,} values; write the "
+                          "values out or use fewer nested aliases")
+    return data
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ClirOtError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ClirOtError(f"{path}: invalid YAML ({' '.join(str(exc).split())})") from exc
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClirOtError(f"{path}: cannot be read as UTF-8 text ({' '.join(str(exc).split())})") from None
+    data = load_yaml_text(text, str(path)) or {}
     if not isinstance(data, dict):
         raise ClirOtError(f"{path}: expected a mapping of fields")
     return data
@@ -101,9 +164,9 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ClirOtError(f"override {pair!r} is not of the form key=value")
         try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError as exc:
-            raise ClirOtError(f"override {pair!r}: value is not valid YAML") from exc
+            out[key.strip()] = load_yaml_text(value, f"override {pair!r}") if value.strip() else None
+        except ClirOtError:
+            raise ClirOtError(f"override {pair!r}: value is not valid YAML") from None
     return out
 
 

@@ -30,8 +30,6 @@ with a *different* configuration is refused (never silently overwritten).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import subprocess
 import time
@@ -81,6 +79,7 @@ from .layout import (
     variant_dir,
 )
 from .models.device import resolve_device
+from .registration import REGISTRATION, family_sha256, read_registration, record_stage
 
 Log = Callable[[str], None]
 __all__ = ["Experiment", "load_experiment", "reproduce"]
@@ -106,10 +105,10 @@ def register_hypotheses(exp: Experiment, root: Path) -> dict | None:
     registered one, and refuse to register a family into a folder whose distillations have already started.
     Returns the registration (``None`` for an experiment without hypotheses in a folder without one)."""
     family = exp.hypotheses or []
-    digest = hashlib.sha256(json.dumps(family, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-    path = root / "manifest.json"
-    saved = read_json_or_none(path)
-    if isinstance(saved, dict) and "hypotheses_sha256" in saved:
+    digest = family_sha256(family)
+    path = root / REGISTRATION
+    saved = read_registration(root)
+    if saved is not None:
         if saved["hypotheses_sha256"] != digest:
             raise ClirOtError(f"{root} registered other hypotheses (sha256 {saved['hypotheses_sha256'][:12]}, commit "
                               f"{str(saved.get('commit'))[:12]}, {saved.get('registered')}) than {exp.name}'s "
@@ -149,7 +148,9 @@ def run_distill(exp: Experiment, condition: str, seed: int, root: Path, log: Log
     if out.exists() and not resume:
         log(f"restart distill {condition} seed {seed}: interrupted before its first checkpoint")
     log(f"{'resume' if resume else 'run'} distill {condition} seed {seed} ({cfg.steps} steps)")
+    registration = read_registration(root)  # the family this student is trained under, recorded beside it
     train(cfg, out, resume=resume, overwrite=not resume)
+    record_stage(out, registration)
     return out
 
 

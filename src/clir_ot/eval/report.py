@@ -33,6 +33,7 @@ from ..layout import (
     run_tag,
     variant_dir,
 )
+from ..registration import family_sha256, read_registration
 from . import metrics
 from .clir_report import (
     clir_collection_label,
@@ -281,6 +282,20 @@ def _interpolate(points: list[dict], metric: str, drift_level: float) -> float |
     return float(np.interp(drift_level, xs, ys))
 
 
+def registered_family(root: Path, exp) -> dict | None:
+    """The run folder's registration (:func:`~clir_ot.registration.read_registration`), which is what the report
+    tests; one line when the run folder's ``experiment.yaml`` declares another family than the one registered."""
+    registration = read_registration(root)
+    declared = exp.hypotheses or []
+    registered = (registration or {}).get("hypotheses") or []
+    if declared != registered:
+        raise ClirOtError(f"{root}/experiment.yaml declares other hypotheses (sha256 "
+                          f"{family_sha256(declared)[:12]}) than the family registered in {root}/manifest.json "
+                          f"(sha256 {family_sha256(registered)[:12]}); the report tests the registered family only: "
+                          "restore experiment.yaml")
+    return registration
+
+
 def claim_report_folder(out: Path, root: Path, exp, overwrite: bool = False) -> None:
     """Refuse, before any work, a report folder that holds another run folder's report (its ``results.json``
     names the run folder it was written from; one written before it did so must be of the same experiment and
@@ -314,6 +329,7 @@ def write_report(root: Path, out: Path, exp, overwrite: bool = False) -> dict:
     folder holding another run folder's report is refused unless ``overwrite``: :func:`claim_report_folder`)."""
     root, out = Path(root), Path(out)
     claim_report_folder(out, root, exp, overwrite)
+    registration = registered_family(root, exp)
     out.mkdir(parents=True, exist_ok=True)
     collected = collect(root, exp)
     data = collected["data"]
@@ -339,8 +355,8 @@ def write_report(root: Path, out: Path, exp, overwrite: bool = False) -> dict:
     clir = clir_section(root, exp, training_data.get("training_languages", []))
     udhr_transfer = probe_transfer(*probe_items, training_data.get("training_languages", []))
     clir_label = clir_collection_label(exp) if exp.clir_langs else ""
-    registration = _json(root / "manifest.json") if (root / "manifest.json").is_file() else None
-    confirmatory = confirm_family(exp.hypotheses or [], data, collect_clir(root, exp) if exp.clir_langs else {},
+    confirmatory = confirm_family((registration or {}).get("hypotheses") or [], data,
+                                  collect_clir(root, exp) if exp.clir_langs else {},
                                   {c: len(exp.seeds_of_system(c)) for c in exp.system_names() if c != BEFORE})
 
     figures = _figures(root, out, exp, summary, data, logs, probe_after, probe_before, curves, corpus) \

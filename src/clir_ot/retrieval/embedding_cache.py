@@ -79,7 +79,8 @@ def entries() -> list[dict]:
     root = cache_root()
     found = []
     for entry in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        manifest = read_json_or_none(entry / "manifest.json") or {}
+        manifest = read_json_or_none(entry / "manifest.json")
+        manifest = manifest if isinstance(manifest, dict) else {}
         config = _read_config(entry)
         size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
         found.append({"key": entry.name, "model": config.get("model"), "benchmark": config.get("benchmark"),
@@ -90,10 +91,12 @@ def entries() -> list[dict]:
 
 
 def _read_config(entry: Path) -> dict:
+    """An entry's configuration, or ``{}`` where it is missing or damaged (the listing says nothing of it)."""
     try:
-        return yaml.safe_load((entry / "config.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+        config = yaml.safe_load((entry / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
+    return config if isinstance(config, dict) else {}
 
 
 def clear() -> tuple[int, int]:
