@@ -107,25 +107,26 @@ def test_experiments_cannot_evaluate_in_int8(tmp_path: Path) -> None:
 
 
 def test_a_damaged_fidelity_record_is_one_line(tiny_xlmr_dir: Path) -> None:
-    from clir_ot.artifacts import write_json_atomic
+    from clir_ot.artifacts import hardware, seal, write_json_atomic
     from clir_ot.errors import ClirOtError
 
     path = fidelity.record_path(fidelity._weights_sha256(str(tiny_xlmr_dir)), "int8")
-    write_json_atomic(path, {"full_corpus": True, "verdict": "?"})  # no "passed"
-    with pytest.raises(ClirOtError, match="is damaged"):
+    write_json_atomic(path, seal({"full_corpus": True, "verdict": "?"}))  # no "passed"
+    with pytest.raises(ClirOtError, match="is not one the gate wrote"):
         fidelity.require_fidelity(str(tiny_xlmr_dir), "int8")
-    write_json_atomic(path, {"full_corpus": True, "passed": True, "cosine": {"passages": 1}})  # gate --passages 1
+    write_json_atomic(path, seal({"full_corpus": True, "passed": True, "machine": hardware(),
+                                  "cosine": {"passages": 1}}))  # gate --passages 1
     with pytest.raises(ClirOtError, match="checked the cosine on 1 passages, fewer than the 1,000"):
         fidelity.require_fidelity(str(tiny_xlmr_dir), "int8")
     path.unlink()
 
 
 def _passed_record(model: Path, rates: dict, machine: dict | None = None) -> None:
-    from clir_ot.artifacts import hardware, write_json_atomic
+    from clir_ot.artifacts import hardware, seal, write_json_atomic
 
-    write_json_atomic(fidelity.record_path(fidelity._weights_sha256(str(model)), "int8"), {
+    write_json_atomic(fidelity.record_path(fidelity._weights_sha256(str(model)), "int8"), seal({
         "passed": True, "full_corpus": True, "measured": "2026-12-06 22:00", "machine": machine or hardware(),
-        "cosine": {"passages": fidelity.COSINE_PASSAGES, "min": 0.998, "mean": 0.999, "per_second": rates}})
+        "cosine": {"passages": fidelity.COSINE_PASSAGES, "min": 0.998, "mean": 0.999, "per_second": rates}}))
 
 
 def test_auto_takes_int8_only_where_it_passed_the_gate_on_this_machine_and_encoded_faster(

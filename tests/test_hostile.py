@@ -435,3 +435,59 @@ def test_bad_environment_and_damaged_records_are_one_line(tmp_path: Path, monkey
         (entry / "manifest.json").write_text(manifest)
     result = runner.invoke(app, ["cache"])
     assert result.exit_code == 0 and "Traceback" not in result.output and "entry2" in result.output, result.output
+
+
+# -- the gate's records are its own -----------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_a_hand_written_or_altered_gate_record_unlocks_nothing(tiny_xlmr_dir: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from clir_ot.artifacts import hardware, seal, write_json_atomic
+    from clir_ot.eval import fidelity, gate
+    from clir_ot.eval.evaluate import EvalConfig
+    from clir_ot.models import precision
+
+    monkeypatch.setattr(precision, "precision_choice", lambda requested, device_type=None: {
+        "requested": requested, "precision": "fp32" if requested == "auto" else requested, "reason": "CPU"})
+    model = str(tiny_xlmr_dir)
+    path = fidelity.record_path(fidelity._weights_sha256(model), "int8")
+    passed = {"passed": True, "full_corpus": True, "measured": "2026-12-07 22:00", "machine": hardware(),
+              "cosine": {"passages": fidelity.COSINE_PASSAGES, "min": 0.999, "mean": 0.999,
+                         "per_second": {"fp32": 10.0, "int8": 30.0}}}
+    write_json_atomic(path, passed)  # hand-written: no seal
+    assert EvalConfig(langs=["yo"], model=model).precision == "fp32"
+    with pytest.raises(ClirOtError, match="is not one the gate wrote"):
+        fidelity.require_fidelity(model, "int8")
+    write_json_atomic(path, seal(passed | {"full_corpus": "false"}))  # sealed, but a string where a boolean belongs
+    assert EvalConfig(langs=["yo"], model=model).precision == "fp32"
+    sealed = seal(passed)
+    write_json_atomic(path, sealed | {"passed": True, "cosine": passed["cosine"] | {"min": 0.5}})  # altered
+    assert EvalConfig(langs=["yo"], model=model).precision == "fp32"
+    write_json_atomic(path, sealed)
+    assert EvalConfig(langs=["yo"], model=model).precision == "int8"  # the gate's own record
+    with pytest.raises(ClirOtError, match="a smaller gate .* would replace that record: refused"):
+        gate.run_gate(model, "int8", pool_distractors=10)
+    with pytest.raises(ClirOtError, match="a smaller gate"):
+        gate.run_gate(model, "int8", passages=10)
+    assert fidelity.read_record(path) == sealed
+
+
+@pytest.mark.unit
+def test_a_hand_written_bf16_speed_record_is_measured_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from clir_ot.artifacts import config_hash, hardware, write_json_atomic
+    from clir_ot.models import precision
+    from clir_ot.settings import cache_dir
+
+    here = hardware()
+    key = config_hash([here["cpu"], here["cpu_flags"], torch.__version__, here["torch_threads"],
+                       precision.PROBE_SHAPE])
+    path = cache_dir() / "hardware" / f"bf16-speedup-{key}.json"
+    write_json_atomic(path, {"fp32_gflops": 1.0, "bf16_gflops": 100.0, "speedup": 100.0})
+    precision.bf16_matmul_speedup.cache_clear()
+    monkeypatch.setattr(precision, "matmul_gflops", lambda dtype, *a, **k: 50.0)
+    measured = precision.bf16_matmul_speedup()
+    precision.bf16_matmul_speedup.cache_clear()
+    assert measured["speedup"] == 1.0 and measured["record_sha256"]

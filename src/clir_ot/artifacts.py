@@ -247,6 +247,22 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def seal(record: dict) -> dict:
+    """``record`` with ``record_sha256``: the sha256 of its canonical JSON without that field."""
+    body = {k: v for k, v in record.items() if k != "record_sha256"}
+    return body | {"record_sha256": hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False,
+                                                              default=str).encode()).hexdigest()}
+
+
+def read_sealed(path: Path) -> dict | None:
+    """The record at ``path`` when it is a mapping whose ``record_sha256`` matches its content (:func:`seal`);
+    ``None`` when it is missing, unreadable, unsealed or changed since: a record is never trusted without it."""
+    record = read_json_or_none(path)
+    if not isinstance(record, dict) or not isinstance(record.get("record_sha256"), str):
+        return None
+    return record if seal(record)["record_sha256"] == record["record_sha256"] else None
+
+
 def package_versions() -> dict[str, str]:
     versions = {"python": sys.version.split()[0], "platform": platform.platform()}
     for name in TRACKED_PACKAGES:

@@ -9,8 +9,11 @@ question per model, so ``int8`` is refused until the gate has measured it for th
    (absolute difference of the means over queries). Run only when the cosine check passes.
 
 The result is kept in ``$CLIR_OT_CACHE/fidelity/<weights sha256>-<precision>-<recipe hash>.json`` with the numbers
-measured, the machine and the time, whether it passed or not; :mod:`clir_ot.eval.gate` measures and writes
-it, :func:`require_fidelity` reads it before any work. A gate run on a reduced pool (``pool_distractors``) is
+measured, the machine and the time, whether it passed or not, sealed by the sha256 of its content
+(:func:`~clir_ot.artifacts.seal`): a record that is not sealed, was changed since, or holds a value of the wrong
+kind (``"full_corpus": "false"``) is no record (:func:`read_record`). A gate smaller than a passed full-corpus
+one (a reduced pool, fewer passages) is refused rather than written over it; :mod:`clir_ot.eval.gate` measures and
+writes it, :func:`require_fidelity` reads it before any work. A gate run on a reduced pool (``pool_distractors``) is
 recorded but unlocks nothing: pools saturate (R@100 near 0.95) and would hide differences the full corpus shows.
 
 ``auto`` (:func:`resolve_precision`) takes a gated precision only where the hardware alone would choose fp32 on
@@ -22,9 +25,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifacts import config_hash, hardware
+from ..artifacts import config_hash, hardware, read_sealed
 from ..errors import ClirOtError
-from ..inputs import read_json_or_none
 from ..models.recipes import RECIPES
 from ..settings import cache_dir
 
@@ -54,21 +56,34 @@ def gate_command(model: str, precision: str) -> str:
     return f"clir-ot gate --model {model} --precision {precision}"
 
 
+def read_record(path: Path) -> dict | None:
+    """The gate's record at ``path`` when it is sealed, unchanged and of the right kinds; ``None`` otherwise."""
+    record = read_sealed(path)
+    if record is None:
+        return None
+    cosine = record.get("cosine")
+    kinds_ok = (isinstance(record.get("passed"), bool) and isinstance(record.get("full_corpus"), bool)
+                and isinstance(record.get("machine"), dict) and isinstance(cosine, dict)
+                and isinstance(cosine.get("passages"), int) and not isinstance(cosine.get("passages"), bool))
+    return record if kinds_ok else None
+
+
 def require_fidelity(model: str, precision: str) -> None:
     """Refuse ``precision`` for ``model`` (one clear line) unless it is not gated or has passed the full-corpus
     gate for these weights; the refusal quotes the numbers of a failed gate."""
     if precision not in GATED:
         return
-    record = read_json_or_none(record_path(_weights_sha256(model), precision))
-    if record is None or not record.get("full_corpus"):
+    path = record_path(_weights_sha256(model), precision)
+    if path.is_file() and read_record(path) is None:
+        raise ClirOtError(f"the fidelity record {path} is not one the gate wrote (unsealed, changed since, or a "
+                          f"value of the wrong kind); run `{gate_command(model, precision)}` again")
+    record = read_record(path)
+    if record is None or not record["full_corpus"]:
         ran = " (it ran on a reduced pool only, which cannot show the difference)" if record else ""
         raise ClirOtError(f"--precision {precision} has not passed the fidelity gate for {model}{ran}: run "
                           f"`{gate_command(model, precision)}` (min cosine ≥ {MIN_COSINE} on {COSINE_PASSAGES:,} "
                           f"yo passages, then full-corpus yo {' and '.join(MEASURES)} within {TOLERANCE} of fp32), "
                           "or use fp32")
-    if not isinstance(record.get("passed"), bool):
-        raise ClirOtError(f"the fidelity record {record_path(_weights_sha256(model), precision)} is damaged (no "
-                          f"verdict); run `{gate_command(model, precision)}` again")
     if not record["passed"]:
         raise ClirOtError(f"--precision {precision} is refused for {model}: it failed the fidelity gate on "
                           f"{record['measured']} ({record['verdict']}); use fp32")
@@ -83,8 +98,8 @@ def passed_here(model: str, precision: str) -> dict | None:
     """The fidelity record of ``precision`` for ``model`` if it passed the full-corpus gate on this machine (CPU
     model, speed-deciding flags and torch threads as :func:`~clir_ot.artifacts.hardware` reports them now) and
     encoded passages faster than fp32 there; ``None`` otherwise."""
-    record = read_json_or_none(record_path(_weights_sha256(model), precision))
-    if not isinstance(record, dict) or record.get("passed") is not True or not record.get("full_corpus"):
+    record = read_record(record_path(_weights_sha256(model), precision))
+    if record is None or record["passed"] is not True or record["full_corpus"] is not True:
         return None
     here, there = hardware(), record.get("machine") or {}
     if any(here.get(k) != there.get(k) for k in ("cpu", "cpu_flags", "torch_threads")):

@@ -10,12 +10,21 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..artifacts import hardware, write_json_atomic
+from ..artifacts import hardware, seal, write_json_atomic
 from ..errors import ClirOtError
 from ..models.recipes import RECIPES
 from . import metrics
 from .evaluate import EvalConfig, dense_run, selected_queries
-from .fidelity import COSINE_PASSAGES, GATE_LANG, MEASURES, MIN_COSINE, TOLERANCE, _weights_sha256, record_path
+from .fidelity import (
+    COSINE_PASSAGES,
+    GATE_LANG,
+    MEASURES,
+    MIN_COSINE,
+    TOLERANCE,
+    _weights_sha256,
+    read_record,
+    record_path,
+)
 
 
 def _measuring(config, precision: str):
@@ -54,6 +63,12 @@ def run_gate(model: str, precision: str, *, pool_distractors: int | None = None,
     machine."""
     if precision == "fp32":
         raise ClirOtError("the fidelity gate compares a lower precision with fp32; give bf16 or int8")
+    kept = read_record(record_path(_weights_sha256(model), precision))
+    if kept and kept["passed"] and kept["full_corpus"] and (pool_distractors is not None
+                                                             or passages < kept["cosine"]["passages"]):
+        raise ClirOtError(f"{precision} passed the full-corpus gate for {model} on {kept['cosine']['passages']:,} "
+                          f"passages ({kept.get('measured')}); a smaller gate (a reduced pool or fewer passages) "
+                          "would replace that record: refused")
     started = time.time()
     config = EvalConfig(langs=[GATE_LANG], model=model, precision="fp32", pool_distractors=pool_distractors,
                         batch_size=batch_size)
@@ -94,5 +109,6 @@ def run_gate(model: str, precision: str, *, pool_distractors: int | None = None,
                    f"{m} off by {abs(d):.4f}" for m, d in record["retrieval"]["difference"].items()),
                "measured": time.strftime("%Y-%m-%d %H:%M"), "wall_time_s": round(time.time() - started, 1),
                "machine": hardware()}
+    record = seal(record)
     write_json_atomic(record_path(record["weights_sha256"], precision), record)
     return record

@@ -20,8 +20,7 @@ from __future__ import annotations
 import time
 from functools import lru_cache
 
-from ..artifacts import config_hash, cpu_flags, hardware, write_json_atomic
-from ..inputs import read_json_or_none
+from ..artifacts import config_hash, cpu_flags, hardware, read_sealed, seal, write_json_atomic
 from ..settings import cache_dir
 
 #: the precisions a command or configuration can ask for; each but ``auto`` names a recipe of :mod:`.recipes`
@@ -86,13 +85,15 @@ def bf16_matmul_speedup() -> dict:
     here = hardware()
     key = config_hash([here["cpu"], here["cpu_flags"], torch.__version__, here["torch_threads"], PROBE_SHAPE])
     path = cache_dir() / "hardware" / f"bf16-speedup-{key}.json"
-    recorded = read_json_or_none(path)
-    if recorded is not None:
+    recorded = read_sealed(path)  # a hand-written or edited record is measured again, never trusted
+    if recorded is not None and all(isinstance(recorded.get(k), int | float) and not isinstance(recorded.get(k), bool)
+                                    for k in ("fp32_gflops", "bf16_gflops", "speedup")):
         return recorded
     fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
     result = {"fp32_gflops": round(fp32, 1), "bf16_gflops": round(bf16, 1), "speedup": round(bf16 / fp32, 3),
               "measured": time.strftime("%Y-%m-%d %H:%M"), "cpu": here["cpu"], "shape": list(PROBE_SHAPE)}
     path.parent.mkdir(parents=True, exist_ok=True)
+    result = seal(result)
     write_json_atomic(path, result)
     return result
 
