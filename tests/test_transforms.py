@@ -99,7 +99,8 @@ def test_declared_variants_are_evaluated_and_reported_as_systems(tmp_path: Path,
     spec = {"student": str(tiny_xlmr_dir), "teacher": "self", "conditions": {"kd": {"method": "kd"}},
             "compare": [["kd+queries", "before"], ["before+centre", "before"]],
             "baselines": ["bm25", str(tiny_xlmr_dir)],
-            "eval_variants": ["centre", "queries"], "geometry": True, "eval_langs": ["yo"], "clir_langs": [],
+            "eval_variants": ["centre", "queries"], "geometry": True, "per_query": [["kd", "before"]],
+            "eval_langs": ["yo"], "clir_langs": [],
             "diagnostic_langs": [],
             "hypotheses": [{"a": "kd+centre", "b": "before+centre", "lang": "yo", "measure": "nDCG@10"}],
             "distill": {"bitext": [str(bitext)], "lexicon": None, "max_length": 32, "lr": 1e-3},
@@ -123,6 +124,22 @@ def test_declared_variants_are_evaluated_and_reported_as_systems(tmp_path: Path,
     assert 0 < geometry["before"]["passages.pc1_share"] <= geometry["before"]["passages.pc10_share"] <= 1
     assert "english.mean_cosine" in geometry["kd"] and "relevance.gap" in geometry["before"]
     assert "## Geometry (exploratory)" in (report / "results.md").read_text()
+    (per_query,) = result["per_query"]
+    assert (per_query["a"], per_query["b"], per_query["lang"]) == ("kd", "before", "yo") and per_query["queries"] > 0
+    assert per_query["better"] + per_query["worse"] + per_query["same"] == per_query["queries"]
+    assert per_query["quantiles"]["0"] <= per_query["quantiles"]["50"] <= per_query["quantiles"]["100"]
+    assert per_query["bm25_solved"]["queries"] + per_query["bm25_unsolved"]["queries"] == per_query["queries"]
+    assert "## Per query (exploratory)" in (report / "results.md").read_text()
     assert {s["comparison"] for s in result["significance"]} == {"kd+queries vs before", "before+centre vs before"}
     assert result["confirmatory"][0]["hypothesis"].startswith("kd+centre > before+centre") or \
         result["confirmatory"][0]["a"] == "kd+centre"
+
+
+@pytest.mark.unit
+def test_the_first_relevant_rank_follows_trec_eval_order() -> None:
+    from clir_ot.eval.report_per_query import first_relevant_rank
+
+    run = {"q1": {"d1": 3.0, "d2": 2.0, "d3": 2.0, "d4": 1.0}, "q2": {"d9": 1.0}}
+    qrels = {"q1": {"d3": 1, "d4": 1, "d1": 0}, "q2": {"d5": 1}, "q3": {"d1": 1}}
+    # trec_eval breaks the tie of d2 and d3 by document id, descending: d3 before d2
+    assert first_relevant_rank(run, qrels) == {"q1": 2, "q2": None, "q3": None}

@@ -103,6 +103,9 @@ class Experiment:
     drift: bool = False
     #: geometry readouts (:mod:`clir_ot.eval.geometry`) of the student before and of every student
     geometry: bool = False
+    #: pairs of systems ``[a, b]`` whose per-query difference the report breaks down
+    #: (:mod:`clir_ot.eval.report_per_query`)
+    per_query: list[list[str]] = field(default_factory=list)
     #: evaluate the student before and every student again as each of these variants (training-free controls,
     #: swapped sides: :data:`clir_ot.eval.variants.VARIANTS`), reported as systems ``<system>+<variant>``
     eval_variants: list[str] = setting(default_factory=list, choices=tuple(VARIANTS))
@@ -131,6 +134,11 @@ class Experiment:
         if not specs:
             raise ClirOtError("invalid configuration: an experiment needs at least one condition")
         self.comparisons()
+        known = set(self.system_names())
+        for pair in self.per_query:
+            if len(pair) != 2 or pair[0] == pair[1] or not set(pair) <= known:
+                raise ClirOtError(f"invalid configuration: per_query entry {pair} must name two different systems; "
+                                  f"known: {', '.join(sorted(known))}")
         self.hypotheses = normalise_hypotheses(self) if self.hypotheses is not None else None
         refuse_repeats("curve_steps", self.curve_steps)
         if self.expected is not None:

@@ -46,6 +46,7 @@ from .clir_report import (
 from .confirmatory import confirm_family, paired_scores
 from .confirmatory import markdown as confirmatory_markdown
 from .report_geometry import geometry_markdown, geometry_section
+from .report_per_query import per_query_markdown, per_query_section
 from .saved import collect_evaluations
 from .significance import compare, holm, mean_ci, seed_and_query_tests, two_level_bootstrap
 from .variants import variant_name
@@ -377,6 +378,7 @@ def write_report(root: Path, out: Path, exp, overwrite: bool = False) -> dict:
               "clir": clir, "clir_label": clir_label, "token_alignment": token_section(root, exp),
               "confirmatory": confirmatory, "registration": registration, "mechanism": mechanism(root, exp),
               "geometry": geometry_section(root, exp),
+              "per_query": per_query_section(data, [(a, b) for a, b in exp.per_query]),
               "costs": costs, "training_data": training_data, **_environment(root),
               "timings": _json(root / "timings.json") if (root / "timings.json").is_file() else None}
     write_json_atomic(out / "results.json", result)
@@ -608,7 +610,7 @@ def _markdown(r: dict, exp, figures: list[Path] | None, out: Path) -> str:
                 [CONTAMINATION, ""], _results_md(r), _significance_md(r), _curves_md(r),
                 _udhr_markdown(r) if r["probe_after"] else [], clir_markdown(r["clir"], r["clir_label"]),
                 token_markdown(r["token_alignment"]), _mechanism_markdown(r.get("mechanism") or {"conditions": {}}),
-                geometry_markdown(r.get("geometry") or {"systems": {}}),
+                geometry_markdown(r.get("geometry") or {"systems": {}}), per_query_markdown(r.get("per_query") or []),
                 _lexical_markdown(r), _diagnostic_md(r), _plots_md(figures, out), _training_data_md(r), _costs_md(r),
                 _versions_md(r)]
     return "\n".join(line for section in sections for line in section)
