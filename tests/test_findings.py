@@ -41,6 +41,17 @@ def test_numbers_found_in_the_linked_report_pass_and_a_planted_one_fails(tmp_pat
     assert "no linked results.md" in check_findings(orphan).problems[0]
 
 
+def _repository_copy(tmp_path: Path) -> Path:
+    """The committed FINDINGS.md and every report it links, copied into a folder that is a repository."""
+    root = tmp_path / "repo"
+    (root / ".git").mkdir(parents=True)
+    for source in [Path("reports/zero_shot_miracl/FINDINGS.md"), *Path("reports").rglob("results.md")]:
+        target = root / source
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    return root / "reports/zero_shot_miracl/FINDINGS.md"
+
+
 def test_the_committed_findings_match_their_reports(tmp_path: Path) -> None:
     path = Path("reports/zero_shot_miracl/FINDINGS.md")
     result = check_findings(path)
@@ -48,8 +59,43 @@ def test_the_committed_findings_match_their_reports(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(app, ["findings", str(path)])
     assert ok.exit_code == 0 and "each found in its report" in ok.output
-    planted = tmp_path / "FINDINGS.md"
-    text = path.read_text(encoding="utf-8").replace("](", "](" + str(path.parent.resolve()) + "/")
+    planted = _repository_copy(tmp_path)
+    text = planted.read_text(encoding="utf-8")
     planted.write_text(text.replace("0.4939", "0.4993", 1), encoding="utf-8")
     bad = runner.invoke(app, ["findings", str(planted)])
     assert bad.exit_code == 1 and "0.4993 is not in" in bad.output
+
+
+PLANTS = [  # (what the first table's row of `before` or the first hypothesis row becomes, what says so)
+    ("| before | 0.4974 | 0.7941 |", "| before | 0.7941 | 0.4974 |", "0.7941 is not in row 'before', column 'ndcg@10'"),
+    ("| ot-mid > kd-mid, nDCG@10 | -0.1261 |", "| ot-mid > kd-mid, nDCG@10 | 0.1261 |", "0.1261 is not in column"),
+    ("| before | 0.4974 | 0.7941 |", "| before | 0.0008 | 0.7941 |", "0.0008 is not in row 'before'"),
+    ("| before | 0.4974 | 0.7941 |", "| before | .9999 | 0.7941 |", ".9999 is not in"),
+    ("| before | 0.4974 | 0.7941 |", "| before | 0,9999 | 0.7941 |", "0,9999 is not in"),
+    ("| before | 0.4974 | 0.7941 |", "| before | Δ0.9999 | 0.7941 |", "0.9999 is not in"),
+    ("| before | 0.4974 | 0.7941 |", "before | 0.9999 | 0.7941 |", "0.9999 is not in"),  # no leading pipe
+]
+
+
+@pytest.mark.parametrize(("old", "new", "message"), PLANTS)
+def test_a_planted_number_is_caught_in_its_cell(tmp_path: Path, old: str, new: str, message: str) -> None:
+    path = _repository_copy(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    problems = check_findings(path).problems
+    assert len(problems) >= 1 and any(message in p for p in problems), problems
+
+
+def test_links_in_comments_count_for_nothing_and_links_must_stay_in_the_repository(tmp_path: Path) -> None:
+    path = _repository_copy(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "results.md").write_text("| a | b |\n|---|---|\n| x | 0.9999 |\n")
+    table = "\n| claim | value |\n|---|---|\n| x | 0.9999 |\n"
+    outside = text + "\nFrom [there](../../../elsewhere/results.md):\n" + table
+    path.write_text(outside, encoding="utf-8")
+    assert any("outside the repository" in p for p in check_findings(path).problems)
+    hidden = text + "\n<!-- From [there](../../../elsewhere/results.md): -->\n" + table
+    path.write_text(hidden, encoding="utf-8")
+    assert any("0.9999 is not in" in p and "gpu/results.md" in p for p in check_findings(path).problems)
