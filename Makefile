@@ -36,6 +36,7 @@ test-unit test-integration test-e2e: install
 # docs/cli.md is generated from the commands' --help by Typer (a test checks that it is current)
 docs: install
 	$(VENV)/bin/typer clir_ot.cli utils docs --name clir-ot --output docs/cli.md
+	$(PY) -m clir_ot.cli.choices > docs/registries.md
 
 # ISA=avx2: the encode benchmark on AVX2 code paths only, an AVX2-only CPU's instruction set emulated here
 ifeq ($(ISA),avx2)

@@ -224,3 +224,21 @@ def test_docs_cli_is_generated_from_the_current_help(tmp_path) -> None:
     current = (tmp_path / "cli.md").read_text(encoding="utf-8")
     assert "## `clir-ot reproduce`" in current and "## `clir-ot findings`" in current
     assert Path("docs/cli.md").read_text(encoding="utf-8") == current, "docs/cli.md is stale: run `make docs`"
+
+
+def test_every_registry_describes_itself_and_docs_registries_is_current() -> None:
+    """Methods, objective terms, benchmarks, precisions, transforms and variants each carry a one-line description
+    for every entry; docs/registries.md is generated from them (`make docs`)."""
+    from pathlib import Path
+
+    from clir_ot.cli.choices import registry_tables
+    from clir_ot.distill.methods import METHOD_DESCRIPTIONS, METHODS, TERM_DESCRIPTIONS
+    from clir_ot.distill.objective import TERMS
+    from clir_ot.models.precision import PRECISION_DESCRIPTIONS, PRECISIONS
+
+    assert set(METHOD_DESCRIPTIONS) == set(METHODS) and set(TERM_DESCRIPTIONS) == set(TERMS)
+    assert tuple(PRECISION_DESCRIPTIONS) == PRECISIONS
+    tables = registry_tables()
+    for name in (*METHODS, *TERMS, "miracl", "bible-clir", "centre-corpus", "passages"):
+        assert f"| `{name}` |" in tables, name
+    assert Path("docs/registries.md").read_text(encoding="utf-8") == tables, "docs/registries.md is stale: make docs"

@@ -12,8 +12,8 @@ import typer
 from ..data.benchmarks import BENCHMARKS
 from ..data.builders import BUILDERS
 from ..data.codeswitch import CODE_SWITCH_MODES
-from ..distill.methods import METHODS
-from ..models.precision import PRECISIONS
+from ..distill.methods import METHOD_DESCRIPTIONS, METHODS
+from ..models.precision import PRECISION_DESCRIPTIONS, PRECISIONS
 from ..retrieval import BACKENDS
 from ..retrieval.fusion import FUSIONS
 from ..retrieval.transforms import TRANSFORMS
@@ -33,8 +33,36 @@ Backend = _choices("Backend", BACKENDS)
 Fusion = _choices("Fusion", FUSIONS)
 Transform = _choices("Transform", TRANSFORMS)
 
-Precision = Annotated[PrecisionChoice, typer.Option(help="Inference precision: auto (bf16 where bf16 matrix products "
-                                                    "run ≥ 1.5× fp32 ones: measured once on a CPU with amx_bf16 or "
-                                                    "avx512_bf16; a GPU with bf16; else fp32), fp32, bf16 "
-                                                    "(weights cast once) or int8 (dynamic quantisation; only after "
-                                                    "`clir-ot gate` passed for the model).")]
+def described(registry: dict[str, str]) -> str:
+    """A registry's entries and their one-line descriptions, as a help text says them."""
+    return "; ".join(f"{name}: {text}" for name, text in registry.items()) + "."
+
+
+Precision = Annotated[PrecisionChoice, typer.Option(help="Inference precision: " + described(PRECISION_DESCRIPTIONS))]
+
+
+def registry_tables() -> str:
+    """docs/registries.md: every registry's entries with their descriptions (``make docs`` writes it; a test
+    fails when it is stale)."""
+    from ..distill.methods import TERM_DESCRIPTIONS
+    from ..eval.variants import VARIANTS
+
+    tables = [("Distillation methods (`--method`, `method:`)", METHOD_DESCRIPTIONS),
+              ("Objective terms (`objective: {term: weight}`)", TERM_DESCRIPTIONS),
+              ("Benchmarks (`--benchmark`)", {n: b.title for n, b in BENCHMARKS.items()}),
+              ("Precisions (`--precision`, `eval_precision:`)", PRECISION_DESCRIPTIONS),
+              ("Training-free transforms (`--transform`)", TRANSFORMS),
+              ("Evaluation variants (`eval_variants:`)", {n: v.description for n, v in VARIANTS.items()})]
+    lines = ["# Registries", "", "Generated from the registries themselves by `make docs` (a test fails when this "
+             "file is stale): a new entry, with its one-line description, appears here, in `--help` and in "
+             "[cli.md](cli.md) by itself.", ""]
+    for title, registry in tables:
+        lines += [f"## {title}", "", "| name | what it is |", "|---|---|"]
+        lines += [f"| `{name}` | {text.replace('|', '/')} |" for name, text in registry.items()] + [""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # `make docs`
+    import sys
+
+    sys.stdout.write(registry_tables())

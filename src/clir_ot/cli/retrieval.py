@@ -19,7 +19,7 @@ from ..errors import ClirOtError
 from ..languages import parse_language_list
 from ..retrieval import SHARD_SIZE
 from ..retrieval.transforms import TRANSFORMS
-from .choices import Backend, BenchmarkChoice, Fusion, Precision, PrecisionChoice, Transform
+from .choices import Backend, BenchmarkChoice, Fusion, Precision, PrecisionChoice, Transform, described
 from .common import console, err_console, progress_bar, refuse_existing
 
 app = typer.Typer()
@@ -134,9 +134,7 @@ def index_cmd(
 
 
 def evaluate_cmd(
-    benchmark: Annotated[BenchmarkChoice, typer.Option(help="miracl (monolingual MIRACL v1.0) or bible-clir "
-                                                       "(English queries → held-out Bible verses in x); "
-                                                       "`clir-ot benchmarks` lists them.")]
+    benchmark: Annotated[BenchmarkChoice, typer.Option(help=described({n: b.title for n, b in BENCHMARKS.items()}))]
     = BenchmarkChoice.miracl,
     langs: Annotated[str | None, typer.Option("--lang", "--langs", help="Languages by code, or all (the "
                                               "default: miracl sw,yo,te,bn,hi,th; bible-clir sw,hi,bn,de,fr,es,ru)."
@@ -162,8 +160,7 @@ def evaluate_cmd(
     pool: Annotated[int | None, typer.Option(min=0, help="Reduced pool: judged passages + N random ones "
                                              "(cheap diagnostic; default: the full corpus).")] = None,
     transform: Annotated[Transform, typer.Option(help="A training-free control on the dense embeddings before "
-                                                 "the search, fitted without judgements: " + "; ".join(
-                                                     f"{k}: {v}" for k, v in TRANSFORMS.items()) + ".")]
+                                                 "the search, fitted without judgements: " + described(TRANSFORMS))]
     = Transform.none,
     overwrite: Annotated[bool, typer.Option(help="Replace another system's results in --out.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout (for scripts).")]

@@ -13,9 +13,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..distill.methods import METHOD_DESCRIPTIONS
 from ..errors import ClirOtError
 from ..languages import EVAL_LANGUAGES
-from .choices import Method
+from .choices import Method, described
 from .common import console, progress_bar, refuse_existing
 
 app = typer.Typer()
@@ -25,9 +26,7 @@ app = typer.Typer()
 def distill_cmd(
     lang: Annotated[str, typer.Option(help="Target evaluation language (excluded from training, with all six).")]
     = "sw",
-    method: Annotated[Method | None, typer.Option(help="ot, kd, kd-layer (KD at student_layer/teacher_layer), "
-                                                  "ot+kd, or noise (the control: retention term only, no "
-                                                  "cross-lingual signal).")] = None,
+    method: Annotated[Method | None, typer.Option(help=described(METHOD_DESCRIPTIONS))] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with DistillConfig fields.")] = None,
     seed: Annotated[int | None, typer.Option(min=0, max=2**32 - 1, help="Random seed (numpy's range).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/distill/<lang>-<method>-s<seed>).")]

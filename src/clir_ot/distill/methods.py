@@ -18,6 +18,21 @@ METHOD_TERMS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 METHODS = tuple(METHOD_TERMS)
+#: one line per method, for the command line's help and the docs' tables
+METHOD_DESCRIPTIONS: dict[str, str] = {
+    "kd": "KD (Reimers & Gurevych 2020): MSE of pooled embeddings, English and x sides",
+    "ot": "OPTICAL's token alignment (entropic OT plan, loss ⟨P*, C⟩) plus the English retention term",
+    "ot+kd": "the OT term plus both KD terms",
+    "kd-layer": "KD at student_layer / teacher_layer plus the retention term: OT's mix with OT's term replaced",
+    "noise": "the control: the retention term alone (same data and budget, no cross-lingual signal)",
+}
+#: one line per term of the objective (:data:`clir_ot.distill.objective.TERMS`)
+TERM_DESCRIPTIONS: dict[str, str] = {
+    "ot": "⟨P*, C⟩_F between the teacher's English and the student's x token states",
+    "kd_x": "‖S(x) − T(en)‖² of pooled embeddings",
+    "kd_en": "‖S(en) − T(en)‖²: KD's English term and OT's retention term",
+    "kd_layer": "KD at the layers OT aligns, x and English sides",
+}
 
 
 def resolve_mix(method: str, objective: Mapping[str, float] | None, weights: Any) -> dict[str, float]:

@@ -24,7 +24,15 @@ from ..artifacts import config_hash, cpu_flags, hardware, read_sealed, seal, wri
 from ..settings import cache_dir
 
 #: the precisions a command or configuration can ask for; each but ``auto`` names a recipe of :mod:`.recipes`
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
+#: the precisions, each with one line for the command line's help and the docs' tables
+PRECISION_DESCRIPTIONS: dict[str, str] = {
+    "auto": "bf16 where bf16 matrix products run ≥ 1.5× fp32 ones (measured once per CPU) or on a GPU with bf16; "
+            "int8 only where it passed the full-corpus gate on this machine and encoded faster; else fp32",
+    "fp32": "the reference",
+    "bf16": "weights cast once; machine-dependent in the last digits",
+    "int8": "per-token / per-channel int8 linear layers; only after `clir-ot gate` passed for the model",
+}
+PRECISIONS = tuple(PRECISION_DESCRIPTIONS)
 #: CPU flags (as ``/proc/cpuinfo`` and ``lscpu`` name them) of native bf16 matrix instructions: AMX tiles,
 #: AVX-512 bf16 dot products
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
