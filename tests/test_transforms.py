@@ -143,3 +143,24 @@ def test_the_first_relevant_rank_follows_trec_eval_order() -> None:
     qrels = {"q1": {"d3": 1, "d4": 1, "d1": 0}, "q2": {"d5": 1}, "q3": {"d1": 1}}
     # trec_eval breaks the tie of d2 and d3 by document id, descending: d3 before d2
     assert first_relevant_rank(run, qrels) == {"q1": 2, "q2": None, "q3": None}
+
+
+@pytest.mark.unit
+def test_geometry_readouts_against_their_definitions() -> None:
+    from clir_ot.eval.geometry import mean_pairwise_cosine, readouts, relevance_gap, variance_shares
+
+    x = _anisotropic(60, 6, 3, 1.0)
+    sims = x.astype(np.float64) @ x.T.astype(np.float64)
+    brute = (sims.sum() - np.trace(sims)) / (60 * 59)
+    assert mean_pairwise_cosine(x) == pytest.approx(brute, abs=1e-9)
+    eig = np.sort(np.linalg.eigvalsh(np.cov(x.T.astype(np.float64), bias=True)))[::-1]
+    shares = variance_shares(x, (1, 3))
+    assert shares["pc1_share"] == pytest.approx(eig[0] / eig.sum()) and shares["pc3_share"] == pytest.approx(
+        eig[:3].sum() / eig.sum())
+    q = x[:2]
+    gap = relevance_gap(q, x, [[0, 5], []])  # the second query has no relevant passage: left out
+    others = [j for j in range(60) if j not in (0, 5)]
+    assert gap["queries"] == 1 and gap["cos_relevant"] == pytest.approx(float(np.mean(sims[0, [0, 5]])))
+    assert gap["cos_other"] == pytest.approx(float(np.mean(sims[0, others])))
+    assert gap["gap"] == pytest.approx(gap["cos_relevant"] - gap["cos_other"])
+    assert set(readouts(x, q, [[0], [1]], None)) == {"passages", "queries", "relevance"}
