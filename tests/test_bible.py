@@ -198,7 +198,7 @@ def test_token_probe_scores_each_candidate_word_once_per_model(tiny_xlmr_dir: Pa
 
 
 def test_expected_scores_cover_the_positive_control(tmp_path: Path) -> None:
-    from clir_ot.experiment import check_expected
+    from clir_ot.eval.expected import check_expected
 
     cell = lambda v: {"mean": v, "std": 0.0, "ci_low": v, "ci_high": v, "n": 1}  # noqa: E731
     results = {"summary": {"yo": {"kd": {"nDCG@10": cell(0.5)}}},
@@ -219,6 +219,7 @@ def test_seen_vs_unseen_ratio_is_the_mean_unseen_gain_over_the_mean_seen_gain(tm
     from types import SimpleNamespace
 
     from clir_ot.eval.clir_report import clir_section
+    from clir_ot.eval.saved import record_files, record_sha256
     from clir_ot.layout import clir_dir
 
     def write(system: str, lang: str, hits: list[float]) -> None:
@@ -227,7 +228,9 @@ def test_seen_vs_unseen_ratio_is_the_mean_unseen_gain_over_the_mean_seen_gain(tm
         per_query = {f"q{i}": {"R@1": h, "RR@10": h} for i, h in enumerate(hits)}
         (folder / "per_query.json").write_text(json.dumps(per_query))
         mean = sum(hits) / len(hits)
-        (folder / "metrics.json").write_text(json.dumps({"result": {"metrics": {"R@1": mean, "RR@10": mean}}}))
+        (folder / "run.trec").write_text("")
+        record = {"result": {"metrics": {"R@1": mean, "RR@10": mean}}, "files": record_files(folder)}
+        (folder / "metrics.json").write_text(json.dumps(record | {"record_sha256": record_sha256(record)}))
 
     before = {"sw": [1, 0, 0, 0], "de": [1, 1, 0, 0], "fr": [0, 0, 0, 0]}
     after = {"sw": [1, 1, 0, 0], "de": [1, 1, 1, 1], "fr": [1, 1, 0, 0]}  # gains: sw .25, de .5, fr .5

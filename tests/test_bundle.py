@@ -222,7 +222,7 @@ def test_the_profile_texts_hold_the_english_verses_of_drift_where_no_benchmark_r
     not): they are in the trimmed vocabulary's texts even without bible-clir, and only drift puts them there."""
     from dataclasses import replace
 
-    from clir_ot.reproduce import english_verses
+    from clir_ot.eval.drift import english_verses
 
     exp = replace(load_experiment(EXPERIMENT, "smoke"), clir_langs=[], diagnostic_langs=[], eval_langs=["sw"],
                   expected={})  # sw: no corpus here

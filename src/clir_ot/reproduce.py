@@ -35,11 +35,8 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from .artifacts import (
     config_hash,
@@ -54,6 +51,7 @@ from .artifacts import (
 from .config import key_dict, result_key
 from .data import miracl
 from .errors import ClirOtError
+from .eval.drift import ENGLISH_DRIFT_VERSES, _english_embeddings, drift, english_drift
 from .eval.evaluate import evaluate as run_evaluate
 from .eval.variants import variant_name
 from .experiment import Experiment, load_experiment
@@ -204,39 +202,6 @@ def run_token_probe(exp: Experiment, system: str, model: str, root: Path, log: L
     write_json_atomic(out, {"config_hash": config_hash(cfg), "reg": reg, "layers": list(layers), "results": result})
 
 
-#: held-out English verses (bible-clir's books, never trained on) on which English drift is measured
-ENGLISH_DRIFT_VERSES = 500
-
-
-def english_verses(limit: int = ENGLISH_DRIFT_VERSES) -> list[str]:
-    """The first ``limit`` non-empty English (KJV) verses of the held-out books, in canonical order."""
-    from .data import bible
-
-    verses = bible.read_edition(bible.EDITIONS["en"], bible.HELD_OUT_BOOKS)
-    return [v for v in verses.values() if not bible.is_empty(v)][:limit]
-
-
-@lru_cache(maxsize=2)
-def _english_embeddings(model: str, weights: str, precision: str, batch_size: int) -> np.ndarray:
-    """``model``'s passage embeddings of :func:`english_verses`, once per weights (``weights``: their fingerprint's
-    hash) and precision in a process: the student before's serve every student's drift."""
-    from .models import load_encoder
-
-    return load_encoder(model).set_precision(precision).encode(english_verses(), "passage", batch_size)
-
-
-def english_drift(exp: Experiment, model: str) -> dict[str, float]:
-    """Mean cosine between ``model``'s and the student before's embeddings of held-out English verses (encoded as
-    passages, in the experiment's evaluation precision), and the drift ``1 − cosine``."""
-    from .models.loading import model_fingerprint
-
-    texts = english_verses()
-    ours, base = (_english_embeddings(m, config_hash(model_fingerprint(m)), exp.eval_precision, exp.eval_batch_size)
-                  for m in (model, exp.student))
-    cosine = float(np.mean(np.sum(np.asarray(ours, np.float64) * np.asarray(base, np.float64), axis=1)))
-    return {"lang": "en", "passages": len(texts), "cosine": cosine, "drift": 1.0 - cosine}
-
-
 def run_drift(exp: Experiment, tag: str, model: str, root: Path, log: Log) -> None:
     """A student's drift from the student before on the evaluation language's passages (from the two saved
     evaluations: :func:`drift`) and on held-out English verses (:func:`english_drift`)."""
@@ -343,30 +308,6 @@ def run_explain(exp: Experiment, root: Path, log: Log) -> None:
         write_json_atomic(out / "inputs.json", {"config_hash": key})
 
 
-def drift(root: Path, exp: Experiment, student_eval: Path, before_eval: Path | None = None) -> dict[str, float] | None:
-    """Mean cosine between a student's passage embeddings and the initial student's (``before_eval``; default:
-    its baseline evaluation), over the passages both evaluations encoded (the first evaluation language with
-    embeddings), and the drift ``1 − cosine``."""
-    from .eval.saved import saved_embeddings
-    from .retrieval.encode import load_embeddings
-
-    before_eval = before_eval or baseline_dir(root, exp.student)
-    for lang in exp.eval_langs:
-        ours, base = saved_embeddings(student_eval / lang), saved_embeddings(before_eval / lang)
-        if ours is None or base is None:
-            continue
-        ids_a, emb_a, _, _ = load_embeddings(ours)
-        ids_b, emb_b, _, _ = load_embeddings(base)
-        where = {d: i for i, d in enumerate(ids_b)}
-        common = [(i, where[d]) for i, d in enumerate(ids_a) if d in where]
-        if not common:
-            continue
-        rows_a, rows_b = np.array([i for i, _ in common]), np.array([j for _, j in common])
-        cosine = float(np.mean(np.sum(emb_a[rows_a].astype(np.float64) * emb_b[rows_b], axis=1)))
-        return {"lang": lang, "passages": len(common), "cosine": cosine, "drift": 1.0 - cosine}
-    return None
-
-
 def probe_of(model: str, exp: Experiment) -> dict:
     """The held-out UDHR probe of ``model`` against the experiment's teacher."""
     from .distill.probe import translation_probe
@@ -457,7 +398,7 @@ def reproduce(experiment: Path, profile: str, runs_dir: Path, reports_dir: Path,
         register_hypotheses(exp, root)
         report_dir = _reproduce(exp, root, Path(reports_dir), started, log)
     if exp.expected:
-        from .experiment import check_expected
+        from .eval.expected import check_expected
 
         mismatches = check_expected(report_dir / "results.json", exp.expected)
         if mismatches:
