@@ -130,10 +130,11 @@ def _passed_record(model: Path, rates: dict, machine: dict | None = None) -> Non
 
 
 def test_auto_takes_int8_only_where_it_passed_the_gate_on_this_machine_and_encoded_faster(
-        tiny_xlmr_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tiny_xlmr_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from clir_ot.artifacts import hardware
     from clir_ot.models import precision
 
+    monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "cache"))  # a passed record would outlive the test
     hardware_choice = {"requested": "auto", "precision": "fp32", "reason": "CPU without avx512_bf16"}
     monkeypatch.setattr(precision, "precision_choice", lambda requested, device_type=None: hardware_choice
                         if requested == "auto" else {"requested": requested, "precision": requested, "reason": ""})

@@ -441,13 +441,14 @@ def test_bad_environment_and_damaged_records_are_one_line(tmp_path: Path, monkey
 
 
 @pytest.mark.integration
-def test_a_hand_written_or_altered_gate_record_unlocks_nothing(tiny_xlmr_dir: Path,
+def test_a_hand_written_or_altered_gate_record_unlocks_nothing(tiny_xlmr_dir: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from clir_ot.artifacts import hardware, seal, write_json_atomic
     from clir_ot.eval import fidelity, gate
     from clir_ot.eval.evaluate import EvalConfig
     from clir_ot.models import precision
 
+    monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "cache"))  # the records stay with this test
     monkeypatch.setattr(precision, "precision_choice", lambda requested, device_type=None: {
         "requested": requested, "precision": "fp32" if requested == "auto" else requested, "reason": "CPU"})
     model = str(tiny_xlmr_dir)
@@ -474,13 +475,14 @@ def test_a_hand_written_or_altered_gate_record_unlocks_nothing(tiny_xlmr_dir: Pa
 
 
 @pytest.mark.unit
-def test_a_hand_written_bf16_speed_record_is_measured_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hand_written_bf16_speed_record_is_measured_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
     from clir_ot.artifacts import config_hash, hardware, write_json_atomic
     from clir_ot.models import precision
     from clir_ot.settings import cache_dir
 
+    monkeypatch.setenv("CLIR_OT_CACHE", str(tmp_path / "cache"))  # the fake rates stay with this test
     here = hardware()
     key = config_hash([here["cpu"], here["cpu_flags"], torch.__version__, here["torch_threads"],
                        precision.PROBE_SHAPE])
@@ -491,3 +493,23 @@ def test_a_hand_written_bf16_speed_record_is_measured_again(monkeypatch: pytest.
     measured = precision.bf16_matmul_speedup()
     precision.bf16_matmul_speedup.cache_clear()
     assert measured["speedup"] == 1.0 and measured["record_sha256"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("trainer_state", ["tensor", {"step": "3"}, {"optimizer": {}, "scheduler": {}, "step": 1,
+                                                                     "consumed": 4, "world_size": 1,
+                                                                     "ranks_rng": []}])
+def test_a_checkpoint_of_tensors_in_another_shape_is_one_line(trainer_state, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    from clir_ot.distill import checkpoint
+
+    folder = tmp_path / "run" / "checkpoint"
+    folder.mkdir(parents=True)
+    torch.save(torch.zeros(1) if trainer_state == "tensor" else trainer_state, folder / "trainer.pt")
+    torch.save({"w": torch.zeros(1)}, folder / "student_trainable.pt")
+    models = SimpleNamespace(student=SimpleNamespace(device="cpu", model=None), teacher_map=None)
+    with pytest.raises(ClirOtError, match="does not hold the states clir-ot writes"):
+        checkpoint.load_checkpoint(tmp_path / "run", models, None, None)

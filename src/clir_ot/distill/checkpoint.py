@@ -73,6 +73,18 @@ def _load(path: Path, map_location=None):
                           "or was altered: start the run again with --overwrite") from None
 
 
+def _trainer_state_ok(trainer: object) -> bool:
+    """Whether ``trainer`` has the shape :func:`save_checkpoint` writes."""
+    if not isinstance(trainer, dict) or not {"optimizer", "scheduler", "step", "consumed", "world_size",
+                                             "ranks_rng"} <= trainer.keys():
+        return False
+    counts = all(isinstance(trainer[k], int) and not isinstance(trainer[k], bool) for k in ("step", "consumed",
+                                                                                         "world_size"))
+    ranks = trainer["ranks_rng"]
+    return counts and isinstance(ranks, list | tuple) and len(ranks) == trainer["world_size"] and all(
+        isinstance(r, dict) and {"torch_rng", "python_rng", "numpy_rng"} <= r.keys() for r in ranks)
+
+
 def has_checkpoint(out: Path) -> bool:
     """Whether ``out`` holds a complete checkpoint to resume, or one that :func:`recover_checkpoint` restores."""
     return any(_complete(p) for p in (out / "checkpoint", out / "checkpoint.old"))
@@ -123,6 +135,10 @@ def load_checkpoint(out: Path, models: Models, optimizer, scheduler,
         raise ClirOtError(f"no checkpoint to resume in {out}; start without --resume")
     trainer = _load(ckpt / "trainer.pt")
     state = _load(ckpt / "student_trainable.pt", map_location=models.student.device)
+    if not _trainer_state_ok(trainer) or not isinstance(state, dict):
+        raise ClirOtError(f"{ckpt} does not hold the states clir-ot writes (trainer.pt: optimiser, schedule, step, "
+                          "examples consumed, ranks' random states; student_trainable.pt: named tensors); start the "
+                          "run again with --overwrite")
     missing = models.student.model.load_state_dict(state, strict=False)
     if missing.unexpected_keys:
         raise ClirOtError(f"checkpoint in {ckpt} does not match the student model")
