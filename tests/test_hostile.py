@@ -513,3 +513,40 @@ def test_a_checkpoint_of_tensors_in_another_shape_is_one_line(trainer_state, tmp
     models = SimpleNamespace(student=SimpleNamespace(device="cpu", model=None), teacher_map=None)
     with pytest.raises(ClirOtError, match="does not hold the states clir-ot writes"):
         checkpoint.load_checkpoint(tmp_path / "run", models, None, None)
+
+
+@pytest.mark.e2e
+def test_reproduce_discards_a_checkpoint_it_cannot_read_and_trains_the_student_again(
+        tmp_path: Path, tiny_xlmr_dir: Path, small_bitext: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from clir_ot.distill import trainer
+    from clir_ot.reproduce import reproduce
+
+    spec = {"student": str(tiny_xlmr_dir), "teacher": "self", "conditions": {"kd": {"method": "kd"}},
+            "compare": [], "baselines": ["bm25"], "eval_langs": ["yo"], "clir_langs": [], "diagnostic_langs": [],
+            "distill": {"bitext": [str(small_bitext)], "lexicon": None, "max_length": 32, "lr": 1e-3},
+            "profiles": {"tiny": {"seeds": [0], "eval_pool": 20,
+                                  "distill": {"steps": 4, "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2,
+                                              "probe_langs": ["yo"], "check_lang": None}}}}
+    path = tmp_path / "resume.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    real = trainer.train
+
+    def stopped(*args, **kwargs):
+        def stop(step, record):
+            if step == 3:
+                raise KeyboardInterrupt
+        return real(*args, **kwargs, on_step=stop)
+
+    monkeypatch.setattr(trainer, "train", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(path, "tiny", tmp_path / "runs", tmp_path / "reports", log=lambda m: None)
+    monkeypatch.setattr(trainer, "train", real)
+    checkpoint = tmp_path / "runs" / "resume" / "tiny" / "distill" / "kd-s0" / "checkpoint"
+    marker = tmp_path / "pwned"
+    (checkpoint / "trainer.pt").write_bytes(pickle.dumps(_RunsCode(marker)))
+    logs: list[str] = []
+    reproduce(path, "tiny", tmp_path / "runs", tmp_path / "reports", log=logs.append)
+    assert any("restart distill kd seed 0: its checkpoint is not one this clir-ot reads" in m for m in logs)
+    assert not marker.exists() and (checkpoint.parent / "student").is_dir()

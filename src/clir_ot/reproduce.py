@@ -127,7 +127,7 @@ def register_hypotheses(exp: Experiment, root: Path) -> dict | None:
 
 
 def run_distill(exp: Experiment, condition: str, seed: int, root: Path, log: Log) -> Path:
-    from .distill.checkpoint import has_checkpoint
+    from .distill.checkpoint import UnreadableCheckpointError, has_checkpoint
     from .distill.trainer import train, training_data
 
     cfg = exp.distill_config(condition, seed)
@@ -147,7 +147,11 @@ def run_distill(exp: Experiment, condition: str, seed: int, root: Path, log: Log
         log(f"restart distill {condition} seed {seed}: interrupted before its first checkpoint")
     log(f"{'resume' if resume else 'run'} distill {condition} seed {seed} ({cfg.steps} steps)")
     registration = read_registration(root)  # the family this student is trained under, recorded beside it
-    train(cfg, out, resume=resume, overwrite=not resume)
+    try:
+        train(cfg, out, resume=resume, overwrite=not resume)
+    except UnreadableCheckpointError as exc:  # never unpickled: discarded, and the student trained from step 0
+        log(f"restart distill {condition} seed {seed}: its checkpoint is not one this clir-ot reads ({exc})")
+        train(cfg, out, resume=False, overwrite=True)
     record_stage(out, registration)
     return out
 

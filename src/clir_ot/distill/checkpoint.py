@@ -63,12 +63,16 @@ def _numpy_state_from_plain(state: dict) -> tuple:
             state["cached_gaussian"])
 
 
+class UnreadableCheckpointError(ClirOtError):
+    """A checkpoint that is not made of the tensors and plain values clir-ot writes (older, altered or crafted)."""
+
+
 def _load(path: Path, map_location=None):
     """A checkpoint file read without unpickling arbitrary objects; one line where it cannot be."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError or others for a file it refuses
-        raise ClirOtError(f"{path} cannot be read as a clir-ot checkpoint of tensors and plain values "
+        raise UnreadableCheckpointError(f"{path} cannot be read as a clir-ot checkpoint of tensors and plain values "
                           f"({' '.join(str(exc).split())[:160]}); it was not written by this version of clir-ot "
                           "or was altered: start the run again with --overwrite") from None
 
@@ -136,9 +140,9 @@ def load_checkpoint(out: Path, models: Models, optimizer, scheduler,
     trainer = _load(ckpt / "trainer.pt")
     state = _load(ckpt / "student_trainable.pt", map_location=models.student.device)
     if not _trainer_state_ok(trainer) or not isinstance(state, dict):
-        raise ClirOtError(f"{ckpt} does not hold the states clir-ot writes (trainer.pt: optimiser, schedule, step, "
-                          "examples consumed, ranks' random states; student_trainable.pt: named tensors); start the "
-                          "run again with --overwrite")
+        raise UnreadableCheckpointError(f"{ckpt} does not hold the states clir-ot writes (trainer.pt: optimiser, "
+                                        "schedule, step, examples consumed, ranks' random states; "
+                                        "student_trainable.pt: named tensors); start the run again with --overwrite")
     missing = models.student.model.load_state_dict(state, strict=False)
     if missing.unexpected_keys:
         raise ClirOtError(f"checkpoint in {ckpt} does not match the student model")
