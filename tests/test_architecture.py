@@ -53,3 +53,20 @@ def test_no_module_of_clir_ot_imports_itself_through_others() -> None:
     graph = {m: set(g.find_modules_directly_imported_by(m)) for m in g.modules}
     assert len(graph) > 60
     assert strongly_connected(graph) == []
+
+
+@pytest.mark.unit
+def test_every_module_is_mapped_to_its_tests_in_conftest() -> None:
+    """tests/conftest.py's docstring names the test files of every module; a new module must be added there, and
+    every test file it names must exist."""
+    import re
+    from pathlib import Path
+
+    import conftest
+
+    listed = dict(re.findall(r"^    ([a-z0-9_.]+)\s+(.+)$", conftest.__doc__, re.MULTILINE))
+    modules = {str(p.relative_to("src/clir_ot").with_suffix("")).replace("/", ".").removesuffix(".__init__")
+               for p in Path("src/clir_ot").rglob("*.py")} - {"__init__", "__main__", "cli"}
+    assert sorted(modules - set(listed)) == []
+    named = {name for files in listed.values() for name in re.findall(r"(test_\w+) \(", files)}
+    assert named and all(Path("tests", f"{name}.py").is_file() for name in named)

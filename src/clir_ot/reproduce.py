@@ -417,6 +417,26 @@ def _count_scores(tree: dict) -> int:
     return sum(_count_scores(v) if isinstance(v, dict) else 1 for v in tree.values())
 
 
+def _student_stages(exp: Experiment, c: str, s: int, root: Path, stage: Callable[[str, Callable[[], None]], None],
+                    log: Log) -> None:
+    """Every stage of one student, in order: distillation, evaluation and its variants, bible-clir, token probe,
+    drift, geometry and the curve."""
+    tag, student = run_tag(c, s), str(student_dir(root, c, s))
+    stage(f"distill {tag}", lambda: run_distill(exp, c, s, root, log))
+    stage(f"evaluate {tag}", lambda: run_eval(exp, student, eval_dir(root, c, s), exp.eval_pool, log))
+    for variant in exp.variants_of(c):
+        stage(f"evaluate {variant_name(tag, variant)}", lambda v=variant: run_eval(
+            exp, student, variant_dir(root, v, tag), exp.eval_pool, log, v))
+    stage(f"bible-clir {tag}", lambda: run_clir(exp, tag, student, root, log))
+    stage(f"token probe {tag}", lambda: run_token_probe(exp, tag, student, root, log, exp.aligned_layers(c)))
+    if exp.drift:
+        stage(f"drift {tag}", lambda: run_drift(exp, tag, student, root, log))
+    if exp.geometry:
+        stage(f"geometry {tag}", lambda: run_geometry(exp, tag, student, eval_dir(root, c, s), root, log))
+    if exp.curve_steps:
+        stage(f"curve {tag}", lambda: run_curve(exp, c, s, root, log))
+
+
 def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, log: Log) -> Path:
     from .eval.report import write_report
 
@@ -450,25 +470,7 @@ def _reproduce(exp: Experiment, root: Path, reports_dir: Path, started: float, l
     conditions = exp.condition_names()
     for seed in sorted({s for c in conditions for s in exp.seeds_of(c)}):
         for condition in [c for c in conditions if seed in exp.seeds_of(c)]:
-            tag = run_tag(condition, seed)
-            stage(f"distill {tag}", lambda c=condition, s=seed: run_distill(exp, c, s, root, log))
-            stage(f"evaluate {tag}", lambda c=condition, s=seed: run_eval(
-                exp, str(student_dir(root, c, s)), eval_dir(root, c, s), exp.eval_pool, log))
-            for variant in exp.variants_of(condition):
-                stage(f"evaluate {variant_name(tag, variant)}", lambda c=condition, s=seed, v=variant: run_eval(
-                    exp, str(student_dir(root, c, s)), variant_dir(root, v, run_tag(c, s)), exp.eval_pool, log, v))
-            stage(f"bible-clir {tag}", lambda c=condition, s=seed, t=tag: run_clir(
-                exp, t, str(student_dir(root, c, s)), root, log))
-            stage(f"token probe {tag}", lambda c=condition, s=seed, t=tag: run_token_probe(
-                exp, t, str(student_dir(root, c, s)), root, log, exp.aligned_layers(c)))
-            if exp.drift:
-                stage(f"drift {tag}", lambda c=condition, s=seed, t=tag: run_drift(
-                    exp, t, str(student_dir(root, c, s)), root, log))
-            if exp.geometry:
-                stage(f"geometry {tag}", lambda c=condition, s=seed, t=tag: run_geometry(
-                    exp, t, str(student_dir(root, c, s)), eval_dir(root, c, s), root, log))
-            if exp.curve_steps:
-                stage(f"curve {tag}", lambda c=condition, s=seed: run_curve(exp, c, s, root, log))
+            _student_stages(exp, condition, seed, root, stage, log)
     stage("diagnostic before", lambda: run_diagnostic(exp, exp.student, diag_file(root, BEFORE), log))
     for seed in exp.diagnostic_seeds:
         for condition in [c for c in conditions if seed in exp.seeds_of(c)]:
