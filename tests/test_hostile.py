@@ -550,3 +550,16 @@ def test_reproduce_discards_a_checkpoint_it_cannot_read_and_trains_the_student_a
     reproduce(path, "tiny", tmp_path / "runs", tmp_path / "reports", log=logs.append)
     assert any("restart distill kd seed 0: its checkpoint is not one this clir-ot reads" in m for m in logs)
     assert not marker.exists() and (checkpoint.parent / "student").is_dir()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("out", ["/proc/clir-ot-out", "/sys/kernel/clir-ot-out"])
+def test_an_output_folder_the_file_system_refuses_is_one_line(out: str) -> None:
+    """A read-only or impossible place (root may write anywhere else here: /proc and /sys refuse it too)."""
+    from typer.testing import CliRunner
+
+    from clir_ot.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "--model", "bm25", "--lang", "yo", "--out", out])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"error: {out}" in result.output and "choose a writable place" in result.output, result.output

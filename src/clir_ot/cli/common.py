@@ -39,8 +39,8 @@ def print_error(message: str) -> None:
 
 
 class UserErrorsGroup(TyperGroup):
-    """Root command group: a :class:`ClirOtError`, a bad option value or an unreadable input becomes one line
-    on stderr and exit code 1."""
+    """Root command group: a :class:`ClirOtError`, a bad option value, an unreadable input or a file-system refusal
+    (a read-only folder, a full disk) becomes one line on stderr and exit code 1."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -56,6 +56,11 @@ class UserErrorsGroup(TyperGroup):
             raise typer.Exit(code=1) from None
         except _INPUT_ERRORS as exc:
             print_error(f"could not read an input file: {type(exc).__name__}: {exc}")
+            raise typer.Exit(code=1) from None
+        except OSError as exc:  # the file system said no (read-only folder, full disk, no such place): one line
+            if exc.filename is None:
+                raise
+            print_error(f"{exc.filename}: {exc.strerror or exc}; choose a writable place with free space")
             raise typer.Exit(code=1) from None
 
 
