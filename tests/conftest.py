@@ -206,3 +206,25 @@ def tiny_xlmr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _save_tiny(tmp_path_factory.mktemp("tiny-xlmr"), model, tokenizer,
                       EncoderSpec(pooling="mean", query_prefix="query: ", passage_prefix="passage: ",
                                   max_length=64, label="tiny-xlmr"))
+
+
+@pytest.fixture
+def tiny_experiment(tmp_path: Path, tiny_xlmr_dir: Path):
+    """A factory of experiment files for end-to-end tests: one kd condition of the tiny student, seed 0, yo on
+    judged + 20 passages, BM25 and the student before as baselines, no bible-clir or diagnostic; ``steps`` and
+    any top-level key (``**top``) changed. Returns the file's path (``<name>.yaml``: the run folder's name)."""
+    import yaml
+
+    def make(name: str, bitext: Path, steps: int = 2, **top) -> Path:
+        spec = {"student": str(tiny_xlmr_dir), "teacher": "self", "conditions": {"kd": {"method": "kd"}},
+                "compare": [], "baselines": ["bm25", str(tiny_xlmr_dir)], "eval_langs": ["yo"], "clir_langs": [],
+                "diagnostic_langs": [],
+                "distill": {"bitext": [str(bitext)], "lexicon": None, "max_length": 32, "lr": 1e-3},
+                "profiles": {"tiny": {"seeds": [0], "eval_pool": 20, "distill": {
+                    "steps": steps, "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2, "probe_langs": ["yo"],
+                    "check_lang": None}}}} | top
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        return path
+
+    return make

@@ -343,7 +343,7 @@ def test_an_alias_bomb_is_refused_quickly_and_a_merge_may_still_override(tmp_pat
 
 @pytest.mark.e2e
 def test_an_edited_registration_or_experiment_yaml_is_refused_by_reproduce_and_the_report(
-        tmp_path: Path, tiny_xlmr_dir: Path, small_bitext: Path) -> None:
+        tmp_path: Path, tiny_experiment, small_bitext: Path) -> None:
     import json
 
     import yaml
@@ -353,16 +353,9 @@ def test_an_edited_registration_or_experiment_yaml_is_refused_by_reproduce_and_t
     from clir_ot.registration import family_sha256
     from clir_ot.reproduce import Experiment, reproduce
 
-    spec = {"student": str(tiny_xlmr_dir), "teacher": "self", "conditions": {"kd": {"method": "kd"}},
-            "compare": [], "baselines": ["bm25", str(tiny_xlmr_dir)], "eval_langs": ["yo"], "clir_langs": [],
-            "diagnostic_langs": [],
-            "hypotheses": [{"a": "kd", "b": "before", "lang": "yo", "measure": "nDCG@10", "direction": "greater"}],
-            "distill": {"bitext": [str(small_bitext)], "lexicon": None, "max_length": 32, "lr": 1e-3},
-            "profiles": {"tiny": {"seeds": [0], "eval_pool": 20,
-                                  "distill": {"steps": 2, "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2,
-                                              "probe_langs": ["yo"], "check_lang": None}}}}
-    path = tmp_path / "registered.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    hypotheses = [{"a": "kd", "b": "before", "lang": "yo", "measure": "nDCG@10", "direction": "greater"}]
+    path = tiny_experiment("registered", small_bitext, hypotheses=hypotheses)
+    spec = yaml.safe_load(path.read_text())
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     reproduce(path, "tiny", runs, reports, log=lambda m: None)
     root = runs / "registered" / "tiny"
@@ -517,20 +510,11 @@ def test_a_checkpoint_of_tensors_in_another_shape_is_one_line(trainer_state, tmp
 
 @pytest.mark.e2e
 def test_reproduce_discards_a_checkpoint_it_cannot_read_and_trains_the_student_again(
-        tmp_path: Path, tiny_xlmr_dir: Path, small_bitext: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import yaml
-
+        tmp_path: Path, tiny_experiment, small_bitext: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from clir_ot.distill import trainer
     from clir_ot.reproduce import reproduce
 
-    spec = {"student": str(tiny_xlmr_dir), "teacher": "self", "conditions": {"kd": {"method": "kd"}},
-            "compare": [], "baselines": ["bm25"], "eval_langs": ["yo"], "clir_langs": [], "diagnostic_langs": [],
-            "distill": {"bitext": [str(small_bitext)], "lexicon": None, "max_length": 32, "lr": 1e-3},
-            "profiles": {"tiny": {"seeds": [0], "eval_pool": 20,
-                                  "distill": {"steps": 4, "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2,
-                                              "probe_langs": ["yo"], "check_lang": None}}}}
-    path = tmp_path / "resume.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path = tiny_experiment("resume", small_bitext, steps=4)
     real = trainer.train
 
     def stopped(*args, **kwargs):

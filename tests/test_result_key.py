@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
 from clir_ot import experiment as experiment_module
 from clir_ot.artifacts import config_hash
@@ -105,7 +104,7 @@ def test_the_cache_key_does_not_change_when_a_labels_wording_does(tiny_xlmr_dir:
 
 @pytest.mark.e2e
 def test_a_finished_run_with_curve_points_stays_finished_after_fields_are_added(
-        tmp_path: Path, tiny_xlmr_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, tiny_experiment, monkeypatch: pytest.MonkeyPatch) -> None:
     """Curve points delete their snapshots once measured: a key that moved would find them missing. Here the
     second reproduce, with a field added to EvalConfig and to DistillConfig, runs no stage."""
     from clir_ot.data.bitext import read_bitext, write_bitext
@@ -115,15 +114,7 @@ def test_a_finished_run_with_curve_points_stays_finished_after_fields_are_added(
     pairs = read_bitext(resolve_data_path(DEMO_BITEXT)[0]).pairs
     bitext = tmp_path / "bitext.tsv"
     write_bitext(bitext, [p for p in pairs if p.lang == "de"][:24])
-    spec = {"student": str(tiny_xlmr_dir), "teacher": "self", "conditions": {"kd": {"method": "kd"}},
-            "compare": [["kd", "before"]], "baselines": ["bm25"], "drift": True, "curve_steps": [2],
-            "eval_langs": ["yo"], "clir_langs": [], "diagnostic_langs": [],
-            "distill": {"bitext": [str(bitext)], "lexicon": None, "max_length": 32, "lr": 1e-3},
-            "profiles": {"tiny": {"seeds": [0], "eval_pool": 20,
-                                  "distill": {"steps": 4, "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2,
-                                              "probe_langs": ["yo"], "check_lang": None}}}}
-    path = tmp_path / "curved.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path = tiny_experiment("curved", bitext, steps=4, compare=[["kd", "before"]], drift=True, curve_steps=[2])
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     reproduce(path, "tiny", runs, reports, log=lambda m: None)
     root = runs / "curved" / "tiny"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from clir_ot.retrieval.transforms import corpus_sample, fit_and_apply
 
@@ -88,7 +87,8 @@ def test_a_control_is_fitted_without_judgements_and_both_sides_of_one_encoder_eq
 
 
 @pytest.mark.e2e
-def test_declared_variants_are_evaluated_and_reported_as_systems(tmp_path: Path, tiny_xlmr_dir: Path) -> None:
+def test_declared_variants_are_evaluated_and_reported_as_systems(tmp_path: Path, tiny_xlmr_dir: Path,
+                                                                 tiny_experiment) -> None:
     from clir_ot.data.bitext import read_bitext, write_bitext
     from clir_ot.data.training import DEMO_BITEXT, resolve_data_path
     from clir_ot.reproduce import reproduce
@@ -96,19 +96,10 @@ def test_declared_variants_are_evaluated_and_reported_as_systems(tmp_path: Path,
     pairs = read_bitext(resolve_data_path(DEMO_BITEXT)[0]).pairs
     bitext = tmp_path / "bitext.tsv"
     write_bitext(bitext, [p for p in pairs if p.lang == "de"][:24])
-    spec = {"student": str(tiny_xlmr_dir), "teacher": "self", "conditions": {"kd": {"method": "kd"}},
-            "compare": [["kd+queries", "before"], ["before+centre", "before"]],
-            "baselines": ["bm25", str(tiny_xlmr_dir)],
-            "eval_variants": ["centre", "queries"], "geometry": True, "per_query": [["kd", "before"]],
-            "eval_langs": ["yo"], "clir_langs": [],
-            "diagnostic_langs": [],
-            "hypotheses": [{"a": "kd+centre", "b": "before+centre", "lang": "yo", "measure": "nDCG@10"}],
-            "distill": {"bitext": [str(bitext)], "lexicon": None, "max_length": 32, "lr": 1e-3},
-            "profiles": {"tiny": {"seeds": [0], "eval_pool": 20,
-                                  "distill": {"steps": 2, "batch_size": 4, "warmup_steps": 1, "checkpoint_every": 2,
-                                              "probe_langs": ["yo"], "check_lang": None}}}}
-    path = tmp_path / "variants.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path = tiny_experiment(
+        "variants", bitext, compare=[["kd+queries", "before"], ["before+centre", "before"]],
+        eval_variants=["centre", "queries"], geometry=True, per_query=[["kd", "before"]],
+        hypotheses=[{"a": "kd+centre", "b": "before+centre", "lang": "yo", "measure": "nDCG@10"}])
     report = reproduce(path, "tiny", tmp_path / "runs", tmp_path / "reports", log=lambda m: None)
     root = tmp_path / "runs" / "variants" / "tiny"
     result = json.loads((report / "results.json").read_text())
