@@ -51,7 +51,7 @@ from .artifacts import (
 from .config import key_dict, result_key
 from .data import miracl
 from .errors import ClirOtError
-from .eval.drift import ENGLISH_DRIFT_VERSES, _english_embeddings, drift, english_drift
+from .eval.drift import ENGLISH_DRIFT_VERSES, drift, english_drift, english_embeddings
 from .eval.evaluate import evaluate as run_evaluate
 from .eval.variants import variant_name
 from .experiment import Experiment, load_experiment
@@ -249,8 +249,7 @@ def run_geometry(exp: Experiment, tag: str, model: str, evaluation: Path, root: 
     row = {d: i for i, d in enumerate(doc_ids)}
     judged = cfg.bench.judged_qrels(lang, cfg.split, queries)
     relevant = [[row[d] for d, rel in judged.get(x.query_id, {}).items() if rel > 0 and d in row] for x in queries]
-    english = _english_embeddings(model, config_hash(model_fingerprint(model)), exp.eval_precision,
-                                  exp.eval_batch_size)
+    english = english_embeddings(model, exp.eval_precision, exp.eval_batch_size)
     write_json_atomic(out, {"config_hash": key, "lang": lang, "corpus": cfg.corpus_label(lang),
                             **readouts(passages, q, relevant, english)})
 

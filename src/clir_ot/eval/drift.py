@@ -24,6 +24,14 @@ def english_verses(limit: int = ENGLISH_DRIFT_VERSES) -> list[str]:
     return [v for v in verses.values() if not bible.is_empty(v)][:limit]
 
 
+def english_embeddings(model: str, precision: str, batch_size: int) -> np.ndarray:
+    """``model``'s passage embeddings of :func:`english_verses`, computed once per weights and precision in a
+    process."""
+    from ..models.loading import model_fingerprint
+
+    return _english_embeddings(model, config_hash(model_fingerprint(model)), precision, batch_size)
+
+
 @lru_cache(maxsize=2)
 def _english_embeddings(model: str, weights: str, precision: str, batch_size: int) -> np.ndarray:
     """``model``'s passage embeddings of :func:`english_verses`, once per weights (``weights``: their fingerprint's
@@ -36,11 +44,8 @@ def _english_embeddings(model: str, weights: str, precision: str, batch_size: in
 def english_drift(exp, model: str) -> dict[str, float]:
     """Mean cosine between ``model``'s and the student before's embeddings of held-out English verses (encoded as
     passages, in the experiment's evaluation precision), and the drift ``1 − cosine``."""
-    from ..models.loading import model_fingerprint
-
     texts = english_verses()
-    ours, base = (_english_embeddings(m, config_hash(model_fingerprint(m)), exp.eval_precision, exp.eval_batch_size)
-                  for m in (model, exp.student))
+    ours, base = (english_embeddings(m, exp.eval_precision, exp.eval_batch_size) for m in (model, exp.student))
     cosine = float(np.mean(np.sum(np.asarray(ours, np.float64) * np.asarray(base, np.float64), axis=1)))
     return {"lang": "en", "passages": len(texts), "cosine": cosine, "drift": 1.0 - cosine}
 

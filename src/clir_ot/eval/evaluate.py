@@ -321,7 +321,8 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
         identity = input_identity(lang, cfg)
     except DataUnavailableError as exc:
         return LanguageResult(lang, "unavailable", str(exc))
-    key = result_key(keyed_fields(type(cfg), lang_cfg), inputs=identity)
+    keyed = keyed_fields(type(cfg), lang_cfg)
+    key = result_key(keyed, inputs=identity)
     recomputed = None
     if stage_state(done, key, field="key") == "done":
         saved = read_json_or_none(done)
@@ -363,7 +364,7 @@ def evaluate_language(lang: str, cfg: EvalConfig, out: Path,
     result = LanguageResult(lang, "ok", metrics=metrics.aggregate(scores), n_queries=len(qrels),
                             run_path=str(lang_dir / "run.trec"), info=info)
     saved_result = {k: v for k, v in asdict(result).items() if k != "reused"}
-    record = {"key": key, "config_hash": result_key(keyed_fields(type(cfg), lang_cfg)), "config": lang_cfg,
+    record = {"key": key, "config_hash": result_key(keyed), "config": lang_cfg,
               "inputs": identity,
               "result": saved_result, "files": record_files(lang_dir)}
     write_json_atomic(done, record | {"record_sha256": record_sha256(record)})

@@ -11,14 +11,13 @@ recompute it from, refuse it. Every per-query score must be a finite number as w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import sha256_file
+from ..artifacts import seal, sha256_file
 from ..errors import ClirOtError
 from ..retrieval.encode import is_complete
 
@@ -27,9 +26,9 @@ RECORDED_FILES = ("per_query.json", "run.trec")
 
 
 def record_sha256(record: dict) -> str:
-    """The sha256 of a ``metrics.json`` record without its own ``record_sha256`` (canonical JSON)."""
-    body = {k: v for k, v in record.items() if k != "record_sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    """The sha256 of a ``metrics.json`` record without its own ``record_sha256`` (canonical JSON: the seal of
+    :func:`~clir_ot.artifacts.seal`)."""
+    return seal(record)["record_sha256"]
 
 
 def record_files(lang_dir: Path) -> dict[str, str]:
